@@ -1,0 +1,108 @@
+"""One exception hierarchy for everything erldeploy raises on purpose.
+
+Each class carries the process exit code the CLI uses for it, so the CLI never
+needs to know individual error types:
+  1  the operation failed on a node
+  2  usage error
+  3  could not connect or authenticate
+Messages are one line and name the node and the cause. They never contain the cookie.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ErldeployError(Exception):
+    """Base of every expected failure. ``str(e)`` is the one-line message for users."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, node: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+class UsageError(ErldeployError):
+    exit_code = 2
+
+
+# --- the term codec -------------------------------------------------------
+
+class TermError(ErldeployError):
+    exit_code = 2
+
+
+class DecodeError(TermError):
+    """Bytes that are not a valid, complete External Term Format term."""
+
+
+class EncodeError(TermError):
+    """A Python value with no Erlang counterpart."""
+
+
+class TermSyntaxError(TermError):
+    """Text that is not an Erlang term literal (CLI arguments)."""
+
+
+# --- connecting -----------------------------------------------------------
+
+class ConnectError(ErldeployError):
+    """Could not reach or authenticate to a node."""
+
+    exit_code = 3
+
+
+class EpmdUnreachable(ConnectError):
+    pass
+
+
+class NodeNotFound(ConnectError):
+    pass
+
+
+class CookieRejected(ConnectError):
+    pass
+
+
+class HandshakeError(ConnectError):
+    pass
+
+
+# --- talking to a connected node -----------------------------------------
+
+class NodeDown(ErldeployError):
+    """The connection to a node was lost while something waited on it."""
+
+
+class ReceiveTimeout(ErldeployError):
+    pass
+
+
+class RpcError(ErldeployError):
+    """A remote call failed: an exception on the node or a ``{badrpc, Reason}``.
+
+    ``reason`` is the decoded Erlang term; the message shows it in Erlang syntax.
+    """
+
+    def __init__(self, message: str, *, node: str | None = None, reason: Any = None) -> None:
+        super().__init__(message, node=node)
+        self.reason = reason
+
+
+class RpcTimeout(RpcError):
+    pass
+
+
+# --- releases -------------------------------------------------------------
+
+class ReleaseError(ErldeployError):
+    """A release operation was refused or failed on a node."""
+
+
+class PreflightError(ReleaseError):
+    """Refused before any node changed."""
+
+
+class AgentError(ReleaseError):
+    """The on-node agent could not be loaded or reported a failure."""
