@@ -1,0 +1,172 @@
+"""ping, rpc, eval, nodes: the distribution basics."""
+
+from __future__ import annotations
+
+import sys
+
+import asyncclick as click
+
+from .output import emit_json
+from .runner import exit_code_for, open_cluster, settings_of
+from .settings import global_options
+
+
+@click.command()
+@global_options
+@click.pass_context
+async def ping(ctx: click.Context) -> int:
+    """Connect to every node (handshake + one call) and report the round trip."""
+    import time
+
+    s = settings_of(ctx)
+    async with open_cluster(s, need_all=False) as c:
+        async def one(n: str):
+            t0 = time.perf_counter()
+            otp = await c.rpc(n, "erlang", "system_info", [_atom("otp_release")])
+            return {"rtt_ms": round((time.perf_counter() - t0) * 1000, 3), "otp": str(otp)}
+        res = await c.each(one)
+        for n, e in c.unreachable.items():
+            from ..cluster import NodeResult
+            res[n] = NodeResult(n, error=e)
+    errors = [r.error for r in res.values() if not r.ok]
+    if s.json:
+        emit_json({"ok": not errors, "nodes": [r.to_json() for r in res.values()]})
+    else:
+        for r in res.values():
+            if r.ok:
+                if not s.quiet:
+                    print(f"{r.node}: pong ({r.value['rtt_ms']} ms, OTP {r.value['otp']})")
+            else:
+                print(f"erldeploy: error: {r.error}", file=sys.stderr)
+    return exit_code_for(errors)
+
+
+def _atom(name: str):
+    from ..term import Atom
+    return Atom(name)
+
+
+@click.command()
+@global_options
+@click.argument("module")
+@click.argument("function")
+@click.argument("args", nargs=-1)
+@click.pass_context
+async def rpc(ctx: click.Context, module: str, function: str, args: tuple[str, ...]) -> int:
+    """Call MODULE:FUNCTION(ARGS...) on every target node.
+
+    Each ARG is an Erlang term: 42, foo, "a string", <<"bin">>, {a,[1,2]}, #{k => v}.
+
+    \b
+    erldeploy rpc -n a@host erlang system_info otp_release
+    erldeploy rpc -n a@host lists seq 1 10
+    """
+    from ..errors import UsageError
+    from ..term import parse_term
+
+    s = settings_of(ctx)
+    try:
+        parsed = [parse_term(a) for a in args]
+    except Exception as e:  # TermSyntaxError
+        raise UsageError(f"bad argument: {e}") from None
+    return await _run_on_nodes(s, lambda c, n: c.rpc(n, module, function, parsed, io=_io_writer(s)))
+
+
+@click.command("eval")
+@global_options
+@click.argument("expr")
+@click.pass_context
+async def eval_(ctx: click.Context, expr: str) -> int:
+    """Evaluate Erlang expressions on every target node: erldeploy eval 'lists:sum([1,2,3]).'"""
+    s = settings_of(ctx)
+    text = expr if expr.rstrip().endswith(".") else expr + "."
+    return await _run_on_nodes(s, lambda c, n: eval_on(c, n, text, io=_io_writer(s)))
+
+
+async def eval_on(c, node: str, text: str, io=None):
+    """Scan, parse and evaluate Erlang source on the node with erl_scan/erl_parse/erl_eval."""
+    from ..errors import RpcError
+    from ..term import Atom, format_term
+
+    scanned = await c.rpc(node, "erl_scan", "string", [text])
+    if not (isinstance(scanned, tuple) and scanned[0] == "ok"):
+        msg = await c.rpc(node, "erl_scan", "format_error", [scanned[1][2]]) if _is_err(scanned) else scanned
+        raise RpcError(f"{node}: syntax error: {_chars(msg)}", node=node, reason=scanned)
+    parsed = await c.rpc(node, "erl_parse", "parse_exprs", [scanned[1]])
+    if not (isinstance(parsed, tuple) and parsed[0] == "ok"):
+        msg = await c.rpc(node, "erl_parse", "format_error", [parsed[1][2]]) if _is_err(parsed) else parsed
+        raise RpcError(f"{node}: syntax error: {_chars(msg)}", node=node, reason=parsed)
+    bindings = await c.rpc(node, "erl_eval", "new_bindings", [])
+    value = await c.rpc(node, "erl_eval", "exprs", [parsed[1], bindings], io=io)
+    if isinstance(value, tuple) and len(value) == 3 and value[0] == Atom("value"):
+        return value[1]
+    raise RpcError(f"{node}: unexpected eval result {format_term(value)}", node=node, reason=value)
+
+
+def _is_err(t) -> bool:
+    return isinstance(t, tuple) and len(t) >= 2 and t[0] == "error" and isinstance(t[1], tuple) and len(t[1]) == 3
+
+
+def _chars(v) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        return "".join(_chars(x) if not isinstance(x, int) else chr(x) for x in v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    from ..term import format_term
+    return format_term(v)
+
+
+def _io_writer(s):
+    """Remote io:format output: to stdout for people, to stderr in --json mode (stdout stays JSON)."""
+    stream = sys.stderr if s.json else sys.stdout
+
+    def write(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+    return write
+
+
+async def _run_on_nodes(s, call) -> int:
+    from ..term import format_term
+
+    async with open_cluster(s) as c:
+        res = await c.each(lambda n: call(c, n))
+    errors = [r.error for r in res.values() if not r.ok]
+    if s.json:
+        docs = []
+        for r in res.values():
+            d = r.to_json()
+            if r.ok:
+                d["term"] = format_term(r.value)
+            docs.append(d)
+        emit_json({"ok": not errors, "nodes": docs})
+    else:
+        many = len(res) > 1
+        for r in res.values():
+            if r.ok:
+                text = format_term(r.value)
+                print(f"{r.node}: {text}" if many else text)
+            else:
+                print(f"erldeploy: error: {r.error}", file=sys.stderr)
+    return exit_code_for(errors)
+
+
+@click.command("nodes")
+@global_options
+@click.pass_context
+async def nodes_(ctx: click.Context) -> int:
+    """List the cluster's members as seen from the given nodes (always discovers)."""
+    s = settings_of(ctx)
+    async with open_cluster(s, discover=True, need_all=False) as c:
+        members, down = list(c.members), dict(c.unreachable)
+    if s.json:
+        emit_json({"ok": not down, "members": members,
+                   "unreachable": {n: str(e) for n, e in down.items()}})
+    else:
+        for m in members:
+            print(m)
+        for n, e in down.items():
+            print(f"erldeploy: error: {e}", file=sys.stderr)
+    return exit_code_for(list(down.values()))

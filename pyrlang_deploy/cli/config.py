@@ -1,0 +1,112 @@
+"""Project file: named environments in `erldeploy.toml` or `[tool.erldeploy]` of `pyproject.toml`.
+
+    # erldeploy.toml
+    default_env = "staging"
+
+    [env.staging]
+    seeds = ["app1@10.0.0.5", "app2@10.0.0.6"]
+    cookie_file = "~/.staging.cookie"     # or: cookie_env = "STAGING_COOKIE"
+    releases = "_build/prod/rel/myapp/releases"   # where `install VSN` finds <name>-<VSN>.tar.gz
+    tar = "_build/prod/myapp-{vsn}.tar.gz"        # or an explicit tarball pattern
+    strategy = "canary"                  # canary | rolling | all
+    batch = 2
+    verify = "myapp:health"              # a zero-arity health call returning ok/true
+    timeout = 60
+
+The cookie itself is never stored in the project file: only where to find it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+_KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
+          "timeout", "epmd_port", "name", "lease"}
+
+
+@dataclass
+class Environment:
+    name: str
+    source: Path
+    seeds: list[str] = field(default_factory=list)
+    cookie_file: str | None = None
+    cookie_env: str | None = None
+    releases: str | None = None
+    tar: str | None = None
+    strategy: str | None = None
+    batch: int | None = None
+    verify: str | None = None
+    timeout: float | None = None
+    epmd_port: int | None = None
+    name: str | None = None
+    lease: float | None = None
+
+
+def find_project_file(start: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The nearest erldeploy.toml, or pyproject.toml with [tool.erldeploy], from cwd upwards."""
+    explicit = os.environ.get("ERLDEPLOY_CONFIG")
+    if explicit:
+        p = Path(explicit)
+        return p, _load(p, tool_table=p.name == "pyproject.toml")
+    d = (start or Path.cwd()).resolve()
+    for folder in [d, *d.parents]:
+        f = folder / "erldeploy.toml"
+        if f.is_file():
+            return f, _load(f, tool_table=False)
+        f = folder / "pyproject.toml"
+        if f.is_file():
+            data = _load(f, tool_table=True)
+            if data:
+                return f, data
+    return None
+
+
+def _load(path: Path, *, tool_table: bool) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path}: {e}") from None
+    if tool_table:
+        return data.get("tool", {}).get("erldeploy", {})
+    return data
+
+
+def load_environment(name: str | None, start: Path | None = None) -> Environment | None:
+    found = find_project_file(start)
+    if found is None:
+        if name:
+            raise UsageError(f"--env {name}: no erldeploy.toml or [tool.erldeploy] in pyproject.toml found")
+        return None
+    path, data = found
+    envs = data.get("env", {})
+    name = name or data.get("default_env")
+    if not name:
+        return None
+    if name not in envs:
+        known = ", ".join(sorted(envs)) or "none"
+        raise UsageError(f"no environment {name!r} in {path} (defined: {known})")
+    raw = envs[name]
+    if "cookie" in raw:
+        raise UsageError(f"{path}: env.{name}: never put the cookie in the project file; use cookie_file or cookie_env")
+    unknown = set(raw) - _KNOWN
+    if unknown:
+        raise UsageError(f"{path}: env.{name}: unknown key(s) {', '.join(sorted(unknown))}")
+    seeds = raw.get("seeds", [])
+    if isinstance(seeds, str):
+        seeds = [seeds]
+    env = Environment(name=name, source=path, seeds=list(seeds))
+    for key in _KNOWN - {"seeds"}:
+        if key in raw:
+            setattr(env, key, raw[key])
+    if env.strategy and env.strategy not in ("canary", "rolling", "all"):
+        raise UsageError(f"{path}: env.{name}: strategy must be canary, rolling or all")
+    return env

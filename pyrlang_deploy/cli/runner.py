@@ -1,0 +1,40 @@
+"""Shared plumbing of the commands: settings -> a connected Cluster, and exit codes."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import asyncclick as click
+
+from ..errors import ErldeployError
+from .settings import Settings, print_warnings, resolve
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    s = resolve(ctx)
+    print_warnings(s)
+    return s
+
+
+@asynccontextmanager
+async def open_cluster(s: Settings, *, discover: bool | None = None, need_all: bool = True
+                       ) -> AsyncIterator["Cluster"]:
+    """Connect to the target nodes. With need_all, an unreachable node is an error (exit 3)."""
+    from ..cluster import Cluster
+
+    c = Cluster(seeds=s.require_nodes(), cookie=s.require_cookie(), name=s.name or (
+        s.environment.name if s.environment and getattr(s.environment, "name_", None) else None),
+        timeout=s.timeout, epmd_port=s.epmd_port, discover=s.cluster if discover is None else discover)
+    try:
+        await c.open()
+        if need_all and c.unreachable:
+            raise next(iter(c.unreachable.values()))
+        yield c
+    finally:
+        await c.close()
+
+
+def exit_code_for(errors: list[ErldeployError]) -> int:
+    """The worst exit code among per-node errors (3 connect beats 1 failed)."""
+    return max((e.exit_code for e in errors), default=0)

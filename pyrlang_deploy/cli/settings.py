@@ -1,0 +1,171 @@
+"""Global options and how they resolve into one Settings object.
+
+Users type global options both before and after the command name
+(`erldeploy -n a@h rpc erlang node` and `erldeploy rpc -n a@h erlang node`), so every
+command carries the same options; values given later on the line win, `--node` values add up.
+The cookie's precedence: --cookie, ERLDEPLOY_COOKIE, --cookie-file, the environment's
+setting in the project file, ~/.erlang.cookie.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncclick as click
+
+from ..errors import UsageError
+
+_META_KEY = "erldeploy.globals"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Record options the user actually gave (command line or env), later ones winning."""
+    source = ctx.get_parameter_source(param.name)
+    given = ctx.find_root().meta.setdefault(_META_KEY, {})
+    if param.name == "node":
+        if value:
+            given.setdefault("node", [])
+            for v in value:
+                for part in v.replace(",", " ").split():
+                    if part not in given["node"]:
+                        given["node"].append(part)
+        return value
+    if source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+        given[param.name] = value
+        if param.name == "cookie":
+            given["cookie_source"] = "option" if source == click.core.ParameterSource.COMMANDLINE else "env"
+    return value
+
+
+def global_options(f):
+    """Attach the global options to a group or command (values land in ctx meta, not in kwargs)."""
+    opts = [
+        click.option("-n", "--node", multiple=True, envvar="ERLDEPLOY_NODE", metavar="NODE",
+                     help="Target node (repeatable; env ERLDEPLOY_NODE, space or comma separated)."),
+        click.option("--cluster", is_flag=True, default=None,
+                     help="Discover every member of the cluster from the given nodes and act on all of them."),
+        click.option("--cookie", envvar="ERLDEPLOY_COOKIE", metavar="COOKIE",
+                     help="Distribution cookie (env ERLDEPLOY_COOKIE). Visible in the process list: prefer the env var or a file."),
+        click.option("--cookie-file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="File holding the cookie (default ~/.erlang.cookie)."),
+        click.option("--name", metavar="NAME", help="Our own node name (default: a unique erldeploy-* name per run)."),
+        click.option("--timeout", type=float, metavar="SECONDS", help="Per-call timeout in seconds (default 30)."),
+        click.option("--json", "json_output", is_flag=True, default=None, help="Machine-readable JSON on stdout."),
+        click.option("-q", "--quiet", is_flag=True, default=None, help="Only errors and the final result."),
+        click.option("--env", "env_name", metavar="ENV", help="Named environment from erldeploy.toml / pyproject.toml."),
+        click.option("--epmd-port", type=int, metavar="PORT", help="epmd port on the target hosts (env ERL_EPMD_PORT, default 4369)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    # every option records itself and stays out of the callback's kwargs
+    for p in f.__click_params__:
+        if p.name in {"node", "cluster", "cookie", "cookie_file", "name", "timeout", "json_output",
+                      "quiet", "env_name", "epmd_port"}:
+            p.expose_value = False
+            p.callback = _remember
+    return f
+
+
+@dataclass
+class Settings:
+    nodes: list[str] = field(default_factory=list)
+    cluster: bool = False
+    cookie: str | None = None
+    name: str | None = None
+    timeout: float = 30.0
+    json: bool = False
+    quiet: bool = False
+    env_name: str | None = None
+    epmd_port: int | None = None
+    environment: Any = None  # config.Environment when --env or a default env applies
+    warnings: list[str] = field(default_factory=list)
+
+    def require_nodes(self) -> list[str]:
+        if not self.nodes:
+            raise UsageError("no node given: use -n NODE (or ERLDEPLOY_NODE, or an environment with seeds)")
+        return self.nodes
+
+    def require_cookie(self) -> str:
+        if not self.cookie:
+            raise UsageError("no cookie: use ERLDEPLOY_COOKIE, --cookie-file, --cookie or ~/.erlang.cookie")
+        return self.cookie
+
+
+def qualify(node: str) -> str:
+    """`demo1` -> `demo1@<short hostname>`, the way `erl -sname demo1` names itself."""
+    if "@" in node:
+        return node
+    return f"{node}@{socket.gethostname().split('.')[0]}"
+
+
+def _read_cookie_file(path: Path, warnings: list[str], *, required: bool) -> str | None:
+    try:
+        st = path.stat()
+        text = path.read_text(encoding="latin-1").strip()
+    except FileNotFoundError:
+        if required:
+            raise UsageError(f"cookie file {path} does not exist") from None
+        return None
+    except OSError as e:
+        raise UsageError(f"cannot read cookie file {path}: {e.strerror}") from None
+    if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.append(f"cookie file {path} is readable by other users (chmod 400 {path})")
+    if not text:
+        raise UsageError(f"cookie file {path} is empty")
+    return text
+
+
+def resolve(ctx: click.Context) -> Settings:
+    given: dict[str, Any] = ctx.find_root().meta.get(_META_KEY, {})
+    s = Settings()
+    s.json = bool(given.get("json_output"))
+    s.quiet = bool(given.get("quiet"))
+    s.cluster = bool(given.get("cluster"))
+    s.name = given.get("name")
+    s.env_name = given.get("env_name")
+
+    env = None
+    from . import config  # small module, stdlib only
+    env = config.load_environment(s.env_name)
+    s.environment = env
+
+    s.nodes = [qualify(n) for n in given.get("node", [])] or [qualify(n) for n in (env.seeds if env else [])]
+    if given.get("timeout") is not None:
+        s.timeout = float(given["timeout"])
+    elif env and env.timeout:
+        s.timeout = env.timeout
+    port = given.get("epmd_port") or (env.epmd_port if env else None)
+    if port is None and os.environ.get("ERL_EPMD_PORT"):
+        try:
+            port = int(os.environ["ERL_EPMD_PORT"])
+        except ValueError:
+            raise UsageError("ERL_EPMD_PORT is not a number") from None
+    s.epmd_port = port
+
+    # cookie precedence
+    if given.get("cookie"):
+        s.cookie = given["cookie"]
+        if given.get("cookie_source") == "option":
+            s.warnings.append("--cookie is visible to other users in the process list; prefer ERLDEPLOY_COOKIE or --cookie-file")
+    elif given.get("cookie_file"):
+        s.cookie = _read_cookie_file(Path(given["cookie_file"]).expanduser(), s.warnings, required=True)
+    elif env and env.cookie_file:
+        s.cookie = _read_cookie_file(Path(env.cookie_file).expanduser(), s.warnings, required=True)
+    elif env and env.cookie_env:
+        s.cookie = os.environ.get(env.cookie_env) or None
+        if s.cookie is None:
+            raise UsageError(f"environment {env.name!r} takes the cookie from ${env.cookie_env}, which is not set")
+    else:
+        s.cookie = _read_cookie_file(Path.home() / ".erlang.cookie", s.warnings, required=False)
+    return s
+
+
+def print_warnings(settings: Settings) -> None:
+    for w in settings.warnings:
+        print(f"erldeploy: warning: {w}", file=sys.stderr)

@@ -1,0 +1,169 @@
+"""A connected cluster: seed nodes -> members, concurrent fan-out, per-node results.
+
+    async with Cluster(["a@127.0.0.1"], cookie=..., discover=True) as c:
+        print(c.members)
+        results = await c.rpc_all("erlang", "system_info", [Atom("otp_release")])
+        st = await c.status()
+
+Hidden connections are not transitive, so discovery asks every reachable seed for
+`nodes()` and then connects to each member itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
+
+from .errors import ConnectError, ErldeployError
+
+T = TypeVar("T")
+
+
+@dataclass
+class NodeResult(Generic[T]):
+    """What one node answered: a value, or the error that stopped it."""
+
+    node: str
+    value: T | None = None
+    error: ErldeployError | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        from .jsonable import to_json
+
+        doc: dict[str, Any] = {"node": self.node, "ok": self.ok, "seconds": round(self.seconds, 6)}
+        if self.ok:
+            doc["result"] = to_json(self.value)
+        else:
+            doc["error"] = {"kind": type(self.error).__name__, "message": str(self.error)}
+        return doc
+
+
+@dataclass
+class Cluster:
+    seeds: list[str]
+    cookie: str = field(repr=False)
+    name: str | None = None
+    timeout: float = 30.0
+    epmd_port: int | None = None
+    discover: bool = False
+    members: list[str] = field(default_factory=list)
+    unreachable: dict[str, ErldeployError] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.node = None
+
+    async def __aenter__(self) -> "Cluster":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        from .dist.node import LocalNode
+
+        self.node = LocalNode(name=self.name, cookie=self.cookie, epmd_port=self.epmd_port)
+        await self.refresh()
+
+    async def close(self) -> None:
+        if self.node is not None:
+            await self.node.close()
+            self.node = None
+
+    async def refresh(self) -> list[str]:
+        """Connect to the seeds (and with discover=True, to every member they know)."""
+        self.unreachable.clear()
+        order: list[str] = []
+        for n in self.seeds:
+            if n not in order:
+                order.append(n)
+        results = await self._connect_many(order)
+        if self.discover:
+            known = [r.node for r in results if r.ok]
+            lists = await self.each(lambda n: self.rpc(n, "erlang", "nodes", []), known)
+            extra: list[str] = []
+            for r in lists.values():
+                if r.ok:
+                    for m in r.value:
+                        m = str(m)
+                        if m not in order and m not in extra:
+                            extra.append(m)
+            if extra:
+                results += await self._connect_many(extra)
+                order += extra
+        self.members = [r.node for r in results if r.ok]
+        for r in results:
+            if not r.ok:
+                self.unreachable[r.node] = r.error
+        # keep the user's order: seeds first, then discovered members sorted
+        self.members.sort(key=lambda n: (n not in self.seeds, self.seeds.index(n) if n in self.seeds else 0, n))
+        return self.members
+
+    async def _connect_many(self, nodes: list[str]) -> list[NodeResult[None]]:
+        async def one(n: str) -> None:
+            await self.node.connect(n, timeout=min(self.timeout, 15.0))
+        res = await self.each(one, nodes)
+        return [res[n] for n in nodes]
+
+    @property
+    def all_nodes(self) -> list[str]:
+        """Members plus the nodes we could not reach (for reports that must name everyone)."""
+        return self.members + [n for n in self.unreachable if n not in self.members]
+
+    async def rpc(self, node: str, module: str, function: str, args: Iterable[Any] = (),
+                  *, timeout: float | None = None, io: Callable[[str], None] | None = None) -> Any:
+        return await self.node.rpc(node, module, function, list(args),
+                                   timeout=self.timeout if timeout is None else timeout, io=io)
+
+    async def each(self, fn: Callable[[str], Awaitable[T]], nodes: Iterable[str] | None = None
+                   ) -> dict[str, NodeResult[T]]:
+        """Run fn(node) on every node concurrently; one node's failure never hides another's result."""
+        targets = list(self.members if nodes is None else nodes)
+
+        async def run(n: str) -> NodeResult[T]:
+            t0 = time.perf_counter()
+            try:
+                v = await fn(n)
+                return NodeResult(n, value=v, seconds=time.perf_counter() - t0)
+            except ErldeployError as e:
+                if e.node is None:
+                    e.node = n
+                return NodeResult(n, error=e, seconds=time.perf_counter() - t0)
+
+        done = await asyncio.gather(*(run(n) for n in targets))
+        return {r.node: r for r in done}
+
+    async def rpc_all(self, module: str, function: str, args: Iterable[Any] = (),
+                      nodes: Iterable[str] | None = None, *, timeout: float | None = None
+                      ) -> dict[str, NodeResult[Any]]:
+        a = list(args)
+        return await self.each(lambda n: self.rpc(n, module, function, a, timeout=timeout), nodes)
+
+    # --- release management (lazy: the release package is heavier) ---------
+
+    async def status(self, nodes: Iterable[str] | None = None):
+        from .release.status import cluster_status
+        return await cluster_status(self, nodes)
+
+    async def install(self, vsn: str, **options: Any):
+        from .release.install import install
+        return await install(self, vsn, **options)
+
+    async def rollback(self, vsn: str | None = None, **options: Any):
+        from .release.install import rollback
+        return await rollback(self, vsn, **options)
+
+    def require_members(self) -> list[str]:
+        if not self.members:
+            first = next(iter(self.unreachable.values()), None)
+            if first is not None:
+                raise first
+            raise ConnectError("no node reachable")
+        return self.members
