@@ -84,38 +84,8 @@ async def eval_(ctx: click.Context, expr: str) -> int:
 
 
 async def eval_on(c, node: str, text: str, io=None):
-    """Scan, parse and evaluate Erlang source on the node with erl_scan/erl_parse/erl_eval."""
-    from ..errors import RpcError
-    from ..term import Atom, format_term
-
-    scanned = await c.rpc(node, "erl_scan", "string", [text])
-    if not (isinstance(scanned, tuple) and scanned[0] == "ok"):
-        msg = await c.rpc(node, "erl_scan", "format_error", [scanned[1][2]]) if _is_err(scanned) else scanned
-        raise RpcError(f"{node}: syntax error: {_chars(msg)}", node=node, reason=scanned)
-    parsed = await c.rpc(node, "erl_parse", "parse_exprs", [scanned[1]])
-    if not (isinstance(parsed, tuple) and parsed[0] == "ok"):
-        msg = await c.rpc(node, "erl_parse", "format_error", [parsed[1][2]]) if _is_err(parsed) else parsed
-        raise RpcError(f"{node}: syntax error: {_chars(msg)}", node=node, reason=parsed)
-    bindings = await c.rpc(node, "erl_eval", "new_bindings", [])
-    value = await c.rpc(node, "erl_eval", "exprs", [parsed[1], bindings], io=io)
-    if isinstance(value, tuple) and len(value) == 3 and value[0] == Atom("value"):
-        return value[1]
-    raise RpcError(f"{node}: unexpected eval result {format_term(value)}", node=node, reason=value)
-
-
-def _is_err(t) -> bool:
-    return isinstance(t, tuple) and len(t) >= 2 and t[0] == "error" and isinstance(t[1], tuple) and len(t[1]) == 3
-
-
-def _chars(v) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, list):
-        return "".join(_chars(x) if not isinstance(x, int) else chr(x) for x in v)
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    from ..term import format_term
-    return format_term(v)
+    from ..remote_eval import eval_erlang
+    return await eval_erlang(c.rpc, node, text, io=io)
 
 
 def _io_writer(s):

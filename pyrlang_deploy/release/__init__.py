@@ -1,0 +1,1 @@
+"""Release management on live nodes: status snapshot, upload, install/rollback state machine."""

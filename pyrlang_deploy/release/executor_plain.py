@@ -1,0 +1,60 @@
+"""Install steps driven by plain RPC from the controller (`install --no-agent`).
+
+If the controller dies mid-way, nodes stay where they are (installed, not permanent);
+running `install` again completes the job.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import ConnectError, NodeDown, ReleaseError
+from .upload import upload_plain
+
+if TYPE_CHECKING:
+    from .install import Installer
+    from .tarball import TarballInfo
+
+
+class PlainExecutor:
+    def __init__(self, inst: "Installer"):
+        self.inst = inst
+        self.c = inst.c
+        self.steps = inst.steps
+
+    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str,
+                     progress: Callable[[int, int], None] | None = None) -> None:
+        await upload_plain(self.c, node, tar, releases_dir, progress)
+
+    async def install(self, node: str, from_vsn: str | None) -> None:
+        await self._move(node, self.inst.vsn, from_vsn)
+
+    async def abort(self, node: str, back_to: str) -> None:
+        await self._move(node, back_to, self.inst.vsn)
+
+    async def commit(self, node: str) -> None:
+        await self.steps.make_permanent(node, self.inst.vsn)
+
+    async def close(self) -> None:
+        pass
+
+    async def _move(self, node: str, to: str, frm: str | None) -> None:
+        """install_release(to) and find out, whatever the answer, which release the node runs."""
+        ans = await self.steps.install(node, to)
+        if ans.kind == "ok":
+            return
+        if ans.kind in ("restarted", "continue_after_restart"):
+            self.inst.emit(node, "wait", "info", f"{ans.detail}; waiting for it to come back")
+            await self.steps.wait_back(node)
+        try:
+            cur, perm = await self.steps.current_and_permanent(node)
+        except (NodeDown, ConnectError):
+            await self.steps.wait_back(node)
+            cur, perm = await self.steps.current_and_permanent(node)
+        if cur == to:
+            return  # e.g. a timeout, yet the install went through
+        why = {"error": f"install_release({to}) returned {{error, {ans.detail}}}",
+               "timeout": f"install_release({to}) gave {ans.detail}",
+               "restarted": f"the node restarted during install_release({to})",
+               "continue_after_restart": f"the node restarted for {to}"}[ans.kind]
+        raise ReleaseError(f"{node}: {why}; it now runs {cur} (permanent {perm})", node=node)

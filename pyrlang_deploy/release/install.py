@@ -1,0 +1,535 @@
+"""Moving a cluster from one release to another, and back.
+
+    preflight (read-only, every node)  ->  stage (upload, unpack, check_install_release)
+    ->  install node by node in the strategy's batches, verifying each
+    ->  make permanent everywhere, only once every node is verified.
+
+On any failure: stop, roll the already-upgraded nodes back, leave the rest untouched,
+and report every node's final state. Rollback is the same machine aimed at an older
+release ("rollbacks are just upgrades"). Re-running after an interruption completes the
+job: nodes already on the target are verified and made permanent, not reinstalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import ErldeployError, NodeDown, PreflightError, ReleaseError
+from .status import ClusterStatus, NodeStatus, cluster_status
+from .steps import NodeSteps
+from .tarball import TarballInfo, inspect_tarball
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
+
+SCHEMA = "erldeploy.install/1"
+STRATEGIES = ("canary", "rolling", "all")
+
+
+@dataclass
+class Event:
+    """Progress, for people (the CLI draws it) and for logs."""
+
+    node: str
+    step: str        # upload | unpack | check | install | verify | permanent | rollback | wait
+    state: str       # start | ok | fail | info | progress
+    detail: str = ""
+    seconds: float = 0.0
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
+class NodeOutcome:
+    node: str
+    from_vsn: str | None
+    to_vsn: str
+    result: str = "untouched"  # untouched | already | installed | permanent | failed | rolled_back | rollback_failed
+    error: str | None = None
+    current: str | None = None
+    permanent: str | None = None
+    crash_reports: list[str] = field(default_factory=list)
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node, "from": self.from_vsn, "to": self.to_vsn, "result": self.result,
+                "error": self.error, "current": self.current, "permanent": self.permanent,
+                "crash_reports": self.crash_reports, "seconds": {k: round(v, 3) for k, v in self.steps.items()}}
+
+
+@dataclass
+class Plan:
+    release: str
+    from_vsn: str | None
+    to_vsn: str
+    direction: str                      # up | down
+    batches: list[list[str]]            # install order
+    already_permanent: list[str]
+    installed_not_permanent: list[str]
+    need_upload: list[str]
+    need_unpack: list[str]
+    tarball: str | None
+    agent: bool
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in (
+            "release", "from_vsn", "to_vsn", "direction", "batches", "already_permanent",
+            "installed_not_permanent", "need_upload", "need_unpack", "tarball", "agent", "notes")}
+
+
+@dataclass
+class InstallReport:
+    action: str                 # install | rollback
+    to_vsn: str
+    ok: bool
+    message: str
+    plan: Plan | None = None
+    noop: bool = False
+    dry_run: bool = False
+    nodes: list[NodeOutcome] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "action": self.action, "ok": self.ok, "vsn": self.to_vsn,
+                "message": self.message, "noop": self.noop, "dry_run": self.dry_run,
+                "plan": self.plan.to_json() if self.plan else None,
+                "nodes": [n.to_json() for n in self.nodes]}
+
+
+@dataclass
+class InstallOptions:
+    tar: Path | None = None
+    strategy: str = "canary"
+    batch: int = 1
+    verify: tuple[str, str, list[Any]] | None = None
+    dry_run: bool = False
+    agent: bool = True
+    lease: float = 30.0
+    install_timeout: float = 600.0
+    restart_wait: float = 120.0
+    on_event: Callable[[Event], None] | None = None
+
+
+def parse_verify(spec: str | None) -> tuple[str, str, list[Any]] | None:
+    """`mod:fun` or `mod:fun(arg, ...)` with Erlang-term args -> (mod, fun, args)."""
+    if not spec:
+        return None
+    from ..errors import UsageError
+
+    head, _, rest = spec.partition("(")
+    mod, sep, fun = head.strip().partition(":")
+    if not sep or not mod or not fun:
+        raise UsageError(f"--verify {spec!r}: expected MOD:FUN or MOD:FUN(ARGS)")
+    args: list[Any] = []
+    if rest:
+        from ..term import parse_term
+        try:
+            args = list(parse_term("[" + rest.rstrip().rstrip(")") + "]"))
+        except Exception as e:
+            raise UsageError(f"--verify {spec!r}: bad arguments: {e}") from None
+    return mod, fun, args
+
+
+def _batches(nodes: list[str], strategy: str, batch: int) -> list[list[str]]:
+    if not nodes:
+        return []
+    batch = max(1, batch)
+    if strategy == "all":
+        return [list(nodes)]
+    if strategy == "canary":
+        first, rest = nodes[:1], nodes[1:]
+        return [first] + [rest[i:i + batch] for i in range(0, len(rest), batch)]
+    return [nodes[i:i + batch] for i in range(0, len(nodes), batch)]
+
+
+class Installer:
+    """One install (or rollback) run over a connected cluster."""
+
+    def __init__(self, cluster: "Cluster", vsn: str, opts: InstallOptions, *, action: str = "install"):
+        if opts.strategy not in STRATEGIES:
+            from ..errors import UsageError
+            raise UsageError(f"unknown strategy {opts.strategy!r} (canary, rolling or all)")
+        self.c = cluster
+        self.vsn = vsn
+        self.opts = opts
+        self.action = action
+        self.steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
+        self.outcomes: dict[str, NodeOutcome] = {}
+        self.tar: TarballInfo | None = None
+        self.status: ClusterStatus | None = None
+        self.expected_apps: dict[str, str] = {}
+        self._executor = None
+
+    # --- events ----------------------------------------------------------
+
+    def emit(self, node: str, step: str, state: str, detail: str = "", seconds: float = 0.0, **kw: Any) -> None:
+        if self.opts.on_event:
+            self.opts.on_event(Event(node, step, state, detail, seconds, **kw))
+
+    # --- preflight --------------------------------------------------------
+
+    async def preflight(self) -> Plan:
+        members = list(self.c.members)
+        if self.c.unreachable:
+            lines = "; ".join(f"{e}" for e in self.c.unreachable.values())
+            raise PreflightError(f"preflight: not every node is reachable ({lines}); no node was changed")
+        if not members:
+            raise PreflightError("preflight: no node to act on")
+        self.status = st = await cluster_status(self.c, members)
+        problems: list[str] = []
+        for n in st.nodes:
+            if not n.reachable:
+                problems.append(f"{n.node}: unreachable ({n.error})")
+            elif not n.release_handler:
+                problems.append(f"{n.node}: release_handler is not running (is sasl started?)")
+            elif not n.releases_file:
+                problems.append(f"{n.node}: no RELEASES file in {n.releases_dir}: a `mix release`? "
+                                "release_handler can not hot-upgrade it until a real RELEASES file exists")
+        if problems:
+            raise PreflightError("preflight refused, no node was changed: " + "; ".join(problems))
+
+        nodes = {n.node: n for n in st.nodes}
+        done = [n for n in members if nodes[n].permanent == self.vsn and nodes[n].current == self.vsn]
+        installed = [n for n in members if nodes[n].current == self.vsn and nodes[n].permanent != self.vsn]
+        todo = [n for n in members if nodes[n].current != self.vsn]
+        for n in members:
+            self.outcomes[n] = NodeOutcome(n, nodes[n].current, self.vsn, current=nodes[n].current,
+                                           permanent=nodes[n].permanent)
+        for n in done:
+            self.outcomes[n].result = "already"
+
+        # every node must come from the same release: the one permanent beneath a half-done install
+        origins = {}
+        for n in todo:
+            origins.setdefault(nodes[n].current, []).append(n)
+        for n in installed:
+            origins.setdefault(nodes[n].permanent, []).append(n)
+        if len(origins) > 1:
+            parts = "; ".join(f"{v} on {', '.join(ns)}" for v, ns in origins.items())
+            raise PreflightError(f"preflight refused, no node was changed: the nodes run different releases "
+                                 f"({parts}); bring them to one release first")
+        from_vsn = next(iter(origins), None)
+        names = {nodes[n].release_name for n in members}
+        release = next(iter(names - {None}), "?")
+
+        need_rel = [n for n in todo + installed if nodes[n].release(self.vsn) is None]
+        notes: list[str] = []
+        if self.opts.tar:
+            self.tar = inspect_tarball(Path(self.opts.tar), expect_vsn=self.vsn)
+            if self.tar.name != release and release != "?":
+                raise PreflightError(f"{self.tar.path.name} is release {self.tar.name}, the nodes run {release}")
+        elif need_rel:
+            raise PreflightError(f"release {self.vsn} is not on {', '.join(need_rel)} and no tarball was "
+                                 f"given (--tar PATH); known there: "
+                                 f"{', '.join(r.vsn for r in nodes[need_rel[0]].releases) or 'none'}")
+
+        direction = "up"
+        if todo and from_vsn is not None:
+            direction = await self._check_relup(from_vsn, todo[0], nodes[todo[0]])
+        # drop a tarball nobody needs
+        need_upload = [n for n in need_rel] if self.tar else []
+        need_unpack = list(need_rel)
+        if self.tar is not None and self.tar.erts != nodes[members[0]].erts_version:
+            notes.append(f"release {self.vsn} needs ERTS {self.tar.erts}, the nodes run "
+                         f"{nodes[members[0]].erts_version}: the install restarts the emulator")
+        return Plan(release=release, from_vsn=from_vsn, to_vsn=self.vsn, direction=direction,
+                    batches=_batches(todo, self.opts.strategy, self.opts.batch),
+                    already_permanent=done, installed_not_permanent=installed,
+                    need_upload=need_upload, need_unpack=need_unpack,
+                    tarball=str(self.tar.path) if self.tar else None, agent=self.opts.agent, notes=notes)
+
+    async def _check_relup(self, from_vsn: str, probe: str, st: NodeStatus) -> str:
+        """An up entry for from_vsn in the target's relup (and a down entry back), or a down
+        entry to the target in the running release's relup."""
+        from .relup import parse_relup
+
+        target_relup = self.tar.relup if self.tar else None
+        if target_relup is None and not self.tar and st.release(self.vsn) is not None:
+            term = await self.steps.read_term_file(probe, f"{st.releases_dir}/{self.vsn}/relup")
+            target_relup = parse_relup(term) if term is not None else None
+        if target_relup is not None and from_vsn in target_relup.up_from:
+            if from_vsn not in target_relup.down_to:
+                raise PreflightError(f"preflight refused: the relup of {self.vsn} can upgrade from {from_vsn} "
+                                     f"but has no down instructions back to it, so a failed install could "
+                                     f"not be rolled back")
+            return "up"
+        term = await self.steps.read_term_file(probe, f"{st.releases_dir}/{from_vsn}/relup")
+        running_relup = parse_relup(term) if term is not None else None
+        if running_relup is not None and self.vsn in running_relup.down_to:
+            return "down"
+        if target_relup is None:
+            raise PreflightError(f"preflight refused: release {self.vsn} has no relup (missing relup), "
+                                 f"so it can not be hot-installed over {from_vsn}")
+        known = ", ".join(sorted(target_relup.up_from)) or "none"
+        raise PreflightError(f"preflight refused: the relup of {self.vsn} has no entry for the running "
+                             f"version {from_vsn} (it upgrades from: {known})")
+
+    # --- staging ------------------------------------------------------------
+
+    async def stage(self, plan: Plan) -> None:
+        """Upload, unpack and check_install_release on every node that needs it; nothing runs new code yet."""
+        st = {n.node: n for n in self.status.nodes}
+        targets = plan.installed_not_permanent + [n for b in plan.batches for n in b]
+
+        async def one(node: str) -> None:
+            t0 = time.perf_counter()
+            if node in plan.need_upload:
+                self.emit(node, "upload", "start", f"{self.tar.size} bytes")
+                await self.executor.upload(node, self.tar, st[node].releases_dir,
+                                           progress=lambda done, total: self.emit(
+                                               node, "upload", "progress", done=done, total=total))
+                self.outcomes[node].steps["upload"] = time.perf_counter() - t0
+                self.emit(node, "upload", "ok", seconds=time.perf_counter() - t0)
+            if node in plan.need_unpack:
+                t1 = time.perf_counter()
+                self.emit(node, "unpack", "start")
+                stem = self.tar.path.name[:-len(".tar.gz")] if self.tar else f"{plan.release}-{self.vsn}"
+                await self.steps.unpack(node, stem)
+                self.outcomes[node].steps["unpack"] = time.perf_counter() - t1
+                self.emit(node, "unpack", "ok", seconds=time.perf_counter() - t1)
+            if node in [n for b in plan.batches for n in b]:
+                t2 = time.perf_counter()
+                await self.steps.check_install(node, self.vsn)
+                self.outcomes[node].steps["check"] = time.perf_counter() - t2
+                self.emit(node, "check", "ok", "check_install_release passed", seconds=time.perf_counter() - t2)
+
+        res = await self.c.each(one, targets)
+        failed = [r for r in res.values() if not r.ok]
+        if failed:
+            for r in failed:
+                self.outcomes[r.node].result = "failed"
+                self.outcomes[r.node].error = str(r.error)
+            raise _StageFailed("; ".join(str(r.error) for r in failed))
+        first = targets[0] if targets else None
+        if first:
+            self.expected_apps = (self.tar.apps if self.tar else
+                                  await self.steps.release_apps(first, st[first].releases_dir, self.vsn))
+
+    @property
+    def executor(self):
+        if self._executor is None:
+            if self.opts.agent:
+                from .executor_agent import AgentExecutor
+                self._executor = AgentExecutor(self)
+            else:
+                from .executor_plain import PlainExecutor
+                self._executor = PlainExecutor(self)
+        return self._executor
+
+    # --- install / verify / rollback ------------------------------------------
+
+    async def verify(self, node: str) -> None:
+        cur, _ = await self.steps.current_and_permanent(node)
+        if cur != self.vsn:
+            raise ReleaseError(f"{node}: runs {cur} after the install, not {self.vsn}", node=node)
+        if self.expected_apps:
+            running = await self.steps.running_apps(node)
+            wrong = [f"{a} {running[a]} (expected {v})" for a, v in sorted(self.expected_apps.items())
+                     if a in running and running[a] != v]
+            if wrong:
+                raise ReleaseError(f"{node}: application versions differ from the release: {', '.join(wrong)}",
+                                   node=node)
+        if self.opts.verify:
+            await self.steps.health(node, self.opts.verify)
+
+    async def install_batches(self, plan: Plan) -> None:
+        for node in plan.installed_not_permanent:   # a previous run got this far: check it
+            await self._verify_step(node)
+            self.outcomes[node].result = "installed"
+        for batch in plan.batches:
+            res = await self.c.each(self._install_one, batch)
+            failed = [r for r in res.values() if not r.ok]
+            if failed:
+                raise _InstallFailed("; ".join(str(r.error) for r in failed))
+
+    async def _verify_step(self, node: str) -> None:
+        t0 = time.perf_counter()
+        self.emit(node, "verify", "start")
+        try:
+            await self.verify(node)
+        except ErldeployError as e:
+            self.outcomes[node].result = "failed"
+            self.outcomes[node].error = str(e)
+            self.emit(node, "verify", "fail", str(e))
+            raise
+        self.outcomes[node].steps["verify"] = time.perf_counter() - t0
+        self.emit(node, "verify", "ok", seconds=time.perf_counter() - t0)
+
+    async def _install_one(self, node: str) -> None:
+        out = self.outcomes[node]
+        t0 = time.perf_counter()
+        self.emit(node, "install", "start", f"{out.from_vsn} -> {self.vsn}")
+        try:
+            await self.executor.install(node, out.from_vsn)
+        except ErldeployError as e:
+            out.result = "failed"
+            out.error = str(e)
+            self.emit(node, "install", "fail", str(e))
+            raise
+        out.steps["install"] = time.perf_counter() - t0
+        self.emit(node, "install", "ok", seconds=time.perf_counter() - t0)
+        out.result = "installed"
+        await self._verify_step(node)
+
+    async def make_permanent(self, plan: Plan) -> list[str]:
+        nodes = plan.installed_not_permanent + [n for b in plan.batches for n in b]
+
+        async def one(node: str) -> None:
+            t0 = time.perf_counter()
+            await self.executor.commit(node)
+            self.outcomes[node].steps["permanent"] = time.perf_counter() - t0
+            self.outcomes[node].result = "permanent"
+            self.emit(node, "permanent", "ok", seconds=time.perf_counter() - t0)
+
+        res = await self.c.each(one, nodes)
+        errors = []
+        for r in res.values():
+            if not r.ok:
+                self.outcomes[r.node].result = "failed"
+                self.outcomes[r.node].error = str(r.error)
+                errors.append(str(r.error))
+        return errors
+
+    async def roll_back_changed(self) -> None:
+        """Every node that left its from-release goes back to it; the rest are not touched."""
+        changed = [o for o in self.outcomes.values()
+                   if o.result in ("installed", "failed") and o.from_vsn and o.from_vsn != self.vsn]
+
+        async def one(o: NodeOutcome) -> None:
+            try:
+                cur, _ = await self.steps.current_and_permanent(o.node)
+            except NodeDown:
+                self.emit(o.node, "wait", "info", "waiting for the node to come back")
+                await self.steps.wait_back(o.node)
+                cur, _ = await self.steps.current_and_permanent(o.node)
+            if cur == o.from_vsn:
+                if o.result == "installed":
+                    o.result = "rolled_back"
+                return
+            t0 = time.perf_counter()
+            self.emit(o.node, "rollback", "start", f"{cur} -> {o.from_vsn}")
+            try:
+                await self.executor.abort(o.node, o.from_vsn)
+            except ErldeployError as e:
+                o.result = "rollback_failed"
+                o.error = (o.error + "; " if o.error else "") + f"rollback failed: {e}"
+                self.emit(o.node, "rollback", "fail", str(e))
+                return
+            o.steps["rollback"] = time.perf_counter() - t0
+            if o.result == "installed":
+                o.result = "rolled_back"
+            self.emit(o.node, "rollback", "ok", seconds=time.perf_counter() - t0)
+
+        await asyncio.gather(*(one(o) for o in changed))
+
+    async def final_states(self) -> None:
+        st = await cluster_status(self.c, list(self.outcomes))
+        for n in st.nodes:
+            o = self.outcomes[n.node]
+            if n.reachable:
+                o.current, o.permanent = n.current, n.permanent
+            else:
+                o.current = o.permanent = None
+                o.error = (o.error + "; " if o.error else "") + f"unreachable afterwards: {n.error}"
+
+    # --- the whole run ---------------------------------------------------------
+
+    async def run(self) -> InstallReport:
+        plan = await self.preflight()
+        verb = "rollback to" if self.action == "rollback" else "install of"
+        if not plan.batches and not plan.installed_not_permanent:
+            return self._report(True, f"{self.vsn} is already permanent on every node: nothing to do",
+                                plan, noop=True)
+        if self.opts.dry_run:
+            await self._dry_run_checks(plan)
+            return self._report(True, f"dry run: the {verb} {self.vsn} passed preflight", plan, dry_run=True)
+        try:
+            await self.stage(plan)
+        except _StageFailed as e:
+            await self.final_states()
+            return self._report(False, f"{verb} {self.vsn} refused while staging, no node runs new code: {e}", plan)
+        try:
+            await self.install_batches(plan)
+        except (_InstallFailed, ErldeployError) as e:
+            await self.roll_back_changed()
+            await self.final_states()
+            return self._report(False, f"{verb} {self.vsn} failed: {e}", plan)
+        errors = await self.make_permanent(plan)
+        await self.final_states()
+        if errors:
+            return self._report(False, f"{verb} {self.vsn} verified everywhere but make_permanent failed: "
+                                + "; ".join(errors), plan)
+        return self._report(True, f"{verb} {self.vsn} done: every node runs it, permanent", plan)
+
+    async def _dry_run_checks(self, plan: Plan) -> None:
+        ready = [n for b in plan.batches for n in b if n not in plan.need_unpack]
+        res = await self.c.each(lambda n: self.steps.check_install(n, self.vsn), ready)
+        bad = [str(r.error) for r in res.values() if not r.ok]
+        if bad:
+            raise PreflightError("preflight refused: " + "; ".join(bad))
+        if plan.need_unpack:
+            plan.notes.append(f"check_install_release runs after unpacking on {', '.join(plan.need_unpack)}")
+
+    def _report(self, ok: bool, message: str, plan: Plan | None, **kw: Any) -> InstallReport:
+        return InstallReport(action=self.action, to_vsn=self.vsn, ok=ok, message=message, plan=plan,
+                             nodes=list(self.outcomes.values()), **kw)
+
+
+class _StageFailed(Exception):
+    pass
+
+
+class _InstallFailed(Exception):
+    pass
+
+
+async def install(cluster: "Cluster", vsn: str, **options: Any) -> InstallReport:
+    opts = InstallOptions(**options)
+    inst = Installer(cluster, vsn, opts)
+    try:
+        return await inst.run()
+    finally:
+        if inst._executor is not None:
+            await inst._executor.close()
+
+
+async def previous_release(cluster: "Cluster") -> str:
+    """The release to go back to: the permanent one under a not-yet-permanent install,
+    else the most recently replaced (`old`) one, agreed by every node."""
+    st = await cluster_status(cluster, cluster.members)
+    choices = {}
+    for n in st.nodes:
+        if not n.reachable:
+            raise PreflightError(f"preflight: {n.node} unreachable ({n.error}); no node was changed")
+        if n.current and not n.current_is_permanent:
+            choices[n.node] = n.permanent
+        else:
+            olds = [r.vsn for r in n.releases if r.state == "old"]
+            choices[n.node] = olds[0] if olds else None
+    vals = set(choices.values())
+    if None in vals:
+        lacking = [n for n, v in choices.items() if v is None]
+        raise PreflightError(f"nothing to roll back to on {', '.join(lacking)}: no old release there")
+    if len(vals) > 1:
+        parts = "; ".join(f"{n}: {v}" for n, v in choices.items())
+        raise PreflightError(f"the nodes would roll back to different releases ({parts}); name one: rollback VSN")
+    return vals.pop()
+
+
+async def rollback(cluster: "Cluster", vsn: str | None = None, **options: Any) -> InstallReport:
+    target = vsn or await previous_release(cluster)
+    opts = InstallOptions(**options)
+    inst = Installer(cluster, target, opts, action="rollback")
+    try:
+        return await inst.run()
+    finally:
+        if inst._executor is not None:
+            await inst._executor.close()

@@ -1,0 +1,233 @@
+"""What every node really runs: one snapshot per node, gathered with concurrent RPCs.
+
+JSON schema (`erldeploy status --json`), "schema": "erldeploy.status/1":
+  ok                bool   every node reachable and the cluster on one release
+  one_release       bool   every reachable node runs the same release, and it is permanent
+  release           {name, vsn} | null   the common current release when one_release
+  problems          [str]  human sentences: unreachable nodes, drift, not-permanent releases
+  nodes             [NodeStatus]: node, reachable, error, otp_release, erts_version,
+                    uptime_seconds, root_dir, releases_dir, releases_file (bool),
+                    mix_release (bool), release_handler (bool), cwd,
+                    releases [{name, vsn, state}] (state: unpacked|current|permanent|old),
+                    current, permanent, current_is_permanent,
+                    applications [{name, vsn, description}], loaded_not_running [{name, vsn}],
+                    modified_modules [str]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..errors import ErldeployError, RpcError
+from .terms import is_tagged, text
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
+
+SCHEMA = "erldeploy.status/1"
+
+
+@dataclass
+class ReleaseInfo:
+    name: str
+    vsn: str
+    state: str  # unpacked | current | permanent | old
+    libs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "vsn": self.vsn, "state": self.state}
+
+
+@dataclass
+class AppInfo:
+    name: str
+    vsn: str
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "vsn": self.vsn, "description": self.description}
+
+
+@dataclass
+class NodeStatus:
+    node: str
+    reachable: bool = True
+    error: str | None = None
+    otp_release: str = ""
+    erts_version: str = ""
+    uptime_seconds: float = 0.0
+    root_dir: str = ""
+    releases_dir: str = ""
+    releases_file: bool = False
+    release_handler: bool = False
+    cwd: str = ""
+    releases: list[ReleaseInfo] = field(default_factory=list)
+    applications: list[AppInfo] = field(default_factory=list)
+    loaded_not_running: list[AppInfo] = field(default_factory=list)
+    modified_modules: list[str] = field(default_factory=list)
+
+    @property
+    def permanent(self) -> str | None:
+        return next((r.vsn for r in self.releases if r.state == "permanent"), None)
+
+    @property
+    def current(self) -> str | None:
+        """The release running now: `current` when one is installed but not permanent."""
+        cur = next((r.vsn for r in self.releases if r.state == "current"), None)
+        return cur or self.permanent
+
+    @property
+    def release_name(self) -> str | None:
+        cur = self.current
+        return next((r.name for r in self.releases if r.vsn == cur), None)
+
+    @property
+    def current_is_permanent(self) -> bool:
+        return self.current is not None and self.current == self.permanent
+
+    @property
+    def mix_release(self) -> bool:
+        """No RELEASES file (as `mix release` ships): release_handler invents an entry without libs."""
+        return self.reachable and (not self.releases_file or any(not r.libs for r in self.releases))
+
+    def release(self, vsn: str) -> ReleaseInfo | None:
+        return next((r for r in self.releases if r.vsn == vsn), None)
+
+    def app_versions(self) -> dict[str, str]:
+        return {a.name: a.vsn for a in self.applications}
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"node": self.node, "reachable": self.reachable, "error": self.error}
+        if not self.reachable:
+            return doc
+        doc.update({
+            "otp_release": self.otp_release, "erts_version": self.erts_version,
+            "uptime_seconds": round(self.uptime_seconds, 3), "root_dir": self.root_dir,
+            "releases_dir": self.releases_dir, "releases_file": self.releases_file,
+            "mix_release": self.mix_release, "release_handler": self.release_handler, "cwd": self.cwd,
+            "releases": [r.to_json() for r in self.releases],
+            "current": self.current, "permanent": self.permanent,
+            "current_is_permanent": self.current_is_permanent,
+            "applications": [a.to_json() for a in self.applications],
+            "loaded_not_running": [{"name": a.name, "vsn": a.vsn} for a in self.loaded_not_running],
+            "modified_modules": self.modified_modules,
+        })
+        return doc
+
+
+@dataclass
+class ClusterStatus:
+    nodes: list[NodeStatus]
+
+    @property
+    def reachable(self) -> list[NodeStatus]:
+        return [n for n in self.nodes if n.reachable]
+
+    @property
+    def releases_in_use(self) -> dict[tuple[str | None, str | None], list[str]]:
+        """(release name, current vsn) -> nodes running it."""
+        out: dict[tuple[str | None, str | None], list[str]] = {}
+        for n in self.reachable:
+            out.setdefault((n.release_name, n.current), []).append(n.node)
+        return out
+
+    @property
+    def one_release(self) -> bool:
+        return (len(self.releases_in_use) == 1 and bool(self.reachable)
+                and all(n.current_is_permanent for n in self.reachable))
+
+    @property
+    def ok(self) -> bool:
+        return self.one_release and all(n.reachable for n in self.nodes)
+
+    def problems(self) -> list[str]:
+        out = []
+        for n in self.nodes:
+            if not n.reachable:
+                out.append(f"{n.node}: unreachable: {n.error}")
+        for n in self.reachable:
+            if not n.release_handler:
+                out.append(f"{n.node}: release_handler is not running (sasl not started)")
+            elif n.current and not n.current_is_permanent:
+                out.append(f"{n.node}: current release {n.current} is not permanent "
+                           f"(a restart boots {n.permanent})")
+            if n.reachable and not n.releases_file:
+                out.append(f"{n.node}: no RELEASES file in {n.releases_dir} (a mix release?): "
+                           "release_handler can not hot-upgrade it as is")
+        used = self.releases_in_use
+        if len(used) > 1:
+            parts = [f"{vsn or '?'} on {', '.join(nodes)}" for (_, vsn), nodes in sorted(used.items(), key=str)]
+            out.append("drift: the cluster runs more than one release: " + "; ".join(parts))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        common = None
+        if self.one_release:
+            n = self.reachable[0]
+            common = {"name": n.release_name, "vsn": n.current}
+        return {"schema": SCHEMA, "ok": self.ok, "one_release": self.one_release, "release": common,
+                "problems": self.problems(), "nodes": [n.to_json() for n in self.nodes]}
+
+
+def _atom(name: str):
+    from ..term import Atom
+    return Atom(name)
+
+
+async def node_status(cluster: "Cluster", node: str) -> NodeStatus:
+    """One node's snapshot; every RPC in flight at once on the node's connection."""
+    rpc = cluster.rpc
+
+    async def safe(coro, default=None):
+        try:
+            return await coro
+        except RpcError:
+            return default
+
+    (otp, erts, root, rdir_env, apps, loaded, modified, wall, rh, cwd) = await asyncio.gather(
+        rpc(node, "erlang", "system_info", [_atom("otp_release")]),
+        rpc(node, "erlang", "system_info", [_atom("version")]),
+        rpc(node, "code", "root_dir", []),
+        rpc(node, "application", "get_env", [_atom("sasl"), _atom("releases_dir")]),
+        rpc(node, "application", "which_applications", []),
+        rpc(node, "application", "loaded_applications", []),
+        safe(rpc(node, "code", "modified_modules", []), []),
+        rpc(node, "erlang", "statistics", [_atom("wall_clock")]),
+        rpc(node, "erlang", "whereis", [_atom("release_handler")]),
+        rpc(node, "file", "get_cwd", []),
+    )
+    st = NodeStatus(node=node, otp_release=text(otp), erts_version=text(erts), root_dir=text(root))
+    st.releases_dir = text(rdir_env[1]) if is_tagged(rdir_env, "ok", 2) else f"{st.root_dir}/releases"
+    st.uptime_seconds = wall[0] / 1000.0 if isinstance(wall, tuple) else 0.0
+    st.release_handler = rh != "undefined"
+    st.cwd = text(cwd[1]) if is_tagged(cwd, "ok", 2) else ""
+    st.applications = sorted((AppInfo(str(a[0]), text(a[2]), text(a[1])) for a in apps), key=lambda a: a.name)
+    running = {a.name for a in st.applications}
+    st.loaded_not_running = sorted((AppInfo(str(a[0]), text(a[2]), text(a[1])) for a in loaded
+                                    if str(a[0]) not in running), key=lambda a: a.name)
+    st.modified_modules = sorted(str(m) for m in (modified or []))
+
+    info, rels = await asyncio.gather(
+        rpc(node, "file", "read_file_info", [st.releases_dir + "/RELEASES"]),
+        safe(rpc(node, "release_handler", "which_releases", []), None) if st.release_handler
+        else asyncio.sleep(0, None),
+    )
+    st.releases_file = is_tagged(info, "ok")
+    for r in rels or []:
+        st.releases.append(ReleaseInfo(text(r[0]), text(r[1]), str(r[3]), [text(x) for x in r[2]]))
+    return st
+
+
+async def cluster_status(cluster: "Cluster", nodes: Iterable[str] | None = None) -> ClusterStatus:
+    targets = list(cluster.members if nodes is None else nodes)
+    res = await cluster.each(lambda n: node_status(cluster, n), targets)
+    out = []
+    for n in targets:
+        r = res[n]
+        out.append(r.value if r.ok else NodeStatus(node=n, reachable=False, error=str(r.error)))
+    if nodes is None:
+        for n, e in cluster.unreachable.items():
+            out.append(NodeStatus(node=n, reachable=False, error=str(e)))
+    return ClusterStatus(out)

@@ -1,0 +1,132 @@
+"""The per-node release_handler steps over plain RPC, each returning a typed answer.
+
+release_handler facts this rests on (see DESIGN.md): unpack_release takes the tarball's
+name relative to the releases dir without `.tar.gz`; install_release may reply
+{ok,...}, {error,...} or {continue_after_restart,...}, or the node may restart (the
+connection drops) when something fails after the point of no return; a timeout means
+"ask which_releases", never "it failed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConnectError, NodeDown, ReleaseError, RpcError, RpcTimeout
+from .terms import is_tagged, show, text
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
+
+
+def _a(name: str):
+    from ..term import Atom
+    return Atom(name)
+
+
+@dataclass
+class InstallAnswer:
+    kind: str            # ok | error | restarted | timeout | continue_after_restart
+    detail: str = ""
+    raw: Any = None
+
+
+class NodeSteps:
+    """release_handler calls on one cluster, node by node."""
+
+    def __init__(self, cluster: "Cluster", *, install_timeout: float = 600.0, restart_wait: float = 120.0):
+        self.c = cluster
+        self.install_timeout = install_timeout
+        self.restart_wait = restart_wait
+
+    async def which_releases(self, node: str) -> list[tuple[str, str, str]]:
+        rels = await self.c.rpc(node, "release_handler", "which_releases", [])
+        return [(text(r[0]), text(r[1]), str(r[3])) for r in rels]
+
+    async def current_and_permanent(self, node: str) -> tuple[str | None, str | None]:
+        rels = await self.which_releases(node)
+        perm = next((v for _, v, s in rels if s == "permanent"), None)
+        cur = next((v for _, v, s in rels if s == "current"), None) or perm
+        return cur, perm
+
+    async def unpack(self, node: str, tar_stem: str) -> str:
+        r = await self.c.rpc(node, "release_handler", "unpack_release", [tar_stem], timeout=self.install_timeout)
+        if is_tagged(r, "ok", 2):
+            return text(r[1])
+        raise ReleaseError(f"{node}: unpack_release({tar_stem}) failed: {show(r[1] if is_tagged(r, 'error', 2) else r)}",
+                           node=node)
+
+    async def check_install(self, node: str, vsn: str) -> None:
+        r = await self.c.rpc(node, "release_handler", "check_install_release", [vsn, [_a("purge")]],
+                             timeout=self.install_timeout)
+        if not is_tagged(r, "ok"):
+            raise ReleaseError(f"{node}: check_install_release({vsn}) failed: "
+                               f"{show(r[1] if is_tagged(r, 'error', 2) else r)}", node=node)
+
+    async def install(self, node: str, vsn: str) -> InstallAnswer:
+        """install_release; on a timeout or a dropped connection, find out what really happened."""
+        try:
+            r = await self.c.rpc(node, "release_handler", "install_release",
+                                 [vsn, [(_a("update_paths"), True)]], timeout=self.install_timeout)
+        except RpcTimeout:
+            return InstallAnswer("timeout", f"no answer within {self.install_timeout:.0f} s")
+        except NodeDown:
+            return InstallAnswer("restarted", "the node went down during install_release")
+        if is_tagged(r, "ok"):
+            return InstallAnswer("ok", raw=r)
+        if is_tagged(r, "continue_after_restart"):
+            return InstallAnswer("continue_after_restart", "the node restarts into the new emulator", raw=r)
+        if is_tagged(r, "error", 2):
+            return InstallAnswer("error", show(r[1]), raw=r)
+        return InstallAnswer("error", show(r), raw=r)
+
+    async def make_permanent(self, node: str, vsn: str) -> None:
+        r = await self.c.rpc(node, "release_handler", "make_permanent", [vsn], timeout=self.install_timeout)
+        if r != "ok":
+            raise ReleaseError(f"{node}: make_permanent({vsn}) failed: {show(r)}", node=node)
+
+    async def wait_back(self, node: str, *, timeout: float | None = None) -> None:
+        """Wait for a restarting node to answer again with release_handler running."""
+        deadline = time.monotonic() + (self.restart_wait if timeout is None else timeout)
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                await self.c.node.connect(node, timeout=5.0)
+                rh = await self.c.rpc(node, "erlang", "whereis", [_a("release_handler")], timeout=5.0)
+                if rh != "undefined":
+                    return
+            except (ConnectError, NodeDown, RpcError) as e:
+                last = e
+            await asyncio.sleep(0.25)
+        raise NodeDown(f"{node} did not come back within {self.restart_wait:.0f} s"
+                       + (f" (last: {last})" if last else ""), node=node)
+
+    async def read_term_file(self, node: str, path: str) -> Any:
+        r = await self.c.rpc(node, "file", "consult", [path])
+        if is_tagged(r, "ok", 2) and r[1]:
+            return r[1][0]
+        return None
+
+    async def release_apps(self, node: str, releases_dir: str, vsn: str) -> dict[str, str]:
+        """App versions of an unpacked release, from its .rel file on the node."""
+        names = await self.c.rpc(node, "filelib", "wildcard", ["*.rel", f"{releases_dir}/{vsn}"])
+        for n in names or []:
+            rel = await self.read_term_file(node, f"{releases_dir}/{vsn}/{text(n)}")
+            if isinstance(rel, tuple) and len(rel) == 4 and rel[0] == "release":
+                return {str(a[0]): text(a[1]) for a in rel[3]}
+        return {}
+
+    async def running_apps(self, node: str) -> dict[str, str]:
+        apps = await self.c.rpc(node, "application", "which_applications", [])
+        return {str(a[0]): text(a[2]) for a in apps}
+
+    async def health(self, node: str, verify: tuple[str, str, list[Any]]) -> None:
+        m, f, a = verify
+        try:
+            r = await self.c.rpc(node, m, f, a)
+        except RpcError as e:
+            raise ReleaseError(f"{node}: health check {m}:{f}/{len(a)} failed: {e}", node=node) from None
+        if r not in ("ok", True) and not is_tagged(r, "ok"):
+            raise ReleaseError(f"{node}: health check {m}:{f}/{len(a)} returned {show(r)}", node=node)

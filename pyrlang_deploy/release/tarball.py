@@ -1,0 +1,124 @@
+"""Read a release tarball locally before any node sees it: name, version, apps, relup.
+
+A corrupt tarball, a tarball of another version, or one without a relup is refused here,
+before anything is uploaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import PreflightError
+from .relup import Relup, parse_relup
+
+
+@dataclass
+class TarballInfo:
+    path: Path
+    name: str
+    vsn: str
+    erts: str
+    apps: dict[str, str]
+    relup: Relup | None
+    size: int
+    sha256: str
+    md5: str
+    members: list[str] = field(default_factory=list, repr=False)
+
+
+def strip_comments(text: str) -> str:
+    """Remove Erlang `%` comments, leaving strings and quoted atoms intact."""
+    out, quote, i = [], None, 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            out.append(ch)
+            if ch == "\\" and i + 1 < len(text):
+                out.append(text[i + 1])
+                i += 1
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+            out.append(ch)
+        elif ch == "$" and i + 1 < len(text):  # character literal: $% is not a comment
+            out.append(text[i:i + 2])
+            i += 1
+        elif ch == "%":
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def parse_consult(text: str) -> Any:
+    """The first term of a file:consult-style text."""
+    from ..term import parse_term
+
+    body = strip_comments(text).strip()
+    return parse_term(body)
+
+
+def _digests(path: Path) -> tuple[int, str, str]:
+    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return size, sha.hexdigest(), md5.hexdigest()
+
+
+def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
+    """Open and check a release tarball; PreflightError naming the file and the problem otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise PreflightError(f"tarball {path} does not exist")
+    try:
+        size, sha, md5 = _digests(path)
+        with tarfile.open(path, "r:gz") as tar:
+            names = tar.getnames()
+            rels = [n for n in names if n.startswith("releases/") and n.endswith(".rel") and n.count("/") == 2]
+            if not rels:
+                raise PreflightError(f"{path.name}: not a release tarball (no releases/VSN/NAME.rel inside)")
+            rel_name = rels[0]
+            rel = parse_consult(tar.extractfile(rel_name).read().decode("utf-8"))
+            relup_name = f"{rel_name.rsplit('/', 1)[0]}/relup"
+            relup = None
+            if relup_name in names:
+                relup = parse_relup(parse_consult(tar.extractfile(relup_name).read().decode("utf-8")))
+            # read every member once: a truncated or corrupted archive fails here, not on the node
+            for m in tar:
+                if m.isfile():
+                    f = tar.extractfile(m)
+                    while f.read(1 << 20):
+                        pass
+    except PreflightError:
+        raise
+    except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+        raise PreflightError(f"{path.name}: corrupt release tarball ({e})") from None
+    except Exception as e:  # term syntax errors in .rel/relup
+        raise PreflightError(f"{path.name}: unreadable .rel or relup ({e})") from None
+    try:
+        _, (name, vsn), (_, erts), apps = rel[0], rel[1], rel[2], rel[3]
+        app_versions = {str(a[0]): _text(a[1]) for a in apps}
+    except (TypeError, IndexError, ValueError):
+        raise PreflightError(f"{path.name}: malformed .rel file {rel_name}") from None
+    info = TarballInfo(path=path, name=_text(name), vsn=_text(vsn), erts=_text(erts), apps=app_versions,
+                       relup=relup, size=size, sha256=sha, md5=md5, members=names)
+    if expect_vsn is not None and info.vsn != expect_vsn:
+        raise PreflightError(f"{path.name} holds release {info.name} {info.vsn}, not {expect_vsn}")
+    return info
+
+
+def _text(v: Any) -> str:
+    from .terms import text
+    return text(v)
