@@ -79,6 +79,10 @@ class ReceiveTimeout(ErldeployError):
     pass
 
 
+class MailboxClosed(ErldeployError):
+    """A receive was waiting on a mailbox that got closed."""
+
+
 class RpcError(ErldeployError):
     """A remote call failed: an exception on the node or a ``{badrpc, Reason}``.
 

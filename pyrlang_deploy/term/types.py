@@ -17,16 +17,20 @@ The mapping between Erlang and Python (documented in README "Term mapping"):
   improper list                  ImproperList
   binary                         bytes
   bitstring (not whole bytes)    BitString
-  map                            dict (a key Python cannot hash, a list or map,
-                                 decodes as a hashable wrapper that re-encodes
-                                 to the same Erlang key; see the codec)
+  map                            dict (a key Python cannot hash, e.g. a list or
+                                 map, decodes as MapKey, a hashable wrapper that
+                                 re-encodes to the same Erlang key; so do all keys
+                                 of a map whose keys Python would merge, such as
+                                 1 and 1.0, or the atom a and the string "a")
   pid / reference / port         Pid / Reference / Port
   fun M:F/A                      ExportFun
   local fun (closure)            LocalFun (opaque; re-encodes to the same bytes)
 
 Encoding direction: Python str encodes as a charlist (list of code points, "é" is
-[233]); bytes/bytearray/memoryview as a binary; None as the atom ``undefined``.
-Charlists and binaries stay distinct both ways; non-ASCII text is exact both ways.
+[233]); bytes/bytearray/memoryview as a binary; None as the atom ``undefined``
+(which decodes as Atom("undefined")); an empty str as []. A BitString with
+``bits == 8`` is a plain binary. Charlists and binaries stay distinct both ways;
+non-ASCII text is exact both ways.
 """
 
 from __future__ import annotations
@@ -106,3 +110,32 @@ class BitString:
 class ImproperList:
     elements: tuple[Any, ...]
     tail: Any
+
+
+class MapKey:
+    """A map key that Python cannot use as a dict key directly (a list, a map, a
+    tuple holding one), or one Python would merge with another key (1 and 1.0).
+
+    Equality and hash follow Erlang's exact equality (=:=): two MapKeys are equal
+    when their terms encode to the same Erlang value. Encodes as ``term``. Treat
+    ``term`` as immutable: the identity is computed once, at construction.
+    """
+
+    __slots__ = ("term", "_ident")
+
+    def __init__(self, term: Any) -> None:
+        from .encode import canonical_bytes  # late: the encoder imports this module
+
+        self.term = term
+        self._ident = canonical_bytes(term)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MapKey:
+            return NotImplemented
+        return self._ident == other._ident
+
+    def __hash__(self) -> int:
+        return hash(self._ident)
+
+    def __repr__(self) -> str:
+        return f"MapKey({self.term!r})"

@@ -1,0 +1,241 @@
+"""status, upload, install, rollback, permanent, remove."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncclick as click
+
+from ..errors import ErldeployError, UsageError
+from .output import console, emit_json, err_console
+from .runner import exit_code_for, open_cluster, settings_of
+from .settings import global_options
+
+
+# --- status -------------------------------------------------------------------
+
+@click.command()
+@global_options
+@click.pass_context
+async def status(ctx: click.Context) -> int:
+    """What every node runs: releases and their states, applications, drift.
+
+    Exit 1 when a node is unreachable or the cluster is not on one permanent release.
+    """
+    s = settings_of(ctx)
+    from ..release.status import cluster_status
+
+    async with open_cluster(s, need_all=False) as c:
+        if not c.members:
+            raise next(iter(c.unreachable.values()))
+        st = await cluster_status(c)
+    if s.json:
+        emit_json(st.to_json())
+    else:
+        from .render import render_status
+        render_status(st, quiet=s.quiet)
+    return 0 if st.ok else 1
+
+
+# --- upload -------------------------------------------------------------------
+
+@click.command()
+@global_options
+@click.argument("tar", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-agent", is_flag=True, help="Upload with plain RPC instead of the on-node agent.")
+@click.pass_context
+async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
+    """Copy a release tarball to every node's releases dir (checksum verified, atomic; a retry is a no-op)."""
+    s = settings_of(ctx)
+    from ..release.tarball import inspect_tarball
+    from ..release.transfer import upload_everywhere
+
+    info = inspect_tarball(tar)
+    async with open_cluster(s) as c:
+        progress = _Progress(s, f"upload {tar.name}")
+        with progress:
+            res = await upload_everywhere(c, info, agent=not no_agent, progress=progress.update)
+    errors = [r.error for r in res.values() if not r.ok]
+    if s.json:
+        emit_json({"ok": not errors, "tarball": str(tar), "sha256": info.sha256,
+                   "nodes": [r.to_json() for r in res.values()]})
+    else:
+        for r in res.values():
+            if r.ok:
+                v = r.value
+                what = "already there (same checksum)" if v.skipped else f"{v.bytes} bytes written"
+                if not s.quiet:
+                    print(f"{r.node}: {v.path}: {what}")
+            else:
+                print(f"erldeploy: error: {r.error}", file=sys.stderr)
+    return exit_code_for(errors)
+
+
+# --- install / rollback ---------------------------------------------------------
+
+def _install_options(f):
+    f = click.option("--strategy", type=click.Choice(["canary", "rolling", "all"]), default=None,
+                     help="canary (default): one node, then the rest in batches; rolling: batches; all: at once.")(f)
+    f = click.option("--batch", type=int, default=None, help="Nodes per batch (default 1).")(f)
+    f = click.option("--verify", "verify", metavar="MOD:FUN", default=None,
+                     help="Health call after each node's install; must return ok or true.")(f)
+    f = click.option("--dry-run", is_flag=True, help="Run the preflight and print the plan; change nothing.")(f)
+    f = click.option("--no-agent", is_flag=True,
+                     help="Drive release_handler with plain RPC (no code loaded on the nodes, no lease).")(f)
+    f = click.option("--lease", type=float, default=None, metavar="SECONDS",
+                     help="Agent lease: a node rolls itself back if the controller is silent this long (default 30).")(f)
+    f = click.option("--install-timeout", type=float, default=600.0, metavar="SECONDS",
+                     help="How long one node's install_release may take (default 600).")(f)
+    return f
+
+
+def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_timeout, tar=None) -> dict[str, Any]:
+    from ..release.install import parse_verify
+
+    env = s.environment
+    return dict(
+        tar=tar,
+        strategy=strategy or (env.strategy if env and env.strategy else "canary"),
+        batch=batch or (env.batch if env and env.batch else 1),
+        verify=parse_verify(verify or (env.verify if env else None)),
+        dry_run=dry_run, agent=not no_agent,
+        lease=lease or (env.lease if env and env.lease else 30.0),
+        install_timeout=install_timeout,
+    )
+
+
+def _find_tar(s, vsn: str) -> Path | None:
+    """--tar, else the environment's tarball pattern / releases dir."""
+    env = s.environment
+    if not env:
+        return None
+    if env.tar:
+        p = Path(env.tar.format(vsn=vsn)).expanduser()
+        return p if p.exists() else None
+    if env.releases:
+        hits = sorted(Path(env.releases).expanduser().glob(f"*-{vsn}.tar.gz")) + \
+            sorted(Path(env.releases).expanduser().glob(f"{vsn}/*.tar.gz"))
+        return hits[0] if hits else None
+    return None
+
+
+@click.command()
+@global_options
+@click.argument("vsn")
+@click.option("--tar", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Release tarball to upload where VSN is not unpacked yet.")
+@_install_options
+@click.pass_context
+async def install(ctx: click.Context, vsn: str, tar: Path | None, **kw: Any) -> int:
+    """Hot-upgrade the nodes to release VSN.
+
+    Preflight on every node before touching any; then upload, unpack, install and
+    verify node by node (canary first); make permanent only when every node is
+    verified. On failure the upgraded nodes are rolled back and every node's final
+    state is printed.
+    """
+    s = settings_of(ctx)
+    opts = _options_from(s, tar=tar or _find_tar(s, vsn), **kw)
+    from ..release.install import install as do_install
+    return await _run_transition(s, opts, lambda c, o: do_install(c, vsn, **o))
+
+
+@click.command()
+@global_options
+@click.argument("vsn", required=False)
+@_install_options
+@click.pass_context
+async def rollback(ctx: click.Context, vsn: str | None, **kw: Any) -> int:
+    """Go back to the previous release (or VSN) on every node, through the relup's down section."""
+    s = settings_of(ctx)
+    opts = _options_from(s, **kw)
+    from ..release.install import rollback as do_rollback
+    return await _run_transition(s, opts, lambda c, o: do_rollback(c, vsn, **o))
+
+
+async def _run_transition(s, opts: dict[str, Any], action) -> int:
+    from .render import EventPrinter, render_install_report
+
+    printer = EventPrinter(quiet=s.quiet or s.json)
+    opts["on_event"] = printer
+    async with open_cluster(s, need_all=False) as c:
+        report = await action(c, opts)
+    printer.close()
+    if s.json:
+        emit_json(report.to_json())
+    else:
+        render_install_report(report, quiet=s.quiet)
+    return report.exit_code
+
+
+# --- permanent / remove ---------------------------------------------------------
+
+@click.command()
+@global_options
+@click.argument("vsn")
+@click.pass_context
+async def permanent(ctx: click.Context, vsn: str) -> int:
+    """Make release VSN permanent (what a restart boots) on every node; VSN must be current there."""
+    s = settings_of(ctx)
+    from ..release.manage import make_permanent_everywhere
+    async with open_cluster(s) as c:
+        res = await make_permanent_everywhere(c, vsn)
+    return _per_node_report(s, res, f"{vsn} is permanent")
+
+
+@click.command()
+@global_options
+@click.argument("vsn")
+@click.pass_context
+async def remove(ctx: click.Context, vsn: str) -> int:
+    """Remove release VSN from every node (refused for the current and the permanent release)."""
+    s = settings_of(ctx)
+    from ..release.manage import remove_everywhere
+    async with open_cluster(s) as c:
+        res = await remove_everywhere(c, vsn)
+    return _per_node_report(s, res, f"{vsn} removed")
+
+
+def _per_node_report(s, res, done_text: str) -> int:
+    errors = [r.error for r in res.values() if not r.ok]
+    if s.json:
+        emit_json({"ok": not errors, "nodes": [r.to_json() for r in res.values()]})
+    else:
+        for r in res.values():
+            if r.ok:
+                if not s.quiet:
+                    print(f"{r.node}: {r.value or done_text}")
+            else:
+                print(f"erldeploy: error: {r.error}", file=sys.stderr)
+    return exit_code_for(errors)
+
+
+class _Progress:
+    """A rich progress bar per node on stderr (nothing in --json or --quiet mode)."""
+
+    def __init__(self, s, title: str):
+        self.enabled = not (s.json or s.quiet) and sys.stderr.isatty()
+        self.title = title
+        self._p = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+            self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                               TransferSpeedColumn(), console=err_console(), transient=False)
+            self._p.__enter__()
+        return self
+
+    def update(self, node: str, done: int, total: int) -> None:
+        if not self._p:
+            return
+        if node not in self._tasks:
+            self._tasks[node] = self._p.add_task(f"{node}", total=total)
+        self._p.update(self._tasks[node], completed=done)
+
+    def __exit__(self, *exc):
+        if self._p:
+            self._p.__exit__(*exc)

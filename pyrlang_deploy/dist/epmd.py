@@ -1,0 +1,137 @@
+"""epmd client: where does node ``name`` listen on ``host``?
+
+Sans-IO encoders/parsers for PORT_PLEASE2 and NAMES, plus two small asyncio helpers.
+epmd answers one request per TCP connection and closes it, so the helpers read to EOF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+from dataclasses import dataclass
+
+from ..errors import ConnectError, EpmdUnreachable, NodeNotFound
+
+DEFAULT_PORT = 4369
+PORT_PLEASE2_REQ = 122
+PORT2_RESP = 119
+NAMES_REQ = 110
+
+
+def default_port() -> int:
+    """``ERL_EPMD_PORT`` if set (as ``erl`` honours it), else 4369."""
+    value = os.environ.get("ERL_EPMD_PORT", "")
+    try:
+        return int(value) if value else DEFAULT_PORT
+    except ValueError:
+        return DEFAULT_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class NodePort:
+    """A PORT2_RESP for a registered node."""
+
+    name: str
+    port: int
+    node_type: int  # 77 = normal Erlang node, 72 = hidden
+    protocol: int  # 0 = tcp/ipv4
+    highest_version: int
+    lowest_version: int
+    extra: bytes = b""
+
+
+def encode_port_please2(name: str) -> bytes:
+    body = bytes([PORT_PLEASE2_REQ]) + name.encode("utf-8")
+    return struct.pack(">H", len(body)) + body
+
+
+def parse_port_please2(data: bytes) -> NodePort | None:
+    """Parse a complete PORT2_RESP. ``None`` means epmd does not know the name."""
+    if len(data) < 2 or data[0] != PORT2_RESP:
+        raise ValueError(f"not a PORT2_RESP: {bytes(data[:8])!r}")
+    if data[1] != 0:
+        return None
+    if len(data) < 12:
+        raise ValueError("truncated PORT2_RESP")
+    port, ntype, proto, high, low, nlen = struct.unpack_from(">HBBHHH", data, 2)
+    end = 12 + nlen
+    if len(data) < end:
+        raise ValueError("truncated PORT2_RESP node name")
+    name = bytes(data[12:end]).decode("utf-8", "replace")
+    extra = b""
+    if len(data) >= end + 2:
+        (elen,) = struct.unpack_from(">H", data, end)
+        extra = bytes(data[end + 2 : end + 2 + elen])
+    return NodePort(name, port, ntype, proto, high, low, extra)
+
+
+def encode_names() -> bytes:
+    return struct.pack(">HB", 1, NAMES_REQ)
+
+
+def parse_names(data: bytes) -> list[tuple[str, int]]:
+    """Parse a complete NAMES_RESP: ``EPMDPortNo:32`` then ``name N at port P`` lines."""
+    if len(data) < 4:
+        raise ValueError("truncated NAMES_RESP")
+    result: list[tuple[str, int]] = []
+    for line in bytes(data[4:]).decode("utf-8", "replace").splitlines():
+        # epmd prints "name foo at port 4711" (and "old/unused name ..." for stale slots)
+        parts = line.split()
+        if len(parts) == 5 and parts[0] == "name" and parts[2:4] == ["at", "port"]:
+            try:
+                result.append((parts[1], int(parts[4])))
+            except ValueError:
+                continue
+    return result
+
+
+# --- asyncio edge -----------------------------------------------------------
+
+
+async def _request(host: str, port: int, request: bytes, timeout: float) -> bytes:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else _cause(exc)
+        raise EpmdUnreachable(f"epmd not reachable on {host}:{port} ({cause})") from None
+    try:
+        writer.write(request)
+        return await asyncio.wait_for(reader.read(), timeout)  # epmd closes after answering
+    except (OSError, asyncio.TimeoutError) as exc:
+        cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else _cause(exc)
+        raise EpmdUnreachable(f"epmd on {host}:{port} did not answer ({cause})") from None
+    finally:
+        writer.close()
+
+
+def _cause(exc: OSError) -> str:
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
+async def names(host: str, port: int | None = None, *, timeout: float = 5.0) -> list[tuple[str, int]]:
+    """``[(name, port), ...]`` of the nodes registered with epmd on ``host``."""
+    port = default_port() if port is None else port
+    data = await _request(host, port, encode_names(), timeout)
+    try:
+        return parse_names(data)
+    except ValueError as exc:
+        raise ConnectError(f"epmd on {host}:{port} sent a malformed NAMES reply ({exc})") from None
+
+
+async def port_please(host: str, name: str, port: int | None = None, *, timeout: float = 5.0) -> NodePort:
+    """The distribution port of node ``name@host``; NodeNotFound lists what epmd knows."""
+    port = default_port() if port is None else port
+    data = await _request(host, port, encode_port_please2(name), timeout)
+    try:
+        found = parse_port_please2(data)
+    except ValueError as exc:
+        raise ConnectError(f"epmd on {host}:{port} sent a malformed PORT2 reply ({exc})",
+                           node=f"{name}@{host}") from None
+    if found is None:
+        try:
+            known = ", ".join(sorted(n for n, _ in await names(host, port, timeout=timeout))) or "none"
+        except ConnectError:
+            known = "unknown"
+        raise NodeNotFound(f"no node named {name} on {host} (epmd knows: {known})", node=f"{name}@{host}")
+    return found

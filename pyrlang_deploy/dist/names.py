@@ -1,0 +1,54 @@
+"""Node names: splitting, short vs long form, and our own unique name."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import socket
+
+from ..errors import UsageError
+
+
+def split_node(node: str) -> tuple[str, str]:
+    """``"a@host"`` -> ``("a", "host")``; UsageError for anything else."""
+    alive, sep, host = node.partition("@")
+    if not sep or not alive or not host or "@" in host:
+        raise UsageError(f"not a node name: {node!r} (expected name@host)", node=node)
+    return alive, host
+
+
+def is_long_host(host: str) -> bool:
+    """Long names have a dotted host or an IP address (``erl -name``); short ones do not."""
+    return "." in host or ":" in host
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def own_host(long: bool, peer_host: str | None = None) -> str:
+    """The host part of our name in the form the peer expects.
+
+    The host in a hidden client's name is only a label (we never listen), but OTP
+    rejects a short name from a long-name node and vice versa.
+    """
+    if not long:
+        return socket.gethostname().split(".")[0] or "localhost"
+    if peer_host is not None and _is_ip(peer_host) and ipaddress.ip_address(peer_host).is_loopback:
+        return peer_host  # a@127.0.0.1 clusters: stay on loopback
+    fqdn = socket.getfqdn()
+    if "." in fqdn:
+        return fqdn
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+def unique_alive(prefix: str = "erldeploy") -> str:
+    """A fresh alive part per run so two controllers never collide."""
+    return f"{prefix}-{secrets.token_hex(4)}"

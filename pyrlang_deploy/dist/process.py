@@ -1,0 +1,172 @@
+"""Things on our node that own a pid: the base class and the user-facing Mailbox.
+
+A remote process sees each of them as an ordinary Erlang process: it can send to
+it, monitor it (and gets MONITOR_P_EXIT when it closes) and link to it. Our side
+never dies from a signal: exit signals arrive as ``('EXIT', From, Reason)``
+messages, like a process that traps exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import MailboxClosed, ReceiveTimeout
+from ..term.types import Atom, Pid, Reference
+
+if TYPE_CHECKING:
+    from .node import LocalNode
+
+log = logging.getLogger(__name__)
+
+DOWN = Atom("DOWN")
+EXIT = Atom("EXIT")
+PROCESS = Atom("process")
+NORMAL = Atom("normal")
+
+
+class LocalProcess:
+    """A pid on our node. Subclasses decide what a delivered message means."""
+
+    __slots__ = ("node", "pid", "name", "monitored_by", "links", "closed")
+
+    def __init__(self, node: "LocalNode", pid: Pid) -> None:
+        self.node = node
+        self.pid = pid
+        self.name: Atom | None = None
+        # remote monitors of us: ref -> (monitoring pid, what they monitored: our pid or name)
+        self.monitored_by: dict[Reference, tuple[Pid, Pid | Atom]] = {}
+        self.links: set[Pid] = set()
+        self.closed = False
+
+    def deliver(self, msg: Any) -> None:
+        raise NotImplementedError
+
+    def exit_signal(self, from_pid: Pid, reason: Any) -> None:
+        """An exit signal (broken link or exit/2): we trap exits, so it is a message."""
+        self.deliver((EXIT, from_pid, reason))
+
+    def close(self, reason: Any = NORMAL) -> None:
+        """Leave the node: tell remote monitors and linked processes, free the pid."""
+        if self.closed:
+            return
+        self.closed = True
+        self.node._process_exited(self, reason)
+
+
+class Mailbox(LocalProcess):
+    """A pid with a message queue and selective receive.
+
+    Create with ``node.mailbox()``; use as ``async with node.mailbox() as mb``.
+    """
+
+    __slots__ = ("_queue", "_waiters")
+
+    def __init__(self, node: "LocalNode", pid: Pid) -> None:
+        super().__init__(node, pid)
+        self._queue: deque[Any] = deque()
+        self._waiters: list[tuple[Callable[[Any], bool] | None, asyncio.Future]] = []
+
+    def __repr__(self) -> str:
+        return f"<Mailbox {self.pid}{' closed' if self.closed else ''}>"
+
+    async def __aenter__(self) -> "Mailbox":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    # --- receiving --------------------------------------------------------------
+
+    def deliver(self, msg: Any) -> None:
+        if self.closed:
+            return
+        for i, (match, fut) in enumerate(self._waiters):
+            if fut.done():
+                continue
+            if match is None or _matches(match, msg):
+                del self._waiters[i]
+                fut.set_result(msg)
+                return
+        self._queue.append(msg)
+
+    def receive_nowait(self, match: Callable[[Any], bool] | None = None) -> Any:
+        """The oldest queued message accepted by ``match``; ReceiveTimeout if none."""
+        found, msg = self._take(match)
+        if not found:
+            raise ReceiveTimeout(f"no matching message queued at {self.pid}")
+        return msg
+
+    async def receive(self, match: Callable[[Any], bool] | None = None, timeout: float | None = None) -> Any:
+        """Selective receive: the oldest message ``match`` accepts (any if None).
+
+        Messages it rejects stay queued in order for later receives.
+        """
+        found, msg = self._take(match)
+        if found:
+            return msg
+        if self.closed:
+            raise MailboxClosed(f"mailbox {self.pid} is closed")
+        fut = asyncio.get_running_loop().create_future()
+        entry = (match, fut)
+        self._waiters.append(entry)
+        try:
+            if timeout is None:
+                return await fut
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise ReceiveTimeout(f"no matching message at {self.pid} within {timeout:g}s") from None
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _take(self, match: Callable[[Any], bool] | None) -> tuple[bool, Any]:
+        q = self._queue
+        if not q:
+            return False, None
+        if match is None:
+            return True, q.popleft()
+        for i, msg in enumerate(q):
+            if _matches(match, msg):
+                del q[i]
+                return True, msg
+        return False, None
+
+    # --- acting -----------------------------------------------------------------
+
+    async def send(self, dest: Any, msg: Any) -> None:
+        """Send with this mailbox as the sender (SEND_SENDER / REG_SEND from our pid)."""
+        await self.node.send(dest, msg, sender=self.pid)
+
+    async def monitor(self, target: Pid | tuple[str, str]) -> Reference:
+        """Monitor a process (pid, or ``(name, node)``); DOWN arrives here as
+        ``('DOWN', Ref, 'process', Target, Reason)``."""
+        return await self.node._monitor(self, target)
+
+    async def demonitor(self, ref: Reference) -> None:
+        await self.node._demonitor(self, ref)
+
+    def register(self, name: str) -> None:
+        self.node.register(name, self)
+
+    def close(self, reason: Any = NORMAL) -> None:
+        if self.closed:
+            return
+        super().close(reason)
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_exception(MailboxClosed(f"mailbox {self.pid} closed while receiving"))
+        self._waiters.clear()
+
+
+def _matches(match: Callable[[Any], bool], msg: Any) -> bool:
+    try:
+        return bool(match(msg))
+    except Exception:  # a predicate that cannot handle this shape just does not match
+        log.debug("receive predicate raised; treating as no match", exc_info=True)
+        return False

@@ -1,0 +1,65 @@
+"""`permanent` and `remove`: small release_handler operations, checked on every node first."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import PreflightError, ReleaseError
+from .status import cluster_status
+from .terms import show
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster, NodeResult
+
+
+async def make_permanent_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeResult[str]"]:
+    st = await cluster_status(c, c.members)
+    problems = []
+    for n in st.nodes:
+        if n.current != vsn and n.permanent != vsn:
+            known = ", ".join(f"{r.vsn} ({r.state})" for r in n.releases) or "none"
+            problems.append(f"{n.node}: {vsn} is not the current release there (releases: {known}); install it first")
+    if problems:
+        raise PreflightError("refused, no node was changed: " + "; ".join(problems))
+    by_node = {n.node: n for n in st.nodes}
+
+    async def one(node: str) -> str:
+        if by_node[node].permanent == vsn:
+            return f"{vsn} already permanent"
+        r = await c.rpc(node, "release_handler", "make_permanent", [vsn])
+        if r != "ok":
+            raise ReleaseError(f"{node}: make_permanent({vsn}) failed: {show(r)}", node=node)
+        return f"{vsn} is now permanent"
+
+    return await c.each(one)
+
+
+async def remove_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeResult[str]"]:
+    st = await cluster_status(c, c.members)
+    problems = []
+    for n in st.nodes:
+        rel = n.release(vsn)
+        if rel is None:
+            continue
+        if n.current == vsn or n.permanent == vsn:
+            problems.append(f"{n.node}: {vsn} is the {'current' if n.current == vsn else 'permanent'} release")
+    if problems:
+        raise PreflightError("refused, no node was changed: " + "; ".join(problems))
+    by_node = {n.node: n for n in st.nodes}
+
+    async def one(node: str) -> str:
+        n = by_node[node]
+        if n.release(vsn) is None:
+            return f"{vsn} not present"
+        if n.mix_release:
+            # no RELEASES file: remove_release would act on release_handler's invented entry
+            r = await c.rpc(node, "release_handler", "set_removed", [vsn])
+            how = "marked removed (set_removed: no RELEASES file)"
+        else:
+            r = await c.rpc(node, "release_handler", "remove_release", [vsn])
+            how = "removed"
+        if r != "ok":
+            raise ReleaseError(f"{node}: removing {vsn} failed: {show(r)}", node=node)
+        return f"{vsn} {how}"
+
+    return await c.each(one)
