@@ -1,0 +1,455 @@
+"""Decoder for the External Term Format (the bytes of term_to_binary/1).
+
+One iterative loop with an explicit stack, so nesting depth is bounded by memory,
+never by the Python stack. Common tags are handled inline (no call per element);
+rare ones go to ``_rare``. Length fields are never trusted for allocation: every
+element needs at least one byte, so a container claiming more elements than
+there are bytes left is rejected before anything is built.
+
+Any malformed input raises exactly one ``DecodeError``.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from typing import Any
+
+from ..errors import DecodeError
+from .types import (
+    Atom,
+    BitString,
+    ExportFun,
+    ImproperList,
+    LocalFun,
+    MapKey,
+    Pid,
+    Port,
+    Reference,
+)
+
+VERSION = 131
+
+_u16 = struct.Struct(">H").unpack_from
+_u32 = struct.Struct(">I").unpack_from
+_i32 = struct.Struct(">i").unpack_from
+_u64 = struct.Struct(">Q").unpack_from
+_f64 = struct.Struct(">d").unpack_from
+
+# What io_lib:printable_unicode_list/1 accepts (checked against OTP in the tests).
+_PRINTABLE_LATIN1 = re.compile(rb"[\x08-\x0d\x1b\x20-\x7e\xa0-\xff]+").fullmatch
+_PRINTABLE_UNICODE = re.compile(
+    "[\x08-\x0d\x1b\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+"
+).fullmatch
+_OLD_FLOAT = re.compile(rb" *[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?").fullmatch
+
+# Atom caches: raw bytes -> Atom (or bool), one per encoding since the same bytes
+# mean different atoms in latin-1 and UTF-8. Bounded so a peer sending endless
+# distinct atoms cannot grow them without limit.
+_ATOM_CACHE_MAX = 65536
+_ATOMS_UTF8: dict[bytes, Any] = {}
+_ATOMS_LATIN1: dict[bytes, Any] = {}
+
+
+def _reset_atom_cache(cache: dict[bytes, Any]) -> None:
+    cache.clear()
+    cache[b"true"] = True
+    cache[b"false"] = False
+
+
+_reset_atom_cache(_ATOMS_UTF8)
+_reset_atom_cache(_ATOMS_LATIN1)
+
+# Largest expansion zlib can achieve (deflate tops out near 1032:1); a declared
+# size beyond that, relative to the compressed bytes present, is a lie.
+_ZLIB_MAX_RATIO = 1032
+
+
+def _new_atom(raw: bytes, utf8: bool) -> Any:
+    """Build (and cache) the atom for raw bytes that missed the cache."""
+    try:
+        name = raw.decode("utf-8") if utf8 else raw.decode("latin-1")
+    except UnicodeDecodeError:
+        raise DecodeError(f"atom is not valid UTF-8: {raw[:40]!r}") from None
+    if len(name) > 255:
+        raise DecodeError(f"atom longer than 255 characters ({len(name)})")
+    cache = _ATOMS_UTF8 if utf8 else _ATOMS_LATIN1
+    if len(cache) >= _ATOM_CACHE_MAX:
+        _reset_atom_cache(cache)
+    atom = cache[bytes(raw)] = Atom(name)
+    return atom
+
+
+def _atom(data: bytes, pos: int) -> tuple[Any, int]:
+    """Decode one atom (any atom tag) at pos; returns (Atom or bool, next pos)."""
+    tag = data[pos]
+    if tag == 119 or tag == 115:  # SMALL_ATOM_UTF8, SMALL_ATOM
+        n = data[pos + 1]
+        start = pos + 2
+    elif tag == 118 or tag == 100:  # ATOM_UTF8, ATOM
+        n = _u16(data, pos + 1)[0]
+        start = pos + 3
+    elif tag == 82:
+        raise DecodeError("ATOM_CACHE_REF in a term, but the atom cache was never negotiated")
+    else:
+        raise DecodeError(f"expected an atom at byte {pos}, found tag {tag}")
+    end = start + n
+    if end > len(data):
+        raise DecodeError("truncated atom")
+    raw = data[start:end]
+    utf8 = tag == 119 or tag == 118
+    cache = _ATOMS_UTF8 if utf8 else _ATOMS_LATIN1
+    atom = cache.get(raw)
+    if atom is None:
+        atom = _new_atom(raw, utf8)
+    return atom, end
+
+
+def _node(data: bytes, pos: int) -> tuple[Atom, int]:
+    node, pos = _atom(data, pos)
+    if type(node) is bool:  # a node called 'true' is silly but valid
+        node = Atom("true" if node else "false")
+    return node, pos
+
+
+def _small_int(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    tag = data[pos]
+    if tag == 97:
+        return data[pos + 1], pos + 2
+    if tag == 98:
+        return _i32(data, pos + 1)[0], pos + 5
+    raise DecodeError(f"{what} is not an integer (tag {tag} at byte {pos})")
+
+
+def _rare(tag: int, data: bytes, pos: int) -> tuple[Any, int]:
+    """Tags that never contain nested containers and are rare in bulk data.
+
+    ``pos`` points just past the tag byte.
+    """
+    if tag == 88:  # NEW_PID: node, id u32, serial u32, creation u32
+        node, pos = _node(data, pos)
+        pid_id, serial, creation = struct.unpack_from(">III", data, pos)
+        return Pid(node, pid_id, serial, creation), pos + 12
+    if tag == 90 or tag == 114:  # NEWER_REFERENCE / NEW_REFERENCE
+        n = _u16(data, pos)[0]
+        if n == 0 or n > 5:  # OTP never uses more than 5 words
+            raise DecodeError(f"reference with {n} id words")
+        node, pos = _node(data, pos + 2)
+        if tag == 90:
+            creation = _u32(data, pos)[0]
+            pos += 4
+        else:
+            creation = data[pos]
+            pos += 1
+        ids = struct.unpack_from(f">{n}I", data, pos)
+        return Reference(node, creation, ids), pos + 4 * n
+    if tag == 110 or tag == 111:  # SMALL_BIG / LARGE_BIG
+        if tag == 110:
+            n = data[pos]
+            pos += 1
+        else:
+            n = _u32(data, pos)[0]
+            pos += 4
+        sign = data[pos]
+        end = pos + 1 + n
+        if end > len(data):
+            raise DecodeError(f"big integer claims {n} bytes, only {len(data) - pos - 1} left")
+        value = int.from_bytes(data[pos + 1 : end], "little")
+        if sign > 1:
+            raise DecodeError(f"big integer with sign byte {sign}")
+        return (-value if sign else value), end
+    if tag == 118 or tag == 100 or tag == 115:
+        return _atom(data, pos - 1)
+    if tag == 113:  # EXPORT: module, function, arity
+        module, pos = _node(data, pos)
+        function, pos = _node(data, pos)
+        if data[pos] != 97:
+            raise DecodeError("fun arity is not a small integer")
+        return ExportFun(module, function, data[pos + 1]), pos + 2
+    if tag == 112:  # NEW_FUN: kept opaque, size covers everything after the tag
+        size = _u32(data, pos)[0]
+        end = pos + size
+        if size < 4 + 1 + 16 + 4 + 4 or end > len(data):
+            raise DecodeError(f"fun claims {size} bytes, {len(data) - pos} left")
+        arity = data[pos + 4]
+        module, mod_end = _node(data, pos + 29)
+        if mod_end > end:
+            raise DecodeError("fun module runs past the fun")
+        return LocalFun(module, arity, data[pos - 1 : end]), end
+    if tag == 77:  # BIT_BINARY: len u32, bits u8, data
+        n = _u32(data, pos)[0]
+        bits = data[pos + 4]
+        end = pos + 5 + n
+        if end > len(data):
+            raise DecodeError(f"bitstring claims {n} bytes, only {len(data) - pos - 5} left")
+        raw = data[pos + 5 : end]
+        if n == 0:
+            if bits:
+                raise DecodeError("empty bitstring with a bit count")
+            return b"", end
+        if not 1 <= bits <= 8:
+            raise DecodeError(f"bitstring with {bits} bits in its last byte")
+        if bits == 8:
+            return raw, end
+        # Erlang ignores the unused low bits; clear them so equal values compare equal.
+        last = raw[-1] & (0xFF << (8 - bits)) & 0xFF
+        return BitString(raw[:-1] + bytes((last,)), bits), end
+    if tag == 99:  # FLOAT_EXT: 31 bytes of "%.20e" text, NUL padded
+        end = pos + 31
+        if end > len(data):
+            raise DecodeError("truncated float")
+        text = data[pos:end].split(b"\0", 1)[0]
+        if not _OLD_FLOAT(text):
+            raise DecodeError(f"bad float text {text!r}")
+        value = float(text)
+        if value - value:
+            raise DecodeError("float is not finite")
+        return value, end
+    if tag == 103:  # PID_EXT: node, id u32, serial u32, creation u8
+        node, pos = _node(data, pos)
+        pid_id, serial = struct.unpack_from(">II", data, pos)
+        return Pid(node, pid_id, serial, data[pos + 8]), pos + 9
+    if tag == 101:  # REFERENCE_EXT: node, id u32, creation u8
+        node, pos = _node(data, pos)
+        ref_id = _u32(data, pos)[0]
+        return Reference(node, data[pos + 4], (ref_id,)), pos + 5
+    if tag == 102:  # PORT_EXT: node, id u32, creation u8
+        node, pos = _node(data, pos)
+        port_id = _u32(data, pos)[0]
+        return Port(node, port_id, data[pos + 4]), pos + 5
+    if tag == 89:  # NEW_PORT: node, id u32, creation u32
+        node, pos = _node(data, pos)
+        port_id, creation = struct.unpack_from(">II", data, pos)
+        return Port(node, port_id, creation), pos + 8
+    if tag == 120:  # V4_PORT: node, id u64, creation u32
+        node, pos = _node(data, pos)
+        port_id, creation = struct.unpack_from(">QI", data, pos)
+        return Port(node, port_id, creation), pos + 12
+    if tag == 121:
+        raise DecodeError("LOCAL_EXT term, but this node never advertises DFLAG_LOCAL_EXT")
+    if tag == 82:
+        raise DecodeError("ATOM_CACHE_REF in a term, but the atom cache was never negotiated")
+    if tag == 80:
+        raise DecodeError("compressed term nested inside a term")
+    raise DecodeError(f"unknown term tag {tag} at byte {pos - 1}")
+
+
+def _charlist(items: list) -> Any:
+    """A proper list of integers prints as "..." in Erlang exactly when
+    io_lib:printable_unicode_list/1 says so; such a list decodes as str."""
+    try:
+        text = "".join(map(chr, items))
+    except (TypeError, ValueError, OverflowError):
+        return items
+    # bools (chr(True) == "\x01") land on non-printable code points: rejected here.
+    return text if _PRINTABLE_UNICODE(text) else items
+
+
+def _close_list(items: list) -> Any:
+    """Finish a LIST_EXT whose last collected item is its tail."""
+    tail = items.pop()
+    tail_type = type(tail)
+    if tail_type is list:  # [] or a proper list (only hand-made encoders split lists)
+        items += tail
+    elif tail_type is str:
+        items += map(ord, tail)
+    elif tail_type is ImproperList:
+        return ImproperList(tuple(items) + tail.elements, tail.tail) if items else tail
+    elif not items:  # LIST_EXT with zero elements is just its tail (as in OTP)
+        return tail
+    else:
+        return ImproperList(tuple(items), tail)
+    if items and type(items[0]) is int:
+        return _charlist(items)
+    return items
+
+
+def _close_map(items: list) -> dict:
+    keys = items[0::2]
+    values = items[1::2]
+    try:
+        result = dict(zip(keys, values))
+    except TypeError:  # an unhashable key: wrap just those
+        keys = [_hashable_key(k) for k in keys]
+        result = dict(zip(keys, values))
+    if len(result) != len(keys):
+        # Python merged keys Erlang keeps apart (1 and 1.0, a and "a"): wrap them all.
+        result = dict(zip(map(MapKey, keys), values))
+        if len(result) != len(keys):
+            raise DecodeError("map with a duplicate key")
+    return result
+
+
+def _hashable_key(key: Any) -> Any:
+    try:
+        hash(key)
+    except TypeError:
+        return MapKey(key)
+    return key
+
+
+def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
+    """Decode one term (no version byte) starting at pos."""
+    size = len(data)
+    atoms_utf8 = _ATOMS_UTF8
+    atoms_latin1 = _ATOMS_LATIN1
+    u32 = _u32
+    stack: list = []  # enclosing containers: (items, need, kind)
+    items: list = []  # elements collected for the innermost open container
+    need = 0
+    kind = 0  # 0 top level, 1 tuple, 2 list (elements + tail), 3 map (keys and values)
+    while True:
+        tag = data[pos]
+        if tag == 97:  # SMALL_INTEGER
+            val = data[pos + 1]
+            pos += 2
+        elif tag == 119 or tag == 100:  # SMALL_ATOM_UTF8, ATOM (OTP 25 term_to_binary)
+            if tag == 119:
+                end = pos + 2 + data[pos + 1]
+                raw = data[pos + 2 : end]
+                val = atoms_utf8.get(raw)
+            else:
+                end = pos + 3 + _u16(data, pos + 1)[0]
+                raw = data[pos + 3 : end]
+                val = atoms_latin1.get(raw)
+            if val is None:
+                if end > size:
+                    raise DecodeError("truncated atom")
+                val = _new_atom(raw, tag == 119)
+            pos = end
+        elif tag == 104:  # SMALL_TUPLE
+            n = data[pos + 1]
+            pos += 2
+            if n:
+                if n > size - pos:
+                    raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
+                stack.append((items, need, kind))
+                items = []
+                need = n
+                kind = 1
+                continue
+            val = ()
+        elif tag == 109:  # BINARY
+            end = pos + 5 + u32(data, pos + 1)[0]
+            val = data[pos + 5 : end]
+            pos = end
+        elif tag == 107:  # STRING: bytes that are a list of small integers
+            end = pos + 3 + _u16(data, pos + 1)[0]
+            raw = data[pos + 3 : end]
+            val = raw.decode("latin-1") if _PRINTABLE_LATIN1(raw) else list(raw)
+            pos = end
+        elif tag == 106:  # NIL
+            val = []
+            pos += 1
+        elif tag == 108:  # LIST: n elements then the tail
+            n = u32(data, pos + 1)[0]
+            pos += 5
+            if n >= size - pos:
+                raise DecodeError(f"list claims {n} elements, {size - pos} bytes left")
+            stack.append((items, need, kind))
+            items = []
+            need = n + 1
+            kind = 2
+            continue
+        elif tag == 70:  # NEW_FLOAT
+            val = _f64(data, pos + 1)[0]
+            if val - val:  # inf or nan: Erlang has neither
+                raise DecodeError("float is not finite")
+            pos += 9
+        elif tag == 98:  # INTEGER
+            val = _i32(data, pos + 1)[0]
+            pos += 5
+        elif tag == 116:  # MAP
+            n = u32(data, pos + 1)[0]
+            pos += 5
+            if n:
+                if 2 * n > size - pos:
+                    raise DecodeError(f"map claims {n} pairs, {size - pos} bytes left")
+                stack.append((items, need, kind))
+                items = []
+                need = 2 * n
+                kind = 3
+                continue
+            val = {}
+        elif tag == 105:  # LARGE_TUPLE
+            n = u32(data, pos + 1)[0]
+            pos += 5
+            if n:
+                if n > size - pos:
+                    raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
+                stack.append((items, need, kind))
+                items = []
+                need = n
+                kind = 1
+                continue
+            val = ()
+        else:
+            val, pos = _rare(tag, data, pos + 1)
+
+        # Hand the value to its container; a full container becomes the value
+        # handed to its own parent, and so on up.
+        while True:
+            if not kind:
+                if pos > size:
+                    raise DecodeError("truncated term")
+                return val, pos
+            items.append(val)
+            if len(items) < need:
+                break
+            if kind == 1:
+                val = tuple(items)
+            elif kind == 2:
+                val = _close_list(items)
+            else:
+                val = _close_map(items)
+            items, need, kind = stack.pop()
+
+
+def _decompress(data: bytes, pos: int) -> tuple[bytes, int]:
+    """Inflate a COMPRESSED term body at pos (just past tag 80).
+
+    Returns the uncompressed body and the offset just past the zlib stream.
+    """
+    declared = _u32(data, pos)[0]
+    start = pos + 4
+    present = len(data) - start
+    if declared > _ZLIB_MAX_RATIO * present + 64:
+        raise DecodeError(f"compressed term claims {declared} bytes from {present} compressed bytes")
+    inflater = zlib.decompressobj()
+    try:
+        body = inflater.decompress(memoryview(data)[start:], declared)
+        if not inflater.eof and len(body) == declared:
+            # The stream may still hold its end marker; it must produce nothing more.
+            if inflater.decompress(inflater.unconsumed_tail, 1):
+                raise DecodeError(f"compressed term is longer than its declared {declared} bytes")
+    except zlib.error as exc:
+        raise DecodeError(f"corrupt compressed term: {exc}") from None
+    if not inflater.eof:
+        raise DecodeError("truncated compressed term")
+    if len(body) != declared:
+        raise DecodeError(f"compressed term is {len(body)} bytes, declared {declared}")
+    return body, len(data) - len(inflater.unused_data)
+
+
+def decode(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Any, int]:
+    """Decode the term at ``offset`` (which must hold the 131 version byte).
+
+    Returns the term and the offset just past it, so terms stored back to back
+    (a distribution frame's control message and payload) decode in turn.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    try:
+        version = data[offset]
+        if version != VERSION:
+            raise DecodeError(f"not an external term: version byte {version} at {offset}, expected 131")
+        if data[offset + 1] == 80:
+            body, end = _decompress(data, offset + 2)
+            term, used = _decode_body(body, 0)
+            if used != len(body):
+                raise DecodeError(f"compressed term has {len(body) - used} trailing bytes")
+            return term, end
+        return _decode_body(data, offset + 1)
+    except (IndexError, struct.error):
+        raise DecodeError(f"truncated term ({len(data) - offset} bytes)") from None
