@@ -24,6 +24,7 @@ term(T, Chars) ->
 %% wrap a code_change crash in several layers of {'EXIT', _}, {error, _},
 %% {badmatch, _} and {Reason, Stacktrace}; the user wants the core.
 -spec root_cause(term()) -> term().
+root_cause({code_change_failed, _Pid, Mod, _Vsn, R}) -> {code_change_failed, Mod, root_cause(R)};
 root_cause({'EXIT', R}) -> root_cause(R);
 root_cause({error, R}) -> root_cause(R);
 root_cause({badmatch, R}) -> root_cause(R);

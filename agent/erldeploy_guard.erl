@@ -18,6 +18,7 @@
 -define(DEFAULT_VERIFY_TIMEOUT_MS, 30000).
 -define(UNLOAD_DELAY_MS, 500).
 -define(RESTART_PROBE_MS, 300).
+-define(TAIL_MS, 50).
 -define(MAX_RAW_REASON, 4096).   % bytes of external format; bigger reasons go as text
 -define(INSTALL_OPTS, [{update_paths, true}]).
 
@@ -205,7 +206,9 @@ verify(#{controller := C} = S0) ->
     S1 = settle(S),
     Checks = [fun check_current/1, fun check_apps/1, fun check_call/1],
     Failures0 = lists:append([F(S1) || F <- Checks]),
-    S2 = drain_logs(S1),                   % the verify call may have crashed something
+    %% The verify call may have crashed something; its report is logged by the
+    %% dying process, a moment after the call returned.
+    S2 = collect_until(now_ms() + ?TAIL_MS, S1),
     Failures = Failures0 ++ check_crashes(S2),
     S3 = timing(verify, now_ms() - T0, S2),
     case Failures of
