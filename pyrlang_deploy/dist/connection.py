@@ -1,0 +1,324 @@
+"""The asyncio edge of one distribution connection.
+
+Reading happens in exactly one place, :meth:`_DistProtocol.data_received`, which the
+event loop calls in byte order; it feeds the sans-IO handshake, then the frame
+reader, and dispatches each frame before the next is looked at. That is the
+"one reader" of the design without a task switch per message (the round-trip
+benchmark is dominated by wake-ups).
+
+Writing is serialized by construction: every frame goes out through one
+synchronous ``transport.write`` call made from the event loop thread, so frames
+never interleave and signals leave in the order they were issued (an
+UNLINK_ID_ACK is written from inside the dispatch of its UNLINK_ID, before any
+later signal). Large writes are followed by :meth:`Connection.drain` for flow
+control.
+
+Ticks: we write a tick when we wrote nothing for a quarter of the peer's
+net_ticktime, answer every tick we receive, and declare the peer dead when
+nothing at all arrived for a whole net_ticktime (checked every quarter, so the
+detection takes between 1 and 1.25 net_ticktime, as in OTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from ..errors import ConnectError, DecodeError, NodeDown
+from ..term.decode import decode
+from ..term.encode import encode
+from . import control as ctl
+from .flags import DFlag
+from .framing import TICK_FRAME, FrameReader, data_frame
+from .handshake import ClientHandshake, HandshakeResult, State
+
+if TYPE_CHECKING:
+    from .node import LocalNode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TICK_TIME = 60.0  # OTP's default net_ticktime
+_NO_PAYLOAD = object()
+
+
+class Waiter(Protocol):
+    """Something that must fail at once when the connection goes (an RPC, a receive)."""
+
+    def connection_lost(self, conn: "Connection", reason: str) -> None: ...
+
+
+class Connection:
+    """An established connection to one peer node. Made by ``LocalNode.connect``."""
+
+    def __init__(self, node: "LocalNode", protocol: "_DistProtocol", result: HandshakeResult,
+                 tick_time: float | None = None) -> None:
+        self.node = node
+        self.peer = result.peer_name
+        self.peer_flags = result.peer_flags
+        self.peer_creation = result.peer_creation
+        self.flags = result.our_flags
+        self.tick_time = tick_time or DEFAULT_TICK_TIME
+        self.tick_time_known = tick_time is not None
+        self.send_sender = bool(self.peer_flags & DFlag.SEND_SENDER)
+        self.exit_payload = bool(self.peer_flags & DFlag.EXIT_PAYLOAD)
+        self._protocol = protocol
+        self._transport: asyncio.Transport = protocol.transport
+        self._loop = asyncio.get_running_loop()
+        self.closed = False
+        self.close_reason = ""
+        # monitors we hold on processes over there: ref -> (our process, target as DOWN shows it)
+        self.monitors: dict[Any, tuple[Any, Any]] = {}
+        self._waiters: set[Waiter] = set()
+        self._reads = 0
+        self._writes = 0
+        self._seen_reads = 0
+        self._seen_writes = 0
+        self._silent_ticks = 0
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._schedule_tick()
+
+    def __repr__(self) -> str:
+        state = f"closed: {self.close_reason}" if self.closed else f"tick {self.tick_time:g}s"
+        return f"<Connection to {self.peer} ({state})>"
+
+    @property
+    def is_open(self) -> bool:
+        return not self.closed
+
+    # --- waiters ------------------------------------------------------------------
+
+    def add_waiter(self, waiter: Waiter) -> None:
+        if self.closed:
+            waiter.connection_lost(self, self.close_reason)
+        else:
+            self._waiters.add(waiter)
+
+    def remove_waiter(self, waiter: Waiter) -> None:
+        self._waiters.discard(waiter)
+
+    # --- writing ----------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write raw bytes (complete frames) now; NodeDown if the connection is gone."""
+        if self.closed:
+            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+        self._transport.write(data)
+        self._writes += 1
+
+    def write_pieces(self, pieces: list) -> None:
+        """Write one frame given as several buffers, without joining large ones."""
+        if self.closed:
+            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+        write = self._transport.write
+        for p in pieces:
+            write(p)
+        self._writes += 1
+
+    def send_control(self, c: ctl.Control, payload: Any = _NO_PAYLOAD) -> None:
+        """Encode and write one control message (and its payload term)."""
+        msg = None if payload is _NO_PAYLOAD else encode(payload)
+        self.write(data_frame(encode(c.term()), msg))
+
+    async def drain(self) -> None:
+        """Wait while the transport's buffer is above its high-water mark."""
+        await self._protocol.drain()
+
+    @property
+    def write_paused(self) -> bool:
+        return self._protocol.paused
+
+    # --- ticks ------------------------------------------------------------------------
+
+    def set_tick_time(self, seconds: float) -> None:
+        """Adopt the peer's net_ticktime (learned by RPC or given by the caller)."""
+        self.tick_time = float(seconds)
+        self.tick_time_known = True
+        self._silent_ticks = 0
+        self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        if not self.closed:
+            self._tick_handle = self._loop.call_later(self.tick_time / 4, self._on_tick_timer)
+
+    def _on_tick_timer(self) -> None:
+        self._tick_handle = None
+        if self.closed:
+            return
+        if self._reads == self._seen_reads:
+            self._silent_ticks += 1
+            # silent for >= 4 quarters: a whole net_ticktime without a byte
+            if self._silent_ticks > 4:
+                self._lose(f"no data for {self.tick_time:g}s (net_ticktime)")
+                self._transport.abort()
+                return
+        else:
+            self._silent_ticks = 0
+            self._seen_reads = self._reads
+        if self._writes == self._seen_writes:
+            self._transport.write(TICK_FRAME)
+            self._writes += 1
+        self._seen_writes = self._writes
+        self._schedule_tick()
+
+    # --- reading (called by the protocol, in order) ------------------------------------
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        self._reads += 1
+        for frame in frames:
+            if not frame:
+                # answer ticks: a peer that only hears from us on ticks still sees us alive
+                self._transport.write(TICK_FRAME)
+                self._writes += 1
+                continue
+            try:
+                self._on_frame(frame)
+            except Exception as exc:  # one bad frame must not kill the connection
+                log.warning("dropped a frame from %s: %s: %s", self.peer, type(exc).__name__, exc)
+                log.debug("frame handling error", exc_info=True)
+
+    def _on_frame(self, frame: bytes) -> None:
+        if frame[0] != 112:
+            raise DecodeError(f"frame kind {frame[0]} is not pass-through (112)")
+        term, off = decode(frame, 1)
+        node = self.node
+        op = term[0] if type(term) is tuple and term else None
+        if op == 2 or op == 22:  # SEND / SEND_SENDER: the hot path of every reply
+            proc = node._procs.get(term[2])
+            if proc is not None:
+                proc.deliver(decode(frame, off)[0])
+            else:
+                log.debug("%s sent to a pid we do not have: %s", self.peer, term[2])
+            return
+        c = ctl.parse(term)
+        if c is None:
+            return
+        payload = decode(frame, off)[0] if c.PAYLOAD and off < len(frame) else None
+        node._on_control(self, c, payload)
+
+    # --- closing ----------------------------------------------------------------------
+
+    def _lose(self, reason: str) -> None:
+        """Mark the connection dead and fail everything waiting on it, at once."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        waiters, self._waiters = self._waiters, set()
+        for w in waiters:
+            try:
+                w.connection_lost(self, reason)
+            except Exception:
+                log.exception("waiter failed on connection loss")
+        self._protocol.fail_drain(NodeDown(f"connection to {self.peer} lost ({reason})", node=self.peer))
+        self.node._connection_lost(self, reason)
+
+    def close(self, reason: str = "disconnected") -> None:
+        """Close the socket and fail every waiter with NodeDown."""
+        self._lose(reason)
+        self._transport.close()
+
+
+class _DistProtocol(asyncio.Protocol):
+    """Bytes in and out of one socket: handshake first, then frames."""
+
+    def __init__(self, handshake: ClientHandshake, loop: asyncio.AbstractEventLoop) -> None:
+        self.handshake = handshake
+        self.handshake_done: asyncio.Future[HandshakeResult] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.conn: Connection | None = None
+        self.paused = False
+        self._drain: asyncio.Future | None = None
+        self._loop = loop
+        self._reader = FrameReader()
+        self._early: list[bytes] = []  # frames that arrived between the ack and attach()
+
+    # handshake ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.handshake.initiate())  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is not None:
+            frames = self._reader.feed(data)
+            if frames:
+                conn._on_frames(frames)
+            else:
+                conn._reads += 1
+            return
+        hs = self.handshake
+        if hs.state is State.CONNECTED:
+            self._early.append(data)
+            return
+        try:
+            out = hs.receive_data(data)
+        except ConnectError as exc:
+            self._fail_handshake(exc)
+            return
+        if out:
+            self.transport.write(out)
+        if hs.error is not None:
+            self._fail_handshake(hs.error)
+        elif hs.state is State.CONNECTED and not self.handshake_done.done():
+            self.handshake_done.set_result(hs.result)
+
+    def _fail_handshake(self, exc: Exception) -> None:
+        if not self.handshake_done.done():
+            self.handshake_done.set_exception(exc)
+        self.transport.close()
+
+    def attach(self, conn: Connection) -> None:
+        """Switch from handshake to frames; replay what arrived in between."""
+        self.conn = conn
+        pending = [self.handshake.leftover, *self._early]
+        self._early = []
+        for data in pending:
+            if data:
+                self.data_received(data)
+
+    # closing ----------------------------------------------------------------------------
+
+    def eof_received(self) -> bool:
+        return False  # half-closed distribution sockets are useless: close ours too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            reason = "connection closed" if exc is None else f"connection error: {exc}"
+            self.conn._lose(reason)
+        elif not self.handshake_done.done():
+            self.handshake_done.set_exception(self.handshake.connection_closed())
+        self.fail_drain(None)
+
+    # flow control -----------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    async def drain(self) -> None:
+        if not self.paused:
+            return
+        if self._drain is None:
+            self._drain = self._loop.create_future()
+        await asyncio.shield(self._drain)
+
+    def fail_drain(self, exc: Exception | None) -> None:
+        fut, self._drain = self._drain, None
+        self.paused = False
+        if fut is not None and not fut.done():
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)

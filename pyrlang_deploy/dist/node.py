@@ -1,0 +1,539 @@
+"""LocalNode: our hidden node - its name, creation, processes and connections.
+
+One creation value, chosen at start, is sent in every handshake and stamped on
+every pid and reference we mint, so peers never mistake our pids for those of an
+older incarnation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConnectError, HandshakeError, UsageError
+from ..term.types import Atom, Pid, Reference
+from . import control as ctl
+from . import epmd
+from .connection import Connection, _DistProtocol
+from .handshake import ClientHandshake
+from .names import is_long_host, own_host, split_node, unique_alive
+from .process import DOWN, NORMAL, PROCESS, LocalProcess, Mailbox
+
+log = logging.getLogger(__name__)
+
+NOPROC = Atom("noproc")
+NOCONNECTION = Atom("noconnection")
+
+_PID_ID_LIMIT = 1 << 15  # erl_interface's pid number width; every OTP accepts it
+_PID_SERIAL_LIMIT = 1 << 13
+_REF_ID0_LIMIT = 1 << 18  # the first word of a reference is 18 bits on the node
+
+
+def read_cookie_file(path: str | os.PathLike | None = None) -> str:
+    """The cookie from ``~/.erlang.cookie`` (or ``path``), as ``erl`` reads it."""
+    p = Path(path) if path is not None else Path.home() / ".erlang.cookie"
+    try:
+        return p.read_text(encoding="latin-1").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read cookie file {p}: {exc.strerror or exc}") from None
+
+
+class _Sink(LocalProcess):
+    """The node's own pid: sender of anonymous REG_SENDs, drops what it is sent."""
+
+    __slots__ = ()
+
+    def deliver(self, msg: Any) -> None:
+        log.debug("message to the node's own pid dropped")
+
+
+class LocalNode:
+    """A hidden Erlang node in this Python process.
+
+    ``name``: ``"alive@host"``, or just ``"alive"`` (the host part is then chosen to
+    match the first peer's short/long form), or None for ``erldeploy-<random>``.
+    ``cookie``: None reads ``~/.erlang.cookie``.
+    ``net_ticktime``: the peers' tick time if known; otherwise each connection asks
+    its peer (``net_kernel:get_net_ticktime()``) right after connecting.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        cookie: str | None = None,
+        *,
+        creation: int | None = None,
+        epmd_port: int | None = None,
+        net_ticktime: float | None = None,
+        io_sink: Callable[[str], Any] | None = None,
+    ) -> None:
+        self._cookie = read_cookie_file() if cookie is None else cookie
+        self._alive, self._host = (name.split("@", 1) if name and "@" in name else (name or unique_alive(), None))
+        if name and "@" in name:
+            split_node(name)  # validate
+        # creation 0 means "any incarnation" to some OTP checks; stay clear of it
+        self.creation = creation if creation is not None else 4 + secrets.randbelow(0xFFFFFFF0)
+        self.epmd_port = epmd_port
+        self.net_ticktime = net_ticktime
+        self.io_sink: Callable[[str], Any] = io_sink or _stdout_sink
+        self._atom: Atom | None = None
+        self._conns: dict[str, Connection] = {}
+        self._connecting: dict[str, asyncio.Future[Connection]] = {}
+        self._procs: dict[Pid, LocalProcess] = {}
+        self._names: dict[str, LocalProcess] = {}
+        self._aliases: dict[Reference, LocalProcess] = {}
+        self._pid_id = 0
+        self._pid_serial = 0
+        self._ref_count = 0
+        self._ref_salt = secrets.randbits(32)
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+        self._self_proc: _Sink | None = None
+
+    def __repr__(self) -> str:  # never the cookie
+        return f"<LocalNode {self._atom or self._alive} creation={self.creation} peers={sorted(self._conns)}>"
+
+    async def __aenter__(self) -> "LocalNode":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- identity ---------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Our node name; fixed by the first connect (short/long form) or first pid."""
+        return str(self._node_atom())
+
+    def _node_atom(self, peer_host: str | None = None) -> Atom:
+        if self._atom is None:
+            if self._host is None:
+                long = peer_host is not None and is_long_host(peer_host)
+                self._host = own_host(long, peer_host)
+            self._atom = Atom(f"{self._alive}@{self._host}")
+        return self._atom
+
+    @property
+    def pid(self) -> Pid:
+        """The node's own pid (the sender of messages sent without one)."""
+        if self._self_proc is None:
+            self._self_proc = _Sink(self, self._new_pid())
+            self._procs[self._self_proc.pid] = self._self_proc
+        return self._self_proc.pid
+
+    def _new_pid(self) -> Pid:
+        self._pid_id += 1
+        if self._pid_id >= _PID_ID_LIMIT:
+            self._pid_id = 1
+            self._pid_serial = (self._pid_serial + 1) % _PID_SERIAL_LIMIT
+        return Pid(self._atom or self._node_atom(), self._pid_id, self._pid_serial, self.creation)
+
+    def make_ref(self) -> Reference:
+        """A reference unique to this node incarnation."""
+        n = self._ref_count = self._ref_count + 1
+        return Reference(self._atom or self._node_atom(), self.creation,
+                         (n % _REF_ID0_LIMIT, (n >> 18) & 0xFFFFFFFF, self._ref_salt))
+
+    # --- processes ----------------------------------------------------------------------
+
+    def mailbox(self, name: str | None = None) -> Mailbox:
+        """A new pid with a queue; ``name`` also registers it."""
+        mb = Mailbox(self, self._new_pid())
+        self._procs[mb.pid] = mb
+        if name is not None:
+            self.register(name, mb)
+        return mb
+
+    def register(self, name: str, proc: LocalProcess) -> None:
+        if name in self._names and self._names[name] is not proc:
+            raise UsageError(f"name {name} is already registered on {self.name}")
+        self._names[name] = proc
+        proc.name = Atom(name)
+
+    def unregister(self, name: str) -> None:
+        proc = self._names.pop(name, None)
+        if proc is not None:
+            proc.name = None
+
+    def whereis(self, name: str) -> Pid | None:
+        proc = self._names.get(name)
+        return proc.pid if proc is not None else None
+
+    def _add_process(self, proc: LocalProcess) -> None:
+        self._procs[proc.pid] = proc
+
+    def _process_exited(self, proc: LocalProcess, reason: Any) -> None:
+        self._procs.pop(proc.pid, None)
+        if proc.name is not None and self._names.get(proc.name) is proc:
+            del self._names[proc.name]
+        if self._aliases:
+            for ref in [r for r, p in self._aliases.items() if p is proc]:
+                del self._aliases[ref]
+        if proc.monitored_by:
+            for ref, (watcher, target) in proc.monitored_by.items():
+                self._signal_down(watcher, target, ref, reason)
+            proc.monitored_by.clear()
+        if proc.links:
+            for other in proc.links:
+                self._signal_exit(proc.pid, other, reason)
+            proc.links.clear()
+        for conn in self._conns.values():
+            if conn.monitors:
+                for ref in [r for r, (p, _) in conn.monitors.items() if p is proc]:
+                    _, target = conn.monitors.pop(ref)
+                    self._try_send_control(conn, ctl.DemonitorP(proc.pid, _wire_target(target), ref))
+
+    # --- connections ------------------------------------------------------------------------
+
+    def is_connected(self, peer: str) -> bool:
+        conn = self._conns.get(peer)
+        return conn is not None and conn.is_open
+
+    @property
+    def connections(self) -> dict[str, Connection]:
+        return dict(self._conns)
+
+    async def connect(self, peer: str, timeout: float | None = 10.0) -> Connection:
+        """The connection to ``peer``, made if needed; concurrent callers share one attempt."""
+        conn = self._conns.get(peer)
+        if conn is not None and conn.is_open:
+            return conn
+        if self._closed:
+            raise ConnectError(f"cannot connect to {peer}: local node {self._alive} is closed", node=peer)
+        pending = self._connecting.get(peer)
+        if pending is None:
+            pending = asyncio.ensure_future(self._connect(peer, timeout))
+            self._connecting[peer] = pending
+            pending.add_done_callback(lambda f: (self._connecting.pop(peer, None), f.cancelled() or f.exception()))
+        return await asyncio.shield(pending)
+
+    async def _connect(self, peer: str, timeout: float | None) -> Connection:
+        alive, host = split_node(peer)
+        own = self._node_atom(host)
+        if is_long_host(host) != is_long_host(self._host or ""):
+            raise HandshakeError(
+                f"{peer} uses {'long' if is_long_host(host) else 'short'} names but we are {own}",
+                node=peer)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                info = await epmd.port_please(host, alive, self.epmd_port)
+                hs = ClientHandshake(str(own), peer, self._cookie, self.creation)
+                try:
+                    _, proto = await loop.create_connection(lambda: _DistProtocol(hs, loop), host, info.port)
+                except OSError as exc:
+                    raise ConnectError(f"cannot reach {peer} at {host}:{info.port} "
+                                       f"({(exc.strerror or str(exc)).lower()})", node=peer) from None
+                try:
+                    result = await proto.handshake_done
+                except BaseException:
+                    if proto.transport is not None:
+                        proto.transport.close()
+                    raise
+        except TimeoutError:
+            raise ConnectError(f"timed out connecting to {peer} after {timeout:g}s", node=peer) from None
+        conn = Connection(self, proto, result, self.net_ticktime)
+        self._conns[peer] = conn
+        proto.attach(conn)
+        if self.net_ticktime is None:
+            self._spawn(self._learn_tick_time(conn))
+        log.debug("connected to %s (flags %x)", peer, int(result.peer_flags))
+        return conn
+
+    async def _learn_tick_time(self, conn: Connection) -> None:
+        try:
+            t = await self.rpc(conn.peer, "net_kernel", "get_net_ticktime", [], timeout=30.0)
+        except Exception as exc:
+            log.debug("could not learn net_ticktime of %s: %s", conn.peer, exc)
+            return
+        if isinstance(t, tuple) and len(t) == 2:  # {ongoing_change_to, T}: use the shorter
+            t = t[1]
+        if isinstance(t, int) and t > 0 and not conn.closed:
+            conn.set_tick_time(min(t, conn.tick_time) if conn.tick_time_known else t)
+
+    async def disconnect(self, peer: str) -> None:
+        conn = self._conns.get(peer)
+        if conn is not None:
+            conn.close("disconnected by us")
+
+    async def close(self) -> None:
+        """Close every connection and process; waiters fail with NodeDown."""
+        self._closed = True
+        for t in list(self._connecting.values()):
+            t.cancel()
+        for conn in list(self._conns.values()):
+            conn.close("local node closed")
+        for proc in list(self._procs.values()):
+            proc.close(Atom("shutdown"))
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.sleep(0)  # let transports run their close callbacks
+
+    def _spawn(self, coro: Any) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _connection_lost(self, conn: Connection, reason: str) -> None:
+        if self._conns.get(conn.peer) is conn:
+            del self._conns[conn.peer]
+        log.debug("connection to %s lost: %s", conn.peer, reason)
+        monitors, conn.monitors = conn.monitors, {}
+        for ref, (proc, target) in monitors.items():
+            proc.deliver((DOWN, ref, PROCESS, target, NOCONNECTION))
+        peer = conn.peer
+        for proc in list(self._procs.values()):
+            if proc.monitored_by:
+                for ref in [r for r, (w, _) in proc.monitored_by.items() if w.node == peer]:
+                    del proc.monitored_by[ref]
+            if proc.links:
+                for other in [p for p in proc.links if p.node == peer]:
+                    proc.links.discard(other)
+                    proc.exit_signal(other, NOCONNECTION)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def send(self, dest: Any, msg: Any, *, sender: Pid | None = None) -> None:
+        """Send ``msg`` to a pid, to ``(name, node)``, or to a local registered name."""
+        if isinstance(dest, Pid):
+            if dest.node == self._atom:
+                proc = self._procs.get(dest)
+                if proc is not None:
+                    proc.deliver(msg)
+                return
+            conn = await self.connect(str(dest.node))
+            if sender is not None and conn.send_sender:
+                conn.send_control(ctl.SendSender(sender, dest), msg)
+            else:
+                conn.send_control(ctl.Send(dest), msg)
+        elif isinstance(dest, tuple) and len(dest) == 2:
+            name, node = str(dest[0]), str(dest[1])
+            if node == self._atom:
+                await self.send(name, msg)
+                return
+            conn = await self.connect(node)
+            conn.send_control(ctl.RegSend(sender or self.pid, Atom(name)), msg)
+        elif isinstance(dest, str):
+            proc = self._names.get(dest)
+            if proc is not None:
+                proc.deliver(msg)
+            return
+        else:
+            raise UsageError(f"cannot send to {dest!r}: expected a pid, (name, node) or a name")
+        if conn.write_paused:
+            await conn.drain()
+
+    def _send_nowait(self, to: Pid, msg: Any, sender: Pid | None = None) -> None:
+        """Send on an existing connection (used from inside frame dispatch)."""
+        if to.node == self._atom:
+            proc = self._procs.get(to)
+            if proc is not None:
+                proc.deliver(msg)
+            return
+        conn = self._conns.get(str(to.node))
+        if conn is None:
+            return  # the peer is gone; so is whoever would read this
+        if sender is not None and conn.send_sender:
+            self._try_send_control(conn, ctl.SendSender(sender, to), msg)
+        else:
+            self._try_send_control(conn, ctl.Send(to), msg)
+
+    def _try_send_control(self, conn: Connection, c: ctl.Control, *payload: Any) -> None:
+        if conn.closed:
+            return
+        try:
+            conn.send_control(c, *payload)
+        except Exception as exc:
+            log.debug("could not send %s to %s: %s", type(c).__name__, conn.peer, exc)
+
+    def _signal_down(self, watcher: Pid, target: Pid | Atom, ref: Reference, reason: Any) -> None:
+        """Tell ``watcher`` that the process it monitored as ``target`` is gone."""
+        if watcher.node == self._atom:
+            proc = self._procs.get(watcher)
+            if proc is not None:
+                shown = (target, self._atom) if isinstance(target, Atom) else target
+                proc.deliver((DOWN, ref, PROCESS, shown, reason))
+            return
+        conn = self._conns.get(str(watcher.node))
+        if conn is not None:
+            if conn.exit_payload:
+                self._try_send_control(conn, ctl.PayloadMonitorPExit(target, watcher, ref), reason)
+            else:
+                self._try_send_control(conn, ctl.MonitorPExit(target, watcher, ref, reason))
+
+    def _signal_exit(self, from_pid: Pid, to: Pid, reason: Any) -> None:
+        """A broken link: the EXIT signal from our ``from_pid`` to ``to``."""
+        if to.node == self._atom:
+            proc = self._procs.get(to)
+            if proc is not None:
+                proc.links.discard(from_pid)
+                proc.exit_signal(from_pid, reason)
+            return
+        conn = self._conns.get(str(to.node))
+        if conn is not None:
+            if conn.exit_payload:
+                self._try_send_control(conn, ctl.PayloadExit(from_pid, to), reason)
+            else:
+                self._try_send_control(conn, ctl.Exit(from_pid, to, reason))
+
+    # --- monitors -----------------------------------------------------------------------------
+
+    async def _monitor(self, proc: LocalProcess, target: Any) -> Reference:
+        ref = self.make_ref()
+        if isinstance(target, Pid):
+            node, wire, shown = str(target.node), target, target
+        elif isinstance(target, tuple) and len(target) == 2:
+            node, wire = str(target[1]), Atom(str(target[0]))
+            shown = (wire, Atom(node))
+        else:
+            raise UsageError(f"cannot monitor {target!r}: expected a pid or (name, node)")
+        if node == self._atom:
+            other = self._procs.get(wire) if isinstance(wire, Pid) else self._names.get(wire)
+            if other is None:
+                proc.deliver((DOWN, ref, PROCESS, shown, NOPROC))
+            else:
+                other.monitored_by[ref] = (proc.pid, wire)
+            return ref
+        try:
+            conn = await self.connect(node)
+        except ConnectError:
+            proc.deliver((DOWN, ref, PROCESS, shown, NOCONNECTION))
+            return ref
+        conn.monitors[ref] = (proc, shown)
+        conn.send_control(ctl.MonitorP(proc.pid, wire, ref))
+        return ref
+
+    async def _demonitor(self, proc: LocalProcess, ref: Reference) -> None:
+        for conn in self._conns.values():
+            entry = conn.monitors.pop(ref, None)
+            if entry is not None:
+                self._try_send_control(conn, ctl.DemonitorP(proc.pid, _wire_target(entry[1]), ref))
+                return
+        for other in self._procs.values():
+            if other.monitored_by.pop(ref, None) is not None:
+                return
+
+    # --- incoming signals ---------------------------------------------------------------------
+
+    def _on_control(self, conn: Connection, c: ctl.Control, payload: Any) -> None:
+        handler = _HANDLERS.get(type(c))
+        if handler is not None:
+            handler(self, conn, c, payload)
+
+    def _on_send(self, conn: Connection, c: Any, msg: Any) -> None:
+        proc = self._procs.get(c.to_pid)
+        if proc is not None:
+            proc.deliver(msg)
+
+    def _on_reg_send(self, conn: Connection, c: Any, msg: Any) -> None:
+        proc = self._names.get(c.to_name)
+        if proc is not None:
+            proc.deliver(msg)
+        else:
+            log.debug("%s sent to unregistered name %s", conn.peer, c.to_name)
+
+    def _on_alias_send(self, conn: Connection, c: Any, msg: Any) -> None:
+        proc = self._aliases.get(c.alias)
+        if proc is not None:
+            proc.deliver(msg)
+
+    def _on_link(self, conn: Connection, c: ctl.Link, _: Any) -> None:
+        proc = self._procs.get(c.to_pid)
+        if proc is None:
+            self._signal_exit(c.to_pid, c.from_pid, NOPROC)
+        else:
+            proc.links.add(c.from_pid)
+
+    def _on_unlink(self, conn: Connection, c: Any, _: Any) -> None:
+        proc = self._procs.get(c.to_pid)
+        if proc is not None:
+            proc.links.discard(c.from_pid)
+        if isinstance(c, ctl.UnlinkId):
+            # must reach the peer before any later signal from us: write it now
+            self._try_send_control(conn, ctl.UnlinkIdAck(c.id, c.to_pid, c.from_pid))
+
+    def _on_exit(self, conn: Connection, c: Any, payload: Any) -> None:
+        reason = payload if c.PAYLOAD else c.reason
+        proc = self._procs.get(c.to_pid)
+        if proc is None:
+            return
+        if isinstance(c, (ctl.Exit, ctl.ExitTT, ctl.PayloadExit, ctl.PayloadExitTT)):
+            if c.from_pid not in proc.links:
+                return  # a link we already dropped
+            proc.links.discard(c.from_pid)
+        proc.exit_signal(c.from_pid, reason)
+
+    def _on_monitor(self, conn: Connection, c: ctl.MonitorP, _: Any) -> None:
+        target = c.to_proc
+        proc = self._names.get(target) if isinstance(target, str) and not isinstance(target, Pid) \
+            else self._procs.get(target)
+        if proc is None:
+            self._signal_down(c.from_pid, target, c.ref, NOPROC)
+        else:
+            proc.monitored_by[c.ref] = (c.from_pid, target)
+
+    def _on_demonitor(self, conn: Connection, c: ctl.DemonitorP, _: Any) -> None:
+        target = c.to_proc
+        proc = self._names.get(target) if isinstance(target, str) else self._procs.get(target)
+        if proc is not None:
+            proc.monitored_by.pop(c.ref, None)
+
+    def _on_monitor_exit(self, conn: Connection, c: Any, payload: Any) -> None:
+        reason = payload if c.PAYLOAD else c.reason
+        entry = conn.monitors.pop(c.ref, None)
+        if entry is not None:
+            proc, shown = entry
+            proc.deliver((DOWN, c.ref, PROCESS, shown, reason))
+
+    # --- rpc -----------------------------------------------------------------------------------
+
+    async def rpc(self, peer: str, module: str, function: str, args: Any = (), *,
+                  timeout: float | None = 30.0, io: Callable[[str], Any] | None = None) -> Any:
+        """``module:function(args...)`` on ``peer`` through its ``rex`` server."""
+        from .rpc import call
+
+        return await call(self, peer, module, function, args, timeout=timeout, io=io)
+
+
+def _wire_target(shown: Any) -> Any:
+    """What a MONITOR_P named: the pid, or the bare name of a ``(name, node)``."""
+    return shown[0] if isinstance(shown, tuple) else shown
+
+
+def _stdout_sink(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+_HANDLERS: dict[type, Callable[..., None]] = {
+    ctl.Send: LocalNode._on_send,
+    ctl.SendTT: LocalNode._on_send,
+    ctl.SendSender: LocalNode._on_send,
+    ctl.SendSenderTT: LocalNode._on_send,
+    ctl.RegSend: LocalNode._on_reg_send,
+    ctl.RegSendTT: LocalNode._on_reg_send,
+    ctl.AliasSend: LocalNode._on_alias_send,
+    ctl.AliasSendTT: LocalNode._on_alias_send,
+    ctl.Link: LocalNode._on_link,
+    ctl.Unlink: LocalNode._on_unlink,
+    ctl.UnlinkId: LocalNode._on_unlink,
+    ctl.Exit: LocalNode._on_exit,
+    ctl.ExitTT: LocalNode._on_exit,
+    ctl.PayloadExit: LocalNode._on_exit,
+    ctl.PayloadExitTT: LocalNode._on_exit,
+    ctl.Exit2: LocalNode._on_exit,
+    ctl.Exit2TT: LocalNode._on_exit,
+    ctl.PayloadExit2: LocalNode._on_exit,
+    ctl.PayloadExit2TT: LocalNode._on_exit,
+    ctl.MonitorP: LocalNode._on_monitor,
+    ctl.DemonitorP: LocalNode._on_demonitor,
+    ctl.MonitorPExit: LocalNode._on_monitor_exit,
+    ctl.PayloadMonitorPExit: LocalNode._on_monitor_exit,
+}

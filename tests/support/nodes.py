@@ -1,0 +1,195 @@
+"""Real OTP processes for tests: a private epmd and Erlang nodes.
+
+Every process is started as our child in its own session and killed by its pid
+(never by name), so parallel test runs of other engineers are never touched.
+Nothing here uses the default epmd port 4369.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+_counter = itertools.count(1)
+
+
+def require(tool: str) -> str:
+    """Path of an OTP executable; a missing Erlang is a failure, never a skip."""
+    path = shutil.which(tool)
+    if path is None:
+        raise RuntimeError(f"{tool} not found on PATH: install Erlang/OTP (Debian: erlang-nox erlang-dev)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unique_name(prefix: str = "t") -> str:
+    return f"{prefix}{os.getpid()}_{next(_counter)}_{secrets.token_hex(2)}"
+
+
+def epmd_names(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> list[str] | None:
+    """Names registered with the epmd on ``port``; None if it does not answer."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(struct.pack(">HB", 1, 110))
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+    except OSError:
+        return None
+    names = []
+    for line in data[4:].decode("utf-8", "replace").splitlines():
+        parts = line.split()
+        if len(parts) == 5 and parts[0] == "name":
+            names.append(parts[1])
+    return names
+
+
+def _kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+    # children of our child (erl_child_setup, inet_gethost) are in the session we created
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class Epmd:
+    """``epmd -port P`` in the foreground, as our child."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> "Epmd":
+        self.proc = subprocess.Popen(
+            [require("epmd"), "-port", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, env={**os.environ, "ERL_EPMD_PORT": str(self.port)},
+        )
+        deadline = time.monotonic() + timeout
+        while epmd_names(self.port) is None:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"epmd on port {self.port} exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"epmd on port {self.port} did not start within {timeout}s")
+            time.sleep(0.02)
+        return self
+
+    def names(self) -> list[str]:
+        return epmd_names(self.port) or []
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _kill(self.proc)
+
+    def __enter__(self) -> "Epmd":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ErlNode:
+    """An ``erl -noshell`` node registered with a given epmd.
+
+    ``long=True`` uses ``-name NAME@127.0.0.1``; False uses ``-sname NAME``.
+    """
+
+    def __init__(self, epmd: Epmd, name: str | None = None, *, cookie: str | None = None,
+                 long: bool = True, net_ticktime: int | None = None, hidden: bool = False,
+                 args: list[str] | tuple[str, ...] = (), code_path: list[str | Path] = ()) -> None:
+        self.epmd = epmd
+        self.alive = name or unique_name()
+        self.cookie = cookie or "c" + secrets.token_hex(8)
+        self.long = long
+        self.host = "127.0.0.1" if long else socket.gethostname().split(".")[0]
+        self.node = f"{self.alive}@{self.host}"
+        self.net_ticktime = net_ticktime
+        self.hidden = hidden
+        self.args = list(args)
+        self.code_path = [str(p) for p in code_path]
+        self.proc: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+
+    def command(self) -> list[str]:
+        cmd = [require("erl"), "-noshell", "-noinput",
+               "-name" if self.long else "-sname", self.node if self.long else self.alive,
+               "-setcookie", self.cookie]
+        if self.net_ticktime is not None:
+            cmd += ["-kernel", "net_ticktime", str(self.net_ticktime)]
+        if self.hidden:
+            cmd.append("-hidden")
+        for p in self.code_path:
+            cmd += ["-pa", p]
+        return cmd + self.args
+
+    def start(self, timeout: float = 30.0, log_dir: Path | None = None) -> "ErlNode":
+        out = subprocess.DEVNULL
+        if log_dir is not None:
+            self.log_path = Path(log_dir) / f"{self.alive}.log"
+            out = open(self.log_path, "wb")
+        env = {**os.environ, "ERL_EPMD_PORT": str(self.epmd.port)}
+        env.pop("ERL_FLAGS", None)
+        env.pop("ERL_AFLAGS", None)
+        env.pop("ERL_ZFLAGS", None)
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env=env)
+        if out is not subprocess.DEVNULL:
+            out.close()
+        deadline = time.monotonic() + timeout
+        while self.alive not in self.epmd.names():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.node} exited with {self.proc.returncode} before registering"
+                                   + self._log_tail())
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"{self.node} did not register with epmd within {timeout}s" + self._log_tail())
+            time.sleep(0.05)
+        return self
+
+    def _log_tail(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return ": " + self.log_path.read_text(errors="replace")[-800:]
+        return ""
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive_now(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the node (SIGKILL by default: no goodbye on the socket)."""
+        if self.proc is not None:
+            _kill(self.proc, sig)
+
+    stop = kill
+
+    def __enter__(self) -> "ErlNode":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
