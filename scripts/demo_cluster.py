@@ -10,12 +10,16 @@ Each node gets its own copy of the target system (release_handler writes into it
 root's releases/ dir), is booted by that root's bin/start (its own erts, the boot
 file of the permanent release, sasl running, cwd = root, code:root_dir() = root),
 runs detached with its output in <root>/log/node.log, and reads its cookie from
-DIR/.erlang.cookie (HOME=DIR) so the cookie never appears in `ps`. The state
-(names, pids, epmd port, cookie path) is in DIR/cluster.json; `stop` kills exactly
-those pids and the epmd it started.
+DIR/.erlang.cookie (HOME=DIR) so the cookie never appears in `ps`. Nodes connect
+to each other while booting (-kernel sync_nodes_optional), so a node that
+release_handler restarts in place rejoins the cluster. The state (names, pids,
+epmd port, cookie path) is in DIR/cluster.json; `stop` kills exactly those pids
+and the epmd it started.
 
-Talking to the nodes uses `erl_call` (a C hidden node): Cluster.eval(node, expr).
-Standard library only.
+Python API (what tests use): start_cluster(build, workdir, n, cookie, epmd_port,
+names, name_prefix) -> Cluster, with Cluster.eval(node, expr) -> value as Erlang
+text (through `erl_call`, a C hidden node), wait_started(node), kill_node(node),
+stop(). Standard library only.
 """
 
 from __future__ import annotations
@@ -84,6 +88,29 @@ class Cluster:
         Raises ClusterError when the node cannot be reached or the expression raises.
         """
         return erl_eval(node, expr, env=self.env(), names=self.names, timeout=timeout)
+
+    def wait_started(self, node: str, timeout: float = 20.0) -> float:
+        """Wait until `node` answers and has finished booting (e.g. after release_handler
+        restarted it in place); returns the seconds waited."""
+        started = time.monotonic()
+        while True:
+            try:
+                if self.eval(node, "init:get_status()", timeout=5) == "{started,started}":
+                    return time.monotonic() - started
+            except ClusterError:
+                pass        # unregistered for a moment while restarting
+            if time.monotonic() - started > timeout:
+                raise ClusterError(f"{node}: not started within {timeout:g}s")
+            time.sleep(0.05)
+
+    def kill_node(self, node: str) -> None:
+        """SIGKILL one node (a node that is down, for failure tests); stop() still works."""
+        pid = self.pids[self.nodes.index(node)]
+        for proc in self._procs:
+            if proc.pid == pid:
+                kill_proc(proc)
+                return
+        kill_pid(pid, must_contain=f" {node} ")
 
     def stop(self) -> None:
         """Kill every node and the epmd we started (by pid). Idempotent."""
@@ -287,15 +314,15 @@ def start_cluster(build: DemoBuild, workdir: Path, n: int = 3, cookie: str | Non
                       roots=[workdir / f"{name_prefix}{i}" for i in range(1, n + 1)],
                       epmd_port=epmd_port or free_port(), epmd_pid=None, cookie=cookie,
                       workdir=workdir, names=names)
+    for root in cluster.roots:
+        if root.exists():
+            raise ClusterError(f"{root} exists: use a fresh workdir or stop the old cluster")
     try:
         if epmd_port is None or not _epmd_answers(epmd_port):
             epmd = start_epmd(cluster.epmd_port, workdir / "epmd.log")
             cluster._procs.append(epmd)
             cluster.epmd_pid = epmd.pid
         env = cluster.env()
-        for root in cluster.roots:
-            if root.exists():
-                raise ClusterError(f"{root} exists: use a fresh workdir or stop the old cluster")
         with ThreadPoolExecutor(max_workers=n) as pool:
             list(pool.map(lambda r: copy_target(build.target, r), cluster.roots))
         for root, name in zip(cluster.roots, cluster.nodes):
@@ -404,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             if (workdir / STATE_FILE).exists():
                 print(f"a cluster is recorded in {workdir / STATE_FILE}: stop it first", file=sys.stderr)
                 return 1
+            for i in range(1, args.nodes + 1):     # node roots left by an earlier, stopped run
+                shutil.rmtree(workdir / f"{args.prefix}{i}", ignore_errors=True)
             started = time.monotonic()
             demo = build()
             cluster = start_cluster(demo, workdir, n=args.nodes, cookie=args.cookie,

@@ -177,15 +177,8 @@ def test_broken_release_fails_and_node_restarts_into_permanent(cluster, demo_bui
     assert ev('case release_handler:install_release("0.0.4") of '
               '{error, {code_change_failed, _Pid, demo_server, "0.0.1", '
               '{\'EXIT\', {broken_on_purpose, _Stack}}}} -> matched; Other -> Other end') == "matched"
-    failed = time.monotonic()
-    while True:
-        try:
-            if ev("init:get_status()") == "{started,started}":
-                break
-        except demo_cluster.ClusterError:
-            pass        # unregistered for a moment while restarting
-        assert time.monotonic() - failed < 20, "node did not come back"
-        time.sleep(0.1)
+    waited = cluster.wait_started(node)
+    assert waited < 20
     assert ev("os:getpid()") == pid
     assert ev(WHICH) == '[{"0.0.4",unpacked},{"0.0.1",permanent}]'
     assert ev("{demo_server:version(), demo_server:count(), demo:health()}") == '{"0.0.1",0,ok}'
@@ -205,6 +198,27 @@ def test_eval_reports_exceptions(cluster):
     # quotes and unicode survive the round trip; a trailing dot is optional
     assert cluster.eval(cluster.nodes[0], 'X = <<"é\\""/utf8>>, {X, "ü", \'a b\'}.') == \
         '{<<"é\\""/utf8>>,"ü",\'a b\'}'
+
+
+def test_own_epmd_and_a_killed_node(tmp_path, demo_build):
+    """Callers may bring their own epmd: it is used, and left running by stop()."""
+    port = demo_cluster.free_port()
+    epmd = demo_cluster.start_epmd(port, tmp_path / "epmd.log")
+    try:
+        c = demo_cluster.start_cluster(demo_build, tmp_path / "c", n=2, epmd_port=port,
+                                       name_prefix=unique_prefix())
+        try:
+            assert c.epmd_pid is None and c.epmd_port == port
+            c.kill_node(c.nodes[1])
+            with pytest.raises(demo_cluster.ClusterError, match="failed to connect"):
+                c.eval(c.nodes[1], "ok")
+            assert c.eval(c.nodes[0], "ok") == "ok"
+        finally:
+            c.stop()
+        assert processes_under(tmp_path / "c") == []
+        assert demo_cluster.epmd_names(port) == {}
+    finally:
+        demo_cluster.kill_proc(epmd)
 
 
 # --- the command line -------------------------------------------------------------
