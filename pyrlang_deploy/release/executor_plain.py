@@ -43,7 +43,9 @@ class PlainExecutor:
         ans = await self.steps.install(node, to)
         if ans.kind == "ok":
             return
-        if ans.kind in ("restarted", "continue_after_restart"):
+        if ans.kind == "error" and await self.steps.restarting_after_error(node):
+            ans.kind = "restarted_after_error"
+        if ans.kind in ("restarted", "continue_after_restart", "restarted_after_error"):
             self.inst.emit(node, "wait", "info", f"{ans.detail}; waiting for it to come back")
             await self.steps.wait_back(node)
         try:
@@ -56,5 +58,7 @@ class PlainExecutor:
         why = {"error": f"install_release({to}) returned {{error, {ans.detail}}}",
                "timeout": f"install_release({to}) gave {ans.detail}",
                "restarted": f"the node restarted during install_release({to})",
-               "continue_after_restart": f"the node restarted for {to}"}[ans.kind]
+               "continue_after_restart": f"the node restarted for {to}",
+               "restarted_after_error": f"install_release({to}) failed after the point of no return "
+                                        f"({ans.detail}) and the node restarted"}[ans.kind]
         raise ReleaseError(f"{node}: {why}; it now runs {cur} (permanent {perm})", node=node)

@@ -94,14 +94,34 @@ class NodeSteps:
         while time.monotonic() < deadline:
             try:
                 await self.c.node.connect(node, timeout=5.0)
-                rh = await self.c.rpc(node, "erlang", "whereis", [_a("release_handler")], timeout=5.0)
-                if rh != "undefined":
-                    return
+                st = await self.c.rpc(node, "init", "get_status", [], timeout=5.0)
+                if st == (_a("started"), _a("started")):
+                    rh = await self.c.rpc(node, "erlang", "whereis", [_a("release_handler")], timeout=5.0)
+                    if rh != "undefined":
+                        return
             except (ConnectError, NodeDown, RpcError) as e:
                 last = e
             await asyncio.sleep(0.25)
         raise NodeDown(f"{node} did not come back within {self.restart_wait:.0f} s"
                        + (f" (last: {last})" if last else ""), node=node)
+
+    async def restarting_after_error(self, node: str, *, watch: float = 2.0) -> bool:
+        """After install_release answered {error, _}: does the node restart?
+
+        release_handler replies first and then restarts the node (init:restart) when the
+        failure came after the point of no return (e.g. code_change_failed); the reply
+        alone does not say which. Watch init:get_status() briefly.
+        """
+        deadline = time.monotonic() + watch
+        while time.monotonic() < deadline:
+            try:
+                st = await self.c.rpc(node, "init", "get_status", [], timeout=2.0)
+            except (NodeDown, ConnectError, RpcTimeout):
+                return True
+            if isinstance(st, tuple) and st and st[0] != "started":
+                return True
+            await asyncio.sleep(0.1)
+        return False
 
     async def read_term_file(self, node: str, path: str) -> Any:
         r = await self.c.rpc(node, "file", "consult", [path])

@@ -243,7 +243,8 @@ def _charlist(items: list) -> Any:
     except (TypeError, ValueError, OverflowError):
         return items
     # bools (chr(True) == "\x01") land on non-printable code points: rejected here.
-    return text if _PRINTABLE_UNICODE(text) else items
+    # str.isprintable() accepts a subset of Erlang's printable set: a fast yes.
+    return text if text.isprintable() or _PRINTABLE_UNICODE(text) else items
 
 
 def _close_list(items: list) -> Any:
@@ -295,115 +296,131 @@ def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
     atoms_utf8 = _ATOMS_UTF8
     atoms_latin1 = _ATOMS_LATIN1
     u32 = _u32
-    stack: list = []  # enclosing containers: (items, need, kind)
-    items: list = []  # elements collected for the innermost open container
-    need = 0
-    kind = 0  # 0 top level, 1 tuple, 2 list (elements + tail), 3 map (keys and values)
+    # The innermost open container: its elements so far, how many it still
+    # needs, and its kind (0 the top level, 1 tuple, 2 list whose last element
+    # is the tail, 3 map as keys and values in turn). Enclosing ones wait on
+    # the stack. Leaves are appended in place; only containers touch the stack.
+    stack: list = []
+    items: list = []
+    left = 1
+    kind = 0
     while True:
-        tag = data[pos]
-        if tag == 97:  # SMALL_INTEGER
-            val = data[pos + 1]
-            pos += 2
-        elif tag == 119 or tag == 100:  # SMALL_ATOM_UTF8, ATOM (OTP 25 term_to_binary)
-            if tag == 119:
+        while left:
+            tag = data[pos]
+            if tag == 104:  # SMALL_TUPLE
+                n = data[pos + 1]
+                pos += 2
+                if n:
+                    if n > size - pos:
+                        raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
+                    stack.append((items, left, kind))
+                    items = []
+                    left = n
+                    kind = 1
+                    continue
+                items.append(())
+            elif tag == 119:  # SMALL_ATOM_UTF8
                 end = pos + 2 + data[pos + 1]
                 raw = data[pos + 2 : end]
                 val = atoms_utf8.get(raw)
-            else:
-                end = pos + 3 + _u16(data, pos + 1)[0]
+                if val is None:
+                    if end > size:
+                        raise DecodeError("truncated atom")
+                    val = _new_atom(raw, True)
+                items.append(val)
+                pos = end
+            elif tag == 97:  # SMALL_INTEGER
+                items.append(data[pos + 1])
+                pos += 2
+            elif tag == 100:  # ATOM (latin-1; what OTP 25's term_to_binary writes)
+                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
                 raw = data[pos + 3 : end]
                 val = atoms_latin1.get(raw)
-            if val is None:
-                if end > size:
-                    raise DecodeError("truncated atom")
-                val = _new_atom(raw, tag == 119)
-            pos = end
-        elif tag == 104:  # SMALL_TUPLE
-            n = data[pos + 1]
-            pos += 2
-            if n:
-                if n > size - pos:
-                    raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
-                stack.append((items, need, kind))
+                if val is None:
+                    if end > size:
+                        raise DecodeError("truncated atom")
+                    val = _new_atom(raw, False)
+                items.append(val)
+                pos = end
+            elif tag == 109:  # BINARY
+                end = pos + 5 + u32(data, pos + 1)[0]
+                items.append(data[pos + 5 : end])
+                pos = end
+            elif tag == 107:  # STRING: bytes that are a list of small integers
+                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+                raw = data[pos + 3 : end]
+                val = raw.decode("latin-1")
+                # str.isprintable() accepts a subset of what Erlang calls printable:
+                # a cheap yes for the common case, the exact test otherwise.
+                if not val.isprintable() and not _PRINTABLE_LATIN1(raw) or not raw:
+                    val = list(raw)
+                items.append(val)
+                pos = end
+            elif tag == 106:  # NIL
+                items.append([])
+                pos += 1
+            elif tag == 108:  # LIST: n elements then the tail
+                n = u32(data, pos + 1)[0]
+                pos += 5
+                if n >= size - pos:
+                    raise DecodeError(f"list claims {n} elements, {size - pos} bytes left")
+                stack.append((items, left, kind))
                 items = []
-                need = n
-                kind = 1
+                left = n + 1
+                kind = 2
                 continue
-            val = ()
-        elif tag == 109:  # BINARY
-            end = pos + 5 + u32(data, pos + 1)[0]
-            val = data[pos + 5 : end]
-            pos = end
-        elif tag == 107:  # STRING: bytes that are a list of small integers
-            end = pos + 3 + _u16(data, pos + 1)[0]
-            raw = data[pos + 3 : end]
-            val = raw.decode("latin-1") if _PRINTABLE_LATIN1(raw) else list(raw)
-            pos = end
-        elif tag == 106:  # NIL
-            val = []
-            pos += 1
-        elif tag == 108:  # LIST: n elements then the tail
-            n = u32(data, pos + 1)[0]
-            pos += 5
-            if n >= size - pos:
-                raise DecodeError(f"list claims {n} elements, {size - pos} bytes left")
-            stack.append((items, need, kind))
-            items = []
-            need = n + 1
-            kind = 2
-            continue
-        elif tag == 70:  # NEW_FLOAT
-            val = _f64(data, pos + 1)[0]
-            if val - val:  # inf or nan: Erlang has neither
-                raise DecodeError("float is not finite")
-            pos += 9
-        elif tag == 98:  # INTEGER
-            val = _i32(data, pos + 1)[0]
-            pos += 5
-        elif tag == 116:  # MAP
-            n = u32(data, pos + 1)[0]
-            pos += 5
-            if n:
-                if 2 * n > size - pos:
-                    raise DecodeError(f"map claims {n} pairs, {size - pos} bytes left")
-                stack.append((items, need, kind))
-                items = []
-                need = 2 * n
-                kind = 3
-                continue
-            val = {}
-        elif tag == 105:  # LARGE_TUPLE
-            n = u32(data, pos + 1)[0]
-            pos += 5
-            if n:
-                if n > size - pos:
-                    raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
-                stack.append((items, need, kind))
-                items = []
-                need = n
-                kind = 1
-                continue
-            val = ()
-        else:
-            val, pos = _rare(tag, data, pos + 1)
-
-        # Hand the value to its container; a full container becomes the value
-        # handed to its own parent, and so on up.
-        while True:
-            if not kind:
-                if pos > size:
-                    raise DecodeError("truncated term")
-                return val, pos
-            items.append(val)
-            if len(items) < need:
-                break
-            if kind == 1:
-                val = tuple(items)
-            elif kind == 2:
-                val = _close_list(items)
+            elif tag == 70:  # NEW_FLOAT
+                val = _f64(data, pos + 1)[0]
+                if val - val:  # inf or nan: Erlang has neither
+                    raise DecodeError("float is not finite")
+                items.append(val)
+                pos += 9
+            elif tag == 98:  # INTEGER
+                items.append(_i32(data, pos + 1)[0])
+                pos += 5
+            elif tag == 116:  # MAP
+                n = u32(data, pos + 1)[0]
+                pos += 5
+                if n:
+                    if 2 * n > size - pos:
+                        raise DecodeError(f"map claims {n} pairs, {size - pos} bytes left")
+                    stack.append((items, left, kind))
+                    items = []
+                    left = 2 * n
+                    kind = 3
+                    continue
+                items.append({})
+            elif tag == 105:  # LARGE_TUPLE
+                n = u32(data, pos + 1)[0]
+                pos += 5
+                if n:
+                    if n > size - pos:
+                        raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
+                    stack.append((items, left, kind))
+                    items = []
+                    left = n
+                    kind = 1
+                    continue
+                items.append(())
             else:
-                val = _close_map(items)
-            items, need, kind = stack.pop()
+                val, pos = _rare(tag, data, pos + 1)
+                items.append(val)
+            left -= 1
+
+        # The innermost container is complete: build it, hand it to its parent.
+        if kind == 1:
+            val = tuple(items)
+        elif kind == 2:
+            val = _close_list(items)
+        elif kind == 3:
+            val = _close_map(items)
+        else:
+            if pos > size:
+                raise DecodeError("truncated term")
+            return items[0], pos
+        items, left, kind = stack.pop()
+        items.append(val)
+        left -= 1
 
 
 def _decompress(data: bytes, pos: int) -> tuple[bytes, int]:

@@ -1,0 +1,43 @@
+"""Erlang terms in Python: the types and the External Term Format codec.
+
+    encode(term, *, compressed=False) -> bytes      # with the 131 version byte
+    encode_body(term, out: bytearray) -> None       # without it (distribution frames)
+    decode(data, offset=0) -> (term, next_offset)   # expects 131 at offset
+    format_term(term) -> str                        # Erlang syntax
+    parse_term(text) -> term                        # Erlang term literals (CLI args)
+
+The Erlang <-> Python mapping is documented in ``types``.
+"""
+
+from .decode import decode
+from .encode import encode, encode_body
+from .format import format_term
+from .parse import parse_term
+from .types import (
+    Atom,
+    BitString,
+    ExportFun,
+    ImproperList,
+    LocalFun,
+    MapKey,
+    Pid,
+    Port,
+    Reference,
+)
+
+__all__ = [
+    "Atom",
+    "BitString",
+    "ExportFun",
+    "ImproperList",
+    "LocalFun",
+    "MapKey",
+    "Pid",
+    "Port",
+    "Reference",
+    "decode",
+    "encode",
+    "encode_body",
+    "format_term",
+    "parse_term",
+]
