@@ -183,11 +183,15 @@ class LocalNode:
             for other in proc.links:
                 self._signal_exit(proc.pid, other, reason)
             proc.links.clear()
-        for conn in self._conns.values():
-            if conn.monitors:
+        if proc.monitoring:
+            for conn in self._conns.values():
                 for ref in [r for r, (p, _) in conn.monitors.items() if p is proc]:
                     _, target = conn.monitors.pop(ref)
                     self._try_send_control(conn, ctl.DemonitorP(proc.pid, _wire_target(target), ref))
+            for other in self._procs.values():
+                if other.monitored_by:
+                    for ref in [r for r, (w, _) in other.monitored_by.items() if w == proc.pid]:
+                        del other.monitored_by[ref]
 
     # --- connections ------------------------------------------------------------------------
 
@@ -373,7 +377,8 @@ class LocalNode:
         if to.node == self._atom:
             proc = self._procs.get(to)
             if proc is not None:
-                proc.links.discard(from_pid)
+                if proc.links:
+                    proc.links.discard(from_pid)
                 proc.exit_signal(from_pid, reason)
             return
         conn = self._conns.get(str(to.node))
@@ -399,13 +404,15 @@ class LocalNode:
             if other is None:
                 proc.deliver((DOWN, ref, PROCESS, shown, NOPROC))
             else:
-                other.monitored_by[ref] = (proc.pid, wire)
+                proc.monitoring = True
+                other.add_monitor(ref, proc.pid, wire)
             return ref
         try:
             conn = await self.connect(node)
         except ConnectError:
             proc.deliver((DOWN, ref, PROCESS, shown, NOCONNECTION))
             return ref
+        proc.monitoring = True
         conn.monitors[ref] = (proc, shown)
         conn.send_control(ctl.MonitorP(proc.pid, wire, ref))
         return ref
@@ -417,7 +424,7 @@ class LocalNode:
                 self._try_send_control(conn, ctl.DemonitorP(proc.pid, _wire_target(entry[1]), ref))
                 return
         for other in self._procs.values():
-            if other.monitored_by.pop(ref, None) is not None:
+            if other.monitored_by and other.monitored_by.pop(ref, None) is not None:
                 return
 
     # --- incoming signals ---------------------------------------------------------------------
@@ -449,11 +456,11 @@ class LocalNode:
         if proc is None:
             self._signal_exit(c.to_pid, c.from_pid, NOPROC)
         else:
-            proc.links.add(c.from_pid)
+            proc.add_link(c.from_pid)
 
     def _on_unlink(self, conn: Connection, c: Any, _: Any) -> None:
         proc = self._procs.get(c.to_pid)
-        if proc is not None:
+        if proc is not None and proc.links:
             proc.links.discard(c.from_pid)
         if isinstance(c, ctl.UnlinkId):
             # must reach the peer before any later signal from us: write it now
@@ -465,24 +472,23 @@ class LocalNode:
         if proc is None:
             return
         if isinstance(c, (ctl.Exit, ctl.ExitTT, ctl.PayloadExit, ctl.PayloadExitTT)):
-            if c.from_pid not in proc.links:
+            if not proc.links or c.from_pid not in proc.links:
                 return  # a link we already dropped
             proc.links.discard(c.from_pid)
         proc.exit_signal(c.from_pid, reason)
 
     def _on_monitor(self, conn: Connection, c: ctl.MonitorP, _: Any) -> None:
         target = c.to_proc
-        proc = self._names.get(target) if isinstance(target, str) and not isinstance(target, Pid) \
-            else self._procs.get(target)
+        proc = self._names.get(target) if isinstance(target, str) else self._procs.get(target)
         if proc is None:
             self._signal_down(c.from_pid, target, c.ref, NOPROC)
         else:
-            proc.monitored_by[c.ref] = (c.from_pid, target)
+            proc.add_monitor(c.ref, c.from_pid, target)
 
     def _on_demonitor(self, conn: Connection, c: ctl.DemonitorP, _: Any) -> None:
         target = c.to_proc
         proc = self._names.get(target) if isinstance(target, str) else self._procs.get(target)
-        if proc is not None:
+        if proc is not None and proc.monitored_by:
             proc.monitored_by.pop(c.ref, None)
 
     def _on_monitor_exit(self, conn: Connection, c: Any, payload: Any) -> None:

@@ -30,16 +30,28 @@ NORMAL = Atom("normal")
 class LocalProcess:
     """A pid on our node. Subclasses decide what a delivered message means."""
 
-    __slots__ = ("node", "pid", "name", "monitored_by", "links", "closed")
+    __slots__ = ("node", "pid", "name", "monitored_by", "links", "closed", "monitoring")
 
     def __init__(self, node: "LocalNode", pid: Pid) -> None:
         self.node = node
         self.pid = pid
         self.name: Atom | None = None
-        # remote monitors of us: ref -> (monitoring pid, what they monitored: our pid or name)
-        self.monitored_by: dict[Reference, tuple[Pid, Pid | Atom]] = {}
-        self.links: set[Pid] = set()
+        # Made on first use: most pids (one per RPC) never see a monitor or a link.
+        # monitored_by: ref -> (monitoring pid, what it monitored: our pid or our name)
+        self.monitored_by: dict[Reference, tuple[Pid, Pid | Atom]] | None = None
+        self.links: set[Pid] | None = None
+        self.monitoring = False  # holds monitors on other processes
         self.closed = False
+
+    def add_monitor(self, ref: Reference, watcher: Pid, target: Pid | Atom) -> None:
+        if self.monitored_by is None:
+            self.monitored_by = {}
+        self.monitored_by[ref] = (watcher, target)
+
+    def add_link(self, other: Pid) -> None:
+        if self.links is None:
+            self.links = set()
+        self.links.add(other)
 
     def deliver(self, msg: Any) -> None:
         raise NotImplementedError

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import NodeDown, RpcError, RpcTimeout
 from ..term.encode import encode_body
 from ..term.types import Atom, Pid, Reference
+from . import wire
 from .io_server import IoServer, is_io_request
 from .process import LocalProcess
 
@@ -38,98 +39,120 @@ _u32 = struct.Struct(">I")
 class RpcCall(LocalProcess):
     """One call in flight: its reply address, group leader and waiter."""
 
-    __slots__ = ("ref", "future", "io", "peer", "mfa")
+    __slots__ = ("ref", "future", "io", "peer", "mfa", "wire_pid", "timeout")
 
     def __init__(self, node: "LocalNode", pid: Pid, ref: Reference, future: asyncio.Future,
-                 peer: str, mfa: str, io: Callable[[str], Any]) -> None:
-        super().__init__(node, pid)
+                 peer: str, mfa: str, io: Callable[[str], Any] | None) -> None:
+        # slots set directly: this runs once per call on the hot path
+        self.node = node
+        self.pid = pid
+        self.name = None
+        self.monitored_by = None
+        self.links = None
+        self.monitoring = False
+        self.closed = False
         self.ref = ref
         self.future = future
         self.peer = peer
         self.mfa = mfa
         self.io = io
+        self.wire_pid = b""
+        self.timeout = 0.0
 
     def deliver(self, msg: Any) -> None:
         if type(msg) is tuple and len(msg) == 2 and msg[0] == self.ref:
             if not self.future.done():
                 self.future.set_result(msg[1])
         elif is_io_request(msg):
-            IoServer(self.node, self.pid, self.io).handle(msg)
+            IoServer(self.node, self.pid, self.io or self.node.io_sink).handle(msg)
 
     def exit_signal(self, from_pid: Pid, reason: Any) -> None:
-        pass  # a call is not a process anyone should link to; ignore like a trap-exit drop
+        pass  # nothing links to a call on purpose; like a trapped exit nobody reads
 
     def connection_lost(self, conn: "Connection", reason: str) -> None:
         if not self.future.done():
             self.future.set_exception(
                 NodeDown(f"{self.peer} went down during the call to {self.mfa} ({reason})", node=self.peer))
 
-    def timed_out(self, timeout: float) -> None:
-        if not self.future.done():
-            self.future.set_exception(
-                RpcTimeout(f"{self.peer}: {self.mfa} timed out after {timeout:g}s", node=self.peer,
-                           reason=Atom("timeout")))
+    # Expirable, for the node's shared deadline timer
+    def finished(self) -> bool:
+        return self.future.done()
+
+    def expired(self) -> bool:
+        if self.future.done():
+            return False
+        self.future.set_exception(
+            RpcTimeout(f"{self.peer}: {self.mfa} timed out after {self.timeout:g}s", node=self.peer,
+                       reason=Atom("timeout")))
+        return True
 
 
-def _mfa(module: str, function: str, nargs: int) -> str:
-    return f"{module}:{function}/{nargs}"
-
-
-def encode_call_frame(pid: Pid, ref: Reference, module: str, function: str, args: list) -> list:
+def encode_call_frame(pid: bytes, ref: bytes, module: str, function: str, args: list) -> list:
     """The REG_SEND-to-rex frame for one call, as buffers to write in order.
 
-    Usually one buffer. Large binary arguments stay separate buffers so a 64 MiB
-    upload is handed to the socket without being copied into the frame.
+    ``pid`` and ``ref`` are already encoded (see :mod:`.wire`). Usually one
+    buffer. Large binary arguments stay separate buffers so a 64 MiB upload is
+    handed to the socket without being copied into the frame.
     """
-    out = bytearray(b"\x00\x00\x00\x00p\x83")
-    encode_body((6, pid, EMPTY, REX), out)
-    out += b"\x83"
-    big = [i for i, a in enumerate(args) if type(a) is bytes and len(a) >= BIG_BINARY]
+    m, f = wire.atom(module), wire.atom(function)
+    big = False
+    for a in args:
+        if type(a) is bytes and len(a) >= BIG_BINARY:
+            big = True
+            break
     if not big:
-        encode_body((GEN_CALL, (pid, ref), (CALL, Atom(module), Atom(function), args, pid)), out)
-        _u32.pack_into(out, 0, len(out) - 4)
-        return [out]
-    # {'$gen_call', {Pid, Ref}, {call, M, F, [A1, ..., An], GL}} written by hand around the big ones
-    out += b"\x68\x03"
-    encode_body(GEN_CALL, out)
-    encode_body((pid, ref), out)
-    out += b"\x68\x05"
-    encode_body(CALL, out)
-    encode_body(Atom(module), out)
-    encode_body(Atom(function), out)
-    out += b"\x6c" + _u32.pack(len(args))
-    pieces: list = []
+        if args:
+            out = bytearray()
+            encode_body(args, out)
+            a_bytes: bytes | bytearray = out
+        else:
+            a_bytes = b"j"
+        # 'p' {6, Pid, '', rex} {'$gen_call', {Pid, Ref}, {call, M, F, Args, Pid}}
+        body = b"".join((_CTRL_HEAD, pid, _CTRL_TAIL, pid, ref, _CALL_HEAD, m, f, a_bytes, pid))
+        return [_u32.pack(len(body)) + body]
+    head = bytearray(b"\x00\x00\x00\x00")
+    head += b"".join((_CTRL_HEAD, pid, _CTRL_TAIL, pid, ref, _CALL_HEAD, m, f))
+    head += b"\x6c" + _u32.pack(len(args))
+    pieces: list = [head]
+    out = head
     for a in args:
         if type(a) is bytes and len(a) >= BIG_BINARY:
             out += b"\x6d" + _u32.pack(len(a))
-            pieces.append(out)
             pieces.append(a)
             out = bytearray()
+            pieces.append(out)
         else:
             encode_body(a, out)
-    out += b"\x6a"
-    encode_body(pid, out)
-    pieces.append(out)
-    _u32.pack_into(pieces[0], 0, sum(len(p) for p in pieces) - 4)
-    return pieces
+    out += b"j" + pid
+    _u32.pack_into(head, 0, sum(len(p) for p in pieces) - 4)
+    return [p for p in pieces if p]
+
+
+_CTRL_HEAD = b"p\x83h\x04a\x06"  # {6 (REG_SEND), FromPid, ...
+_CTRL_TAIL = b"w\x00w\x03rex\x83h\x03w\t$gen_callh\x02"  # '', rex}  then {'$gen_call', {Pid, Ref}, ...
+_CALL_HEAD = b"h\x05w\x04call"  # {call, M, F, Args, GroupLeader}
 
 
 async def call(node: "LocalNode", peer: str, module: str, function: str, args: Any = (), *,
                timeout: float | None = 30.0, io: Callable[[str], Any] | None = None) -> Any:
     """``module:function(*args)`` on ``peer``; see LocalNode.rpc."""
-    args = list(args)
+    if type(args) is not list:
+        args = list(args)
     conn = node._conns.get(peer)
     if conn is None or conn.closed:
         conn = await node.connect(peer)
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    mfa = _mfa(module, function, len(args))
-    proc = RpcCall(node, node._new_pid(), node.make_ref(), fut, peer, mfa, io or node.io_sink)
+    fut = conn._loop.create_future()
+    proc = RpcCall(node, node._new_pid(), node.make_ref(), fut, peer, "", io)
+    proc.mfa = mfa = f"{module}:{function}/{len(args)}"
+    wpid = proc.wire_pid = wire.pid(proc.pid)
     node._procs[proc.pid] = proc
+    node._wire[wpid] = proc
     conn.add_waiter(proc)
-    handle = loop.call_later(timeout, proc.timed_out, timeout) if timeout is not None else None
+    if timeout is not None:
+        proc.timeout = timeout
+        node._deadlines_for(conn._loop).add(timeout, proc)
     try:
-        pieces = encode_call_frame(proc.pid, proc.ref, module, function, args)
+        pieces = encode_call_frame(wpid, wire.ref(proc.ref), module, function, args)
         if len(pieces) == 1:
             conn.write(pieces[0])
         else:
@@ -138,9 +161,8 @@ async def call(node: "LocalNode", peer: str, module: str, function: str, args: A
             await conn.drain()
         reply = await fut
     finally:
-        if handle is not None:
-            handle.cancel()
         conn.remove_waiter(proc)
+        del node._wire[wpid]
         proc.close()
     if type(reply) is tuple and len(reply) == 2 and reply[0] == BADRPC:
         raise RpcError(f"{peer}: {mfa} failed: {format_reason(reply[1])}", node=peer, reason=reply[1])

@@ -282,14 +282,14 @@ class AgentClient:
     # --- upload ------------------------------------------------------------------
 
     async def upload(self, node: str, path: str | os.PathLike[str], *, progress: ProgressCb | None = None,
-                     name: str | None = None, sha256: str | None = None,
+                     name: str | None = None, sha256: str | None = None, md5: str | None = None,
                      releases_dir: str | None = None) -> UploadResult:
         """Stream ``path`` into the node's releases dir as ``name`` (default: the file's name).
 
         Chunks go as plain messages with ``self.window`` of them unacknowledged at
         most; the node checks size and digest before the atomic rename, so a file
-        corrupted in transit never appears under its final name. ``sha256`` (hex) saves
-        hashing the file here again. ``releases_dir`` is accepted for symmetry with the
+        corrupted in transit never appears under its final name. ``sha256``/``md5`` (hex)
+        save hashing the file here again. ``releases_dir`` is accepted for symmetry with the
         plain upload; the agent asks release_handler's own setting.
         """
         del releases_dir
@@ -300,7 +300,8 @@ class AgentClient:
         info = await self._rpc(node, "erldeploy_agent", "info", [])
         algos = [str(a) for a in (info.get("algos") or [])] if isinstance(info, dict) else []
         algo = "sha256" if "sha256" in algos else "md5"
-        digest = bytes.fromhex(sha256) if (sha256 and algo == "sha256") else self._digest(p, algo)
+        known = {"sha256": sha256, "md5": md5}.get(algo)
+        digest = bytes.fromhex(known) if known else self._digest(p, algo)
         t0 = time.monotonic()
         async with self.local.mailbox() as mb:
             opened = await self._rpc(node, "erldeploy_agent", "upload_open",

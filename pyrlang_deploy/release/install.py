@@ -1,7 +1,8 @@
 """Moving a cluster from one release to another, and back.
 
-    preflight (read-only, every node)  ->  stage (upload, unpack, check_install_release)
-    ->  install node by node in the strategy's batches, verifying each
+    preflight (read-only, every node: reachability, release_handler, RELEASES, one
+    from-release, the tarball and its relup, check_install_release where already unpacked)
+    ->  node by node in the strategy's batches: upload, unpack, check, install, verify
     ->  make permanent everywhere, only once every node is verified.
 
 On any failure: stop, roll the already-upgraded nodes back, leave the rest untouched,
@@ -274,44 +275,34 @@ class Installer:
 
     # --- staging ------------------------------------------------------------
 
-    async def stage(self, plan: Plan) -> None:
-        """Upload, unpack and check_install_release on every node that needs it; nothing runs new code yet."""
-        st = {n.node: n for n in self.status.nodes}
-        targets = plan.installed_not_permanent + [n for b in plan.batches for n in b]
-
-        async def one(node: str) -> None:
+    async def stage(self, node: str, plan: Plan) -> None:
+        """Upload, unpack and check_install_release on one node; it still runs its old code after this."""
+        st = self._status_of(node)
+        out = self.outcomes[node]
+        if node in plan.need_upload:
             t0 = time.perf_counter()
-            if node in plan.need_upload:
-                self.emit(node, "upload", "start", f"{self.tar.size} bytes")
-                await self.executor.upload(node, self.tar, st[node].releases_dir,
-                                           progress=lambda done, total: self.emit(
-                                               node, "upload", "progress", done=done, total=total))
-                self.outcomes[node].steps["upload"] = time.perf_counter() - t0
-                self.emit(node, "upload", "ok", seconds=time.perf_counter() - t0)
-            if node in plan.need_unpack:
-                t1 = time.perf_counter()
-                self.emit(node, "unpack", "start")
-                stem = self.tar.path.name[:-len(".tar.gz")] if self.tar else f"{plan.release}-{self.vsn}"
-                await self.steps.unpack(node, stem)
-                self.outcomes[node].steps["unpack"] = time.perf_counter() - t1
-                self.emit(node, "unpack", "ok", seconds=time.perf_counter() - t1)
-            if node in [n for b in plan.batches for n in b]:
-                t2 = time.perf_counter()
-                await self.steps.check_install(node, self.vsn)
-                self.outcomes[node].steps["check"] = time.perf_counter() - t2
-                self.emit(node, "check", "ok", "check_install_release passed", seconds=time.perf_counter() - t2)
-
-        res = await self.c.each(one, targets)
-        failed = [r for r in res.values() if not r.ok]
-        if failed:
-            for r in failed:
-                self.outcomes[r.node].result = "failed"
-                self.outcomes[r.node].error = str(r.error)
-            raise _StageFailed("; ".join(str(r.error) for r in failed))
-        first = targets[0] if targets else None
-        if first:
+            self.emit(node, "upload", "start", f"{self.tar.size} bytes")
+            await self.executor.upload(node, self.tar, st.releases_dir,
+                                       progress=lambda done, total: self.emit(
+                                           node, "upload", "progress", done=done, total=total))
+            out.steps["upload"] = time.perf_counter() - t0
+            self.emit(node, "upload", "ok", seconds=out.steps["upload"])
+        if node in plan.need_unpack:
+            t0 = time.perf_counter()
+            stem = self.tar.path.name[:-len(".tar.gz")] if self.tar else f"{plan.release}-{self.vsn}"
+            await self.steps.unpack(node, stem)
+            out.steps["unpack"] = time.perf_counter() - t0
+            self.emit(node, "unpack", "ok", seconds=out.steps["unpack"])
+        if not self.expected_apps:
             self.expected_apps = (self.tar.apps if self.tar else
-                                  await self.steps.release_apps(first, st[first].releases_dir, self.vsn))
+                                  await self.steps.release_apps(node, st.releases_dir, self.vsn))
+        t0 = time.perf_counter()
+        await self.steps.check_install(node, self.vsn)
+        out.steps["check"] = time.perf_counter() - t0
+        self.emit(node, "check", "ok", "check_install_release passed", seconds=out.steps["check"])
+
+    def _status_of(self, node: str) -> NodeStatus:
+        return next(n for n in self.status.nodes if n.node == node)
 
     @property
     def executor(self):
@@ -345,7 +336,7 @@ class Installer:
             await self._verify_step(node)
             self.outcomes[node].result = "installed"
         for batch in plan.batches:
-            res = await self.c.each(self._install_one, batch)
+            res = await self.c.each(lambda n: self._install_one(n, plan), batch)
             failed = [r for r in res.values() if not r.ok]
             if failed:
                 raise _InstallFailed("; ".join(str(r.error) for r in failed))
@@ -363,8 +354,15 @@ class Installer:
         self.outcomes[node].steps["verify"] = time.perf_counter() - t0
         self.emit(node, "verify", "ok", seconds=time.perf_counter() - t0)
 
-    async def _install_one(self, node: str) -> None:
+    async def _install_one(self, node: str, plan: Plan) -> None:
         out = self.outcomes[node]
+        try:
+            await self.stage(node, plan)
+        except ErldeployError as e:
+            out.result = "failed"
+            out.error = str(e)
+            self.emit(node, "stage", "fail", str(e))
+            raise
         t0 = time.perf_counter()
         self.emit(node, "install", "start", f"{out.from_vsn} -> {self.vsn}")
         try:
@@ -448,43 +446,46 @@ class Installer:
         if not plan.batches and not plan.installed_not_permanent:
             return self._report(True, f"{self.vsn} is already permanent on every node: nothing to do",
                                 plan, noop=True)
+        await self._check_where_unpacked(plan)
         if self.opts.dry_run:
-            await self._dry_run_checks(plan)
             return self._report(True, f"dry run: the {verb} {self.vsn} passed preflight", plan, dry_run=True)
-        try:
-            await self.stage(plan)
-        except _StageFailed as e:
-            await self.final_states()
-            return self._report(False, f"{verb} {self.vsn} refused while staging, no node runs new code: {e}", plan)
         try:
             await self.install_batches(plan)
         except (_InstallFailed, ErldeployError) as e:
             await self.roll_back_changed()
             await self.final_states()
-            return self._report(False, f"{verb} {self.vsn} failed: {e}", plan)
+            return self._report(False, f"{verb} {self.vsn} failed: {e}. Now: {self.final_summary()}", plan)
         errors = await self.make_permanent(plan)
         await self.final_states()
         if errors:
             return self._report(False, f"{verb} {self.vsn} verified everywhere but make_permanent failed: "
-                                + "; ".join(errors), plan)
+                                + "; ".join(errors) + f". Now: {self.final_summary()}", plan)
         return self._report(True, f"{verb} {self.vsn} done: every node runs it, permanent", plan)
 
-    async def _dry_run_checks(self, plan: Plan) -> None:
+    async def _check_where_unpacked(self, plan: Plan) -> None:
         ready = [n for b in plan.batches for n in b if n not in plan.need_unpack]
         res = await self.c.each(lambda n: self.steps.check_install(n, self.vsn), ready)
         bad = [str(r.error) for r in res.values() if not r.ok]
         if bad:
             raise PreflightError("preflight refused: " + "; ".join(bad))
         if plan.need_unpack:
-            plan.notes.append(f"check_install_release runs after unpacking on {', '.join(plan.need_unpack)}")
+            plan.notes.append(f"check_install_release runs after unpacking, node by node, on "
+                              f"{', '.join(plan.need_unpack)}")
+
+    def final_summary(self) -> str:
+        """Which node is in which state, grouped: the sentence printed after a failure."""
+        groups: dict[tuple[str, str | None, str | None], list[str]] = {}
+        for o in self.outcomes.values():
+            groups.setdefault((o.result, o.current, o.permanent), []).append(o.node)
+        parts = []
+        for (result, cur, perm), nodes in groups.items():
+            where = f"runs {cur or '?'}" + ("" if cur == perm else f" (permanent {perm or '?'})")
+            parts.append(f"{', '.join(nodes)} {result.replace('_', ' ')}, {where}")
+        return "; ".join(parts)
 
     def _report(self, ok: bool, message: str, plan: Plan | None, **kw: Any) -> InstallReport:
         return InstallReport(action=self.action, to_vsn=self.vsn, ok=ok, message=message, plan=plan,
                              nodes=list(self.outcomes.values()), **kw)
-
-
-class _StageFailed(Exception):
-    pass
 
 
 class _InstallFailed(Exception):

@@ -307,18 +307,94 @@ def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
     while True:
         while left:
             tag = data[pos]
-            if tag == 104:  # SMALL_TUPLE
-                n = data[pos + 1]
-                pos += 2
-                if n:
-                    if n > size - pos:
-                        raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
-                    stack.append((items, left, kind))
-                    items = []
-                    left = n
-                    kind = 1
-                    continue
-                items.append(())
+            # Two-level dispatch: splitting the tags in halves keeps every
+            # common tag within a few comparisons.
+            if tag <= 105:
+                if tag == 104:  # SMALL_TUPLE
+                    n = data[pos + 1]
+                    pos += 2
+                    if n:
+                        if n > size - pos:
+                            raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
+                        # Most tuples hold only atoms, integers, strings and binaries:
+                        # read those right here; stop at anything else and let the
+                        # main loop carry on from that element.
+                        elems = []
+                        k = n
+                        while k:
+                            t = data[pos]
+                            if t == 100:
+                                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+                                val = atoms_latin1.get(data[pos + 3 : end])
+                            elif t == 119:
+                                end = pos + 2 + data[pos + 1]
+                                val = atoms_utf8.get(data[pos + 2 : end])
+                            elif t == 97:
+                                val = data[pos + 1]
+                                end = pos + 2
+                            elif t == 107:
+                                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+                                raw = data[pos + 3 : end]
+                                val = raw.decode("latin-1")
+                                if not val.isprintable():
+                                    break
+                            elif t == 109:
+                                end = pos + 5 + u32(data, pos + 1)[0]
+                                val = data[pos + 5 : end]
+                            else:
+                                break
+                            if val is None:
+                                break
+                            elems.append(val)
+                            pos = end
+                            k -= 1
+                        if not k:
+                            items.append(tuple(elems))
+                            left -= 1
+                            continue
+                        stack.append((items, left, kind))
+                        items = elems
+                        left = k
+                        kind = 1
+                        continue
+                    items.append(())
+                elif tag == 100:  # ATOM (latin-1; what OTP 25's term_to_binary writes)
+                    end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+                    raw = data[pos + 3 : end]
+                    val = atoms_latin1.get(raw)
+                    if val is None:
+                        if end > size:
+                            raise DecodeError("truncated atom")
+                        val = _new_atom(raw, False)
+                    items.append(val)
+                    pos = end
+                elif tag == 97:  # SMALL_INTEGER
+                    items.append(data[pos + 1])
+                    pos += 2
+                elif tag == 98:  # INTEGER
+                    items.append(_i32(data, pos + 1)[0])
+                    pos += 5
+                elif tag == 70:  # NEW_FLOAT
+                    val = _f64(data, pos + 1)[0]
+                    if val - val:  # inf or nan: Erlang has neither
+                        raise DecodeError("float is not finite")
+                    items.append(val)
+                    pos += 9
+                elif tag == 105:  # LARGE_TUPLE
+                    n = u32(data, pos + 1)[0]
+                    pos += 5
+                    if n:
+                        if n > size - pos:
+                            raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
+                        stack.append((items, left, kind))
+                        items = []
+                        left = n
+                        kind = 1
+                        continue
+                    items.append(())
+                else:
+                    val, pos = _rare(tag, data, pos + 1)
+                    items.append(val)
             elif tag == 119:  # SMALL_ATOM_UTF8
                 end = pos + 2 + data[pos + 1]
                 raw = data[pos + 2 : end]
@@ -329,23 +405,6 @@ def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
                     val = _new_atom(raw, True)
                 items.append(val)
                 pos = end
-            elif tag == 97:  # SMALL_INTEGER
-                items.append(data[pos + 1])
-                pos += 2
-            elif tag == 100:  # ATOM (latin-1; what OTP 25's term_to_binary writes)
-                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
-                raw = data[pos + 3 : end]
-                val = atoms_latin1.get(raw)
-                if val is None:
-                    if end > size:
-                        raise DecodeError("truncated atom")
-                    val = _new_atom(raw, False)
-                items.append(val)
-                pos = end
-            elif tag == 109:  # BINARY
-                end = pos + 5 + u32(data, pos + 1)[0]
-                items.append(data[pos + 5 : end])
-                pos = end
             elif tag == 107:  # STRING: bytes that are a list of small integers
                 end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
                 raw = data[pos + 3 : end]
@@ -355,6 +414,10 @@ def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
                 if not val.isprintable() and not _PRINTABLE_LATIN1(raw) or not raw:
                     val = list(raw)
                 items.append(val)
+                pos = end
+            elif tag == 109:  # BINARY
+                end = pos + 5 + u32(data, pos + 1)[0]
+                items.append(data[pos + 5 : end])
                 pos = end
             elif tag == 106:  # NIL
                 items.append([])
@@ -369,15 +432,6 @@ def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
                 left = n + 1
                 kind = 2
                 continue
-            elif tag == 70:  # NEW_FLOAT
-                val = _f64(data, pos + 1)[0]
-                if val - val:  # inf or nan: Erlang has neither
-                    raise DecodeError("float is not finite")
-                items.append(val)
-                pos += 9
-            elif tag == 98:  # INTEGER
-                items.append(_i32(data, pos + 1)[0])
-                pos += 5
             elif tag == 116:  # MAP
                 n = u32(data, pos + 1)[0]
                 pos += 5
@@ -390,18 +444,6 @@ def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
                     kind = 3
                     continue
                 items.append({})
-            elif tag == 105:  # LARGE_TUPLE
-                n = u32(data, pos + 1)[0]
-                pos += 5
-                if n:
-                    if n > size - pos:
-                        raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
-                    stack.append((items, left, kind))
-                    items = []
-                    left = n
-                    kind = 1
-                    continue
-                items.append(())
             else:
                 val, pos = _rare(tag, data, pos + 1)
                 items.append(val)
