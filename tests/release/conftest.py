@@ -1,0 +1,91 @@
+"""Fixtures for release-management tests: the demo releases (built once, cached) and a
+fresh three-node demo cluster per test, on its own epmd, killed by pid afterwards.
+
+State on the nodes is checked with `erl_call` (Erlang's own C hidden node) through
+demo_cluster's `eval`, so these tests never judge erldeploy by erldeploy alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import demo_cluster  # noqa: E402
+import demo_releases  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_build() -> demo_releases.DemoBuild:
+    return demo_releases.build()
+
+
+@pytest.fixture
+def demo(demo_build, tmp_path):
+    c = demo_cluster.start_cluster(demo_build, tmp_path / "cluster", n=3,
+                                   name_prefix=f"r{os.getpid()}{secrets.token_hex(2)}n")
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+class Cli:
+    """Runs the real `erldeploy` command (a separate process) against a demo cluster."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    def env(self) -> dict[str, str]:
+        e = {k: v for k, v in os.environ.items() if not k.startswith("ERLDEPLOY_")}
+        e["ERLDEPLOY_COOKIE"] = self.cluster.cookie
+        e["ERL_EPMD_PORT"] = str(self.cluster.epmd_port)
+        e["HOME"] = str(self.cluster.workdir)
+        e["COLUMNS"] = "200"
+        return e
+
+    def __call__(self, *args: str, seed: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "pyrlang_deploy.cli.main", *args, "-n", seed or self.cluster.nodes[0]]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env(), timeout=timeout)
+        assert "Traceback" not in p.stderr, p.stderr
+        assert self.cluster.cookie not in p.stdout + p.stderr
+        return p
+
+    def json(self, *args: str, **kw) -> tuple[int, dict]:
+        p = self(*args, "--json", **kw)
+        return p.returncode, json.loads(p.stdout)
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "pyrlang_deploy.cli.main", *args, "-n", self.cluster.nodes[0]]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
+
+
+@pytest.fixture
+def cli(demo) -> Cli:
+    return Cli(demo)
+
+
+def releases_of(cluster, node: str) -> dict[str, str]:
+    """which_releases as {vsn: state}, read with erl_call."""
+    text = cluster.eval(node, "[{V, S} || {_, V, _, S} <- release_handler:which_releases()]")
+    import re
+    return {v: s for v, s in re.findall(r'\{"([^"]+)",(\w+)\}', text)}
+
+
+def server_of(cluster, node: str) -> tuple[str, int]:
+    """(demo_server:version(), demo_server:count()) on the node."""
+    text = cluster.eval(node, "{demo_server:version(), demo_server:count()}")
+    vsn, count = text.strip("{}").split(",")
+    return vsn.strip('"'), int(count)
+
+
+def bump(cluster, node: str, times: int) -> None:
+    cluster.eval(node, f"[demo_server:bump() || _ <- lists:seq(1, {times})], ok")
