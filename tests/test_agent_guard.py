@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pyrlang_deploy.dist.node import LocalNode
+from pyrlang_deploy.errors import AgentError
 from pyrlang_deploy.release.agent_client import MODULES, AgentClient, GuardEvent
 from pyrlang_deploy.term.types import Atom
 
@@ -176,6 +177,25 @@ async def test_verify_failure_rolls_back_at_once(build, cluster1):
         await client.unload(node)
 
 
+async def test_abort_rolls_back_now_and_answers_with_the_old_version(build, cluster1):
+    node = cluster1.nodes[0]
+    async with LocalNode(cookie=cluster1.cookie, epmd_port=cluster1.epmd_port) as local:
+        client = AgentClient(local)
+        counts = await prepare(client, build, [node], "0.0.2")
+        r = await client.guard_install(node, "0.0.2", LEASE_S * 10)
+        assert r.ok, r.describe()
+        with pytest.raises(AgentError) as e:
+            await client.commit(node, "0.0.3")              # not what the guard holds
+        assert "wrong_vsn" in str(e.value)
+        assert await client.abort(node, "0.0.2") == "0.0.1"
+        assert await server(local, node) == ("0.0.1", counts[node])
+        with pytest.raises(AgentError):
+            await client.renew(node, "0.0.2")               # the guard is gone
+        st = await client.status(node)
+        assert st.guard is None and st.last_outcome["result"] == "aborted"
+        await client.unload(node)
+
+
 # ---------------------------------------------------------------- the controller goes away
 
 CONTROLLER = textwrap.dedent("""
@@ -206,7 +226,8 @@ async def test_sigkill_of_the_controller_rolls_every_node_back(build, cluster3):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
         try:
             line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 120)
-            assert json.loads(line) == {"ok": [True] * len(nodes)}, proc.stderr.read() if not line else line
+            assert line, f"the controller died: {proc.stderr.read().decode(errors='replace')[-2000:]}"
+            assert json.loads(line) == {"ok": [True] * len(nodes)}, line
             for n in nodes:
                 assert await server(local, n) == ("0.0.2", counts[n])
             os.kill(proc.pid, signal.SIGKILL)

@@ -143,3 +143,24 @@ async def test_ensure_loaded_twice_is_harmless_and_clear_errors(one_node, local)
     with pytest.raises(AgentError) as e:
         await client.renew(node, "0.0.2")
     assert node in str(e.value) and "not loaded" in str(e.value)
+
+
+async def test_sha256_where_crypto_is_present(tmp_path):
+    """A plain node has crypto: the upload uses sha256, and a big file streams in a window."""
+    from tests.support.nodes import Epmd, ErlNode
+
+    reldir = tmp_path / "releases"
+    reldir.mkdir()
+    blob = tmp_path / "big-1.tar.gz"
+    blob.write_bytes(os.urandom(5 * 1024 * 1024 + 123))
+    with Epmd() as epmd:
+        erl = ErlNode(epmd, args=["-sasl", "releases_dir", f'"{reldir}"', "-eval", "application:load(sasl)"])
+        with erl:
+            async with LocalNode(cookie=erl.cookie, epmd_port=epmd.port) as local:
+                client = AgentClient(local)
+                res = await client.upload(erl.node, blob)
+                assert res.algo == "sha256" and not res.skipped, res
+                assert Path(res.path) == reldir / blob.name, res
+                assert (reldir / blob.name).read_bytes() == blob.read_bytes()
+                assert (await client.upload(erl.node, blob)).skipped
+                await client.unload(erl.node)

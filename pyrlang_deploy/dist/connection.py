@@ -32,6 +32,7 @@ from . import control as ctl
 from .flags import DFlag
 from .framing import TICK_FRAME, FrameReader, data_frame
 from .handshake import ClientHandshake, HandshakeResult, State
+from .wire import send_target
 
 if TYPE_CHECKING:
     from .node import LocalNode
@@ -70,6 +71,7 @@ class Connection:
         # monitors we hold on processes over there: ref -> (our process, target as DOWN shows it)
         self.monitors: dict[Any, tuple[Any, Any]] = {}
         self._waiters: set[Waiter] = set()
+        self._wq: list | None = None  # frames waiting for this loop pass's single send
         self._reads = 0
         self._writes = 0
         self._seen_reads = 0
@@ -100,25 +102,52 @@ class Connection:
     # --- writing ----------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Write raw bytes (complete frames) now; NodeDown if the connection is gone."""
+        """Write one complete frame; NodeDown if the connection is gone.
+
+        With several calls in flight, the frames written during one event-loop
+        pass leave in one ``send`` (in order) instead of one system call each.
+        """
         if self.closed:
             raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
-        self._transport.write(data)
+        q = self._wq
+        if q is not None:
+            q.append(data)
+        elif len(self._waiters) > 1:
+            self._wq = [data]
+            self._loop.call_soon(self._flush)
+        else:
+            self._transport.write(data)
         self._writes += 1
 
     def write_pieces(self, pieces: list) -> None:
         """Write one frame given as several buffers, without joining large ones."""
         if self.closed:
             raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+        self._flush()
         write = self._transport.write
         for p in pieces:
             write(p)
         self._writes += 1
 
+    def _write_now(self, data: bytes) -> None:
+        """Write behind anything queued (ticks, signals from inside the dispatch)."""
+        if self._wq is not None:
+            self._wq.append(data)
+        else:
+            self._transport.write(data)
+        self._writes += 1
+
+    def _flush(self) -> None:
+        q, self._wq = self._wq, None
+        if q and not self.closed:
+            self._transport.write(q[0] if len(q) == 1 else b"".join(q))
+
     def send_control(self, c: ctl.Control, payload: Any = _NO_PAYLOAD) -> None:
         """Encode and write one control message (and its payload term)."""
         msg = None if payload is _NO_PAYLOAD else encode(payload)
-        self.write(data_frame(encode(c.term()), msg))
+        if self.closed:
+            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+        self._write_now(data_frame(encode(c.term()), msg))
 
     async def drain(self) -> None:
         """Wait while the transport's buffer is above its high-water mark."""
@@ -158,8 +187,7 @@ class Connection:
             self._silent_ticks = 0
             self._seen_reads = self._reads
         if self._writes == self._seen_writes:
-            self._transport.write(TICK_FRAME)
-            self._writes += 1
+            self._write_now(TICK_FRAME)
         self._seen_writes = self._writes
         self._schedule_tick()
 
@@ -170,8 +198,7 @@ class Connection:
         for frame in frames:
             if not frame:
                 # answer ticks: a peer that only hears from us on ticks still sees us alive
-                self._transport.write(TICK_FRAME)
-                self._writes += 1
+                self._write_now(TICK_FRAME)
                 continue
             try:
                 self._on_frame(frame)
@@ -180,10 +207,17 @@ class Connection:
                 log.debug("frame handling error", exc_info=True)
 
     def _on_frame(self, frame: bytes) -> None:
+        node = self.node
+        hit = send_target(frame)
+        if hit is not None:
+            # a reply or io request to one of our RPC pids: no control decode needed
+            proc = node._wire.get(hit[0])
+            if proc is not None:
+                proc.deliver(decode(frame, hit[1])[0])
+                return
         if frame[0] != 112:
             raise DecodeError(f"frame kind {frame[0]} is not pass-through (112)")
         term, off = decode(frame, 1)
-        node = self.node
         op = term[0] if type(term) is tuple and term else None
         if op == 2 or op == 22:  # SEND / SEND_SENDER: the hot path of every reply
             proc = node._procs.get(term[2])

@@ -23,6 +23,8 @@ from .connection import Connection, _DistProtocol
 from .handshake import ClientHandshake
 from .names import is_long_host, own_host, split_node, unique_alive
 from .process import DOWN, NORMAL, PROCESS, LocalProcess, Mailbox
+from .rpc import call as _rpc_call
+from .timers import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ class LocalNode:
         self._conns: dict[str, Connection] = {}
         self._connecting: dict[str, asyncio.Future[Connection]] = {}
         self._procs: dict[Pid, LocalProcess] = {}
+        self._wire: dict[bytes, LocalProcess] = {}  # encoded pid -> process, for the reply fast path
+        self._deadlines: Deadlines | None = None
         self._names: dict[str, LocalProcess] = {}
         self._aliases: dict[Reference, LocalProcess] = {}
         self._pid_id = 0
@@ -277,6 +281,8 @@ class LocalNode:
             proc.close(Atom("shutdown"))
         for t in list(self._tasks):
             t.cancel()
+        if self._deadlines is not None:
+            self._deadlines.close()
         await asyncio.sleep(0)  # let transports run their close callbacks
 
     def _spawn(self, coro: Any) -> asyncio.Task:
@@ -502,10 +508,19 @@ class LocalNode:
 
     async def rpc(self, peer: str, module: str, function: str, args: Any = (), *,
                   timeout: float | None = 30.0, io: Callable[[str], Any] | None = None) -> Any:
-        """``module:function(args...)`` on ``peer`` through its ``rex`` server."""
-        from .rpc import call
+        """``module:function(args...)`` on ``peer`` through its ``rex`` server.
 
-        return await call(self, peer, module, function, args, timeout=timeout, io=io)
+        Many calls may be in flight at once. Raises RpcError (remote exception or
+        badrpc, reason in Erlang syntax), RpcTimeout, or NodeDown at once if the
+        connection goes. ``io`` receives the call's io output (default ``io_sink``).
+        """
+        return await _rpc_call(self, peer, module, function, args, timeout=timeout, io=io)
+
+    def _deadlines_for(self, loop: asyncio.AbstractEventLoop) -> Deadlines:
+        d = self._deadlines
+        if d is None or d.loop is not loop:
+            d = self._deadlines = Deadlines(loop)
+        return d
 
 
 def _wire_target(shown: Any) -> Any:

@@ -313,48 +313,10 @@ def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
                 if tag == 104:  # SMALL_TUPLE
                     n = data[pos + 1]
                     pos += 2
-                    if n:
-                        if n > size - pos:
-                            raise DecodeError(f"tuple claims {n} elements, {size - pos} bytes left")
-                        # Most tuples hold only atoms, integers, strings and binaries:
-                        # read those right here; stop at anything else and let the
-                        # main loop carry on from that element.
-                        elems = []
-                        k = n
-                        while k:
-                            t = data[pos]
-                            if t == 100:
-                                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
-                                val = atoms_latin1.get(data[pos + 3 : end])
-                            elif t == 119:
-                                end = pos + 2 + data[pos + 1]
-                                val = atoms_utf8.get(data[pos + 2 : end])
-                            elif t == 97:
-                                val = data[pos + 1]
-                                end = pos + 2
-                            elif t == 107:
-                                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
-                                raw = data[pos + 3 : end]
-                                val = raw.decode("latin-1")
-                                if not val.isprintable():
-                                    break
-                            elif t == 109:
-                                end = pos + 5 + u32(data, pos + 1)[0]
-                                val = data[pos + 5 : end]
-                            else:
-                                break
-                            if val is None:
-                                break
-                            elems.append(val)
-                            pos = end
-                            k -= 1
-                        if not k:
-                            items.append(tuple(elems))
-                            left -= 1
-                            continue
+                    if n:  # at most 255: no size check needed before collecting
                         stack.append((items, left, kind))
-                        items = elems
-                        left = k
+                        items = []
+                        left = n
                         kind = 1
                         continue
                     items.append(())

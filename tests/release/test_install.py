@@ -150,8 +150,9 @@ def test_dry_run_changes_nothing(cli, demo, demo_build):
 def test_killed_controller_then_rerun_finishes_the_job(cli, demo, demo_build):
     """SIGKILL the controller in the middle of a rolling --no-agent install, run install again."""
     tar = str(demo_build.tars["0.0.2"])
+    # a slow health check holds each node in "installed, verifying" long enough to kill us there
     proc = cli.popen("install", "0.0.2", "--tar", tar, "--cluster", "--no-agent",
-                     "--strategy", "rolling", "--batch", "1")
+                     "--strategy", "rolling", "--batch", "1", "--verify", "timer:sleep(1500)")
     deadline = time.monotonic() + 60
     first = demo.nodes[0]
     while time.monotonic() < deadline:       # wait for the first node to run 0.0.2
