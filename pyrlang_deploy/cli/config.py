@@ -44,7 +44,7 @@ class Environment:
     verify: str | None = None
     timeout: float | None = None
     epmd_port: int | None = None
-    name: str | None = None
+    node_name: str | None = None   # key "name": our own node name in this environment
     lease: float | None = None
 
 
@@ -106,7 +106,7 @@ def load_environment(name: str | None, start: Path | None = None) -> Environment
     env = Environment(name=name, source=path, seeds=list(seeds))
     for key in _KNOWN - {"seeds"}:
         if key in raw:
-            setattr(env, key, raw[key])
+            setattr(env, "node_name" if key == "name" else key, raw[key])
     if env.strategy and env.strategy not in ("canary", "rolling", "all"):
         raise UsageError(f"{path}: env.{name}: strategy must be canary, rolling or all")
     return env

@@ -23,8 +23,8 @@ async def open_cluster(s: Settings, *, discover: bool | None = None, need_all: b
     """Connect to the target nodes. With need_all, an unreachable node is an error (exit 3)."""
     from ..cluster import Cluster
 
-    c = Cluster(seeds=s.require_nodes(), cookie=s.require_cookie(), name=s.name or (
-        s.environment.name if s.environment and getattr(s.environment, "name_", None) else None),
+    c = Cluster(seeds=s.require_nodes(), cookie=s.require_cookie(),
+                name=s.name or (s.environment.node_name if s.environment else None),
         timeout=s.timeout, epmd_port=s.epmd_port, discover=s.cluster if discover is None else discover)
     try:
         await c.open()
