@@ -154,9 +154,11 @@ async def test_sha256_where_crypto_is_present(tmp_path):
     blob = tmp_path / "big-1.tar.gz"
     blob.write_bytes(os.urandom(5 * 1024 * 1024 + 123))
     with Epmd() as epmd:
-        erl = ErlNode(epmd, args=["-sasl", "releases_dir", f'"{reldir}"', "-eval", "application:load(sasl)"])
-        with erl:
+        with ErlNode(epmd) as erl:
             async with LocalNode(cookie=erl.cookie, epmd_port=epmd.port) as local:
+                # Where release_handler would look, set before the agent asks.
+                await local.rpc(erl.node, "application", "load", [Atom("sasl")])
+                await local.rpc(erl.node, "application", "set_env", [Atom("sasl"), Atom("releases_dir"), str(reldir)])
                 client = AgentClient(local)
                 res = await client.upload(erl.node, blob)
                 assert res.algo == "sha256" and not res.skipped, res
