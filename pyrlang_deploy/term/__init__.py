@@ -9,8 +9,8 @@
 The Erlang <-> Python mapping is documented in ``types``.
 """
 
-from .decode import decode
-from .encode import encode, encode_body
+from .decoder import decode
+from .encoder import encode, encode_body
 from .format import format_term
 from .parse import parse_term
 from .types import (

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..errors import EncodeError
-from .decode import _decode_body
+from .decoder import _decode_body
 from .types import (
     Atom,
     BitString,

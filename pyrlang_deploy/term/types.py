@@ -124,7 +124,7 @@ class MapKey:
     __slots__ = ("term", "_ident")
 
     def __init__(self, term: Any) -> None:
-        from .encode import canonical_bytes  # late: the encoder imports this module
+        from .encoder import canonical_bytes  # late: the encoder imports this module
 
         self.term = term
         self._ident = canonical_bytes(term)

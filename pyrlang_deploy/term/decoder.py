@@ -314,8 +314,52 @@ def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
                     n = data[pos + 1]
                     pos += 2
                     if n:  # at most 255: no size check needed before collecting
+                        # Most tuples hold only leaves (atoms, numbers, strings,
+                        # binaries): read those here, without a stack frame; at
+                        # the first other element, open the frame and carry on.
+                        elems = []
+                        while n:
+                            t = data[pos]
+                            if t == 100:
+                                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+                                val = atoms_latin1.get(data[pos + 3 : end])
+                                if val is None:
+                                    break
+                            elif t == 119:
+                                end = pos + 2 + data[pos + 1]
+                                val = atoms_utf8.get(data[pos + 2 : end])
+                                if val is None:
+                                    break
+                            elif t == 107:
+                                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+                                val = data[pos + 3 : end].decode("latin-1")
+                                if not val.isprintable() or not val:
+                                    break
+                            elif t == 97:
+                                val = data[pos + 1]
+                                end = pos + 2
+                            elif t == 98:
+                                val = _i32(data, pos + 1)[0]
+                                end = pos + 5
+                            elif t == 109:
+                                end = pos + 5 + u32(data, pos + 1)[0]
+                                val = data[pos + 5 : end]
+                            elif t == 70:
+                                val = _f64(data, pos + 1)[0]
+                                if val - val:
+                                    break
+                                end = pos + 9
+                            else:
+                                break
+                            elems.append(val)
+                            pos = end
+                            n -= 1
+                        if not n:
+                            items.append(tuple(elems))
+                            left -= 1
+                            continue
                         stack.append((items, left, kind))
-                        items = []
+                        items = elems
                         left = n
                         kind = 1
                         continue

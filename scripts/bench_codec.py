@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Codec speed against the erlang-py codec (pip install erlang-py; bench only).
+
+Both codecs decode the same bytes, produced by a real node's term_to_binary, and
+encode their own decoded form of it. Prints one row per case; ``run()`` returns
+the rows as dicts {name, ours_s, theirs_s, ratio} (ratio = theirs / ours, so
+higher is better for us).
+
+    python scripts/bench_codec.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from pyrlang_deploy.term import decode, encode  # noqa: E402
+
+# Erlang expressions whose term_to_binary is benchmarked.
+CASES = {
+    "code:all_loaded()": "code:all_loaded()",
+    "100k [{I, <<\"bin\">>, atom, 1.5}]": '[{I, <<"bin">>, atom, 1.5} || I <- lists:seq(1, 100000)]',
+}
+
+
+def node_terms() -> dict[str, bytes]:
+    """Ask one `erl -noshell` for term_to_binary of every case (via a temp file)."""
+    with tempfile.TemporaryDirectory(prefix="bench_codec_") as tmp:
+        paths = {name: os.path.join(tmp, f"{i}.bin") for i, name in enumerate(CASES)}
+        writes = ", ".join(
+            f'ok = file:write_file("{paths[name]}", term_to_binary({expr}))'
+            for name, expr in CASES.items()
+        )
+        subprocess.run(
+            ["erl", "-noshell", "-noinput", "-eval", f"{writes}, halt()."],
+            check=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        result = {}
+        for name, path in paths.items():
+            with open(path, "rb") as f:
+                result[name] = f.read()
+        return result
+
+
+def best_time(fn: Callable[[], Any], min_total: float = 0.3, repeat: int = 5) -> float:
+    """Best per-call time over `repeat` rounds (each long enough to be measurable)."""
+    fn()  # warm caches (atoms, imports)
+    loops = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_total / repeat or loops >= 1 << 16:
+            break
+        loops *= 2
+    best = elapsed / loops
+    for _ in range(repeat - 1):
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        best = min(best, (time.perf_counter() - start) / loops)
+    return best
+
+
+def run() -> list[dict]:
+    import erlang  # erlang-py, bench-only dependency
+
+    rows = []
+    for name, data in node_terms().items():
+        ours_term, _ = decode(data)
+        theirs_term = erlang.binary_to_term(data)
+        for op, ours, theirs in (
+            ("decode", lambda: decode(data), lambda: erlang.binary_to_term(data)),
+            ("encode", lambda: encode(ours_term), lambda: erlang.term_to_binary(theirs_term)),
+        ):
+            ours_s = best_time(ours)
+            theirs_s = best_time(theirs)
+            rows.append(
+                {
+                    "name": f"{op} {name} ({len(data)} bytes)",
+                    "ours_s": ours_s,
+                    "theirs_s": theirs_s,
+                    "ratio": theirs_s / ours_s,
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    rows = run()
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'case':<{width}}  {'ours':>10}  {'erlang-py':>10}  {'ratio':>6}")
+    for r in rows:
+        print(
+            f"{r['name']:<{width}}  {r['ours_s'] * 1e3:>8.2f}ms  {r['theirs_s'] * 1e3:>8.2f}ms  "
+            f"{r['ratio']:>5.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
