@@ -18,7 +18,7 @@ import pytest
 
 from pyrlang_deploy.dist.node import LocalNode
 from pyrlang_deploy.errors import AgentError
-from pyrlang_deploy.release.agent_client import AgentClient
+from pyrlang_deploy.release.agent_client import AgentBeams, AgentClient, shipped_beams
 from pyrlang_deploy.term.types import Atom
 
 REPO = Path(__file__).resolve().parent.parent
@@ -166,3 +166,16 @@ async def test_sha256_where_crypto_is_present(tmp_path):
                 assert (reldir / blob.name).read_bytes() == blob.read_bytes()
                 assert (await client.upload(erl.node, blob)).skipped
                 await client.unload(erl.node)
+
+
+async def test_a_node_that_cannot_load_the_agent_gets_a_clear_error(one_node, local):
+    node = one_node.nodes[0]
+    shipped = shipped_beams()
+    broken = AgentBeams({**shipped.beams, "erldeploy_fmt": b"FOR1 not a beam"},
+                        {**shipped.md5, "erldeploy_fmt": "0" * 32}, shipped.source_sha256)
+    client = AgentClient(local, beams=broken)
+    with pytest.raises(AgentError) as e:
+        await client.ensure_loaded(node)
+    msg = str(e.value)
+    assert node in msg and "erldeploy_fmt" in msg and "badfile" in msg and "\n" not in msg
+    await client.unload(node)

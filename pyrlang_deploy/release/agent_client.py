@@ -186,14 +186,20 @@ def shipped_beams() -> AgentBeams:
 class AgentClient:
     """Talks to the agent on any node ``local`` is (or can get) connected to."""
 
-    def __init__(self, local: "LocalNode", *, chunk_size: int = CHUNK_SIZE, window: int = WINDOW) -> None:
+    def __init__(self, local: "LocalNode", *, chunk_size: int = CHUNK_SIZE, window: int = WINDOW,
+                 beams: AgentBeams | None = None) -> None:
         self.local = local
+        self._beams = beams                 # None: the beams shipped in this package
         self.chunk_size = chunk_size
         self.window = window
         self._guards: dict[str, _GuardWatch] = {}
         self._digests: dict[tuple[str, int, int, str], bytes] = {}
 
     # --- loading -----------------------------------------------------------------
+
+    @property
+    def beams(self) -> AgentBeams:
+        return self._beams or shipped_beams()
 
     async def loaded_on(self, node: str) -> bool:
         """Is any erldeploy_* module loaded on ``node``?"""
@@ -204,7 +210,7 @@ class AgentClient:
 
         Returns True when it loaded something, False when nothing was needed.
         """
-        beams = shipped_beams()
+        beams = self.beams
         have = await self._loaded_md5(node)
         stale = [m for m in MODULES if have.get(m) != beams.md5.get(m)]
         if not stale:
@@ -266,7 +272,7 @@ class AgentClient:
     async def status(self, node: str) -> AgentStatus:
         have = await self._loaded_md5(node)
         loaded = any(have.values())
-        current = all(have.get(m) == shipped_beams().md5.get(m) for m in MODULES)
+        current = all(have.get(m) == self.beams.md5.get(m) for m in MODULES)
         guard, uploads = None, []
         if have.get("erldeploy_agent"):
             st = await self._rpc(node, "erldeploy_agent", "status", [])
