@@ -318,19 +318,22 @@ wait_commit(#{vsn := Vsn, deadline := Deadline, controller := C} = S) ->
             S1 = phase(committing, S),
             case catch release_handler:make_permanent(Vsn) of
                 ok ->
-                    From ! {Ref, ok},
+                    %% Record first: once the controller has its answer it may
+                    %% unload the agent, and the guard must not look busy then.
+                    S2 = phase(committed, S1),
+                    outcome(committed, commit, S2),
                     erldeploy_agent:notify(C, {committed, Vsn}),
-                    outcome(committed, commit, S1),
-                    end_guard(S1);
+                    From ! {Ref, ok},
+                    end_guard(S2);
                 Error ->
                     %% Still installed and still under lease: the controller decides.
                     From ! {Ref, {error, error_reason(Error)}},
                     wait_commit(phase(waiting_commit, S))
             end;
         {erldeploy_req, From, Ref, {abort, Vsn}} ->
-            S1 = rollback(aborted, S),
-            From ! {Ref, rollback_reply(S1)},
+            S1 = phase(ended, rollback(aborted, S)),
             outcome(aborted, abort, S1),
+            From ! {Ref, rollback_reply(S1)},
             end_guard(S1);
         {erldeploy_req, From, Ref, {_Op, Other}} ->
             From ! {Ref, {error, {wrong_vsn, Other}}},
@@ -369,7 +372,8 @@ error_reason(R) -> compact(R).
 
 %% Answer anyone still waiting, so a commit racing a rollback gets an answer;
 %% when no controller is left to do it, remove the agent from the node.
-end_guard(S) ->
+end_guard(S0) ->
+    S = phase(ended, S0),
     Why = maps:get(rollback_why, S, ended),
     receive
         {erldeploy_req, From, Ref, _} ->
@@ -384,7 +388,12 @@ end_guard(S) ->
 
 reply(#{replied := true} = S, _Result) ->
     S;
-reply(#{caller := Caller, ref := Ref} = S, Result) ->
+reply(#{caller := Caller, ref := Ref} = S0, Result) ->
+    %% Anything but {ok, _} ends the guard: say so before the caller hears it.
+    S = case Result of
+            {ok, _} -> S0;
+            _ -> phase(ended, S0)
+        end,
     Caller ! {Ref, Result},
     case is_process_alive(Caller) of
         true -> S#{replied := true};

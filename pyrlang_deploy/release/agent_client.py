@@ -44,6 +44,9 @@ CHUNK_ACK = Atom("erldeploy_chunk_ack")
 CHUNK_ERROR = Atom("erldeploy_chunk_error")
 UNDEFINED = Atom("undefined")
 
+# A guard in these phases has answered its controller and is only exiting.
+_FINISHED_PHASES = ("committed", "ended")
+
 ProgressCb = Callable[[int, int], Any]
 EventCb = Callable[["GuardEvent"], Any]
 
@@ -242,7 +245,7 @@ class AgentClient:
             return False
         if not force and have.get("erldeploy_guard"):
             guard = await self._rpc(node, "erldeploy_guard", "status", [])
-            if isinstance(guard, dict):
+            if isinstance(guard, dict) and str(guard.get("phase")) not in _FINISHED_PHASES:
                 raise AgentError(f"{node}: a guarded install of {_text(guard.get('vsn'))} is in progress "
                                  f"({_text(guard.get('phase'))}); commit or abort it first", node=node)
         steps = [(f, m) for m in MODULES for f in ("purge", "delete", "purge")]
