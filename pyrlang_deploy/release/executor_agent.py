@@ -116,6 +116,9 @@ class AgentExecutor:
 
 def _brief(data) -> str:
     from .terms import show
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], str):
+        step, what = data     # the guard's {Stage, Progress}, e.g. {install, started}
+        return f"{step} {what if isinstance(what, str) else show(what) + ' ms' if isinstance(what, int) else show(what)}"
     if isinstance(data, (str, bytes)):
         return data if isinstance(data, str) else data.decode("utf-8", "replace")
     text = show(data)

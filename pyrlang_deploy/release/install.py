@@ -180,8 +180,8 @@ class Installer:
     async def preflight(self) -> Plan:
         members = list(self.c.members)
         if self.c.unreachable:
-            lines = "; ".join(f"{e}" for e in self.c.unreachable.values())
-            raise PreflightError(f"preflight: not every node is reachable ({lines}); no node was changed")
+            lines = "; ".join(_naming(n, e) for n, e in self.c.unreachable.items())
+            raise PreflightError(f"preflight refused, no node was changed: unreachable: {lines}")
         if not members:
             raise PreflightError("preflight: no node to act on")
         self.status = st = await cluster_status(self.c, members)
@@ -468,7 +468,7 @@ class Installer:
         bad = [str(r.error) for r in res.values() if not r.ok]
         if bad:
             raise PreflightError("preflight refused: " + "; ".join(bad))
-        if plan.need_unpack:
+        if plan.need_unpack and self.opts.dry_run:
             plan.notes.append(f"check_install_release runs after unpacking, node by node, on "
                               f"{', '.join(plan.need_unpack)}")
 
@@ -486,6 +486,12 @@ class Installer:
     def _report(self, ok: bool, message: str, plan: Plan | None, **kw: Any) -> InstallReport:
         return InstallReport(action=self.action, to_vsn=self.vsn, ok=ok, message=message, plan=plan,
                              nodes=list(self.outcomes.values()), **kw)
+
+
+def _naming(node: str, e: BaseException) -> str:
+    """The error's text, led by the full node name unless it already has it."""
+    text = str(e)
+    return text if text.startswith(node) else f"{node}: {text}"
 
 
 class _InstallFailed(Exception):

@@ -42,7 +42,8 @@ async def remove_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeResult[str
         if rel is None:
             continue
         if n.current == vsn or n.permanent == vsn:
-            problems.append(f"{n.node}: {vsn} is the {'current' if n.current == vsn else 'permanent'} release")
+            which = " and ".join(w for w, v in (("current", n.current), ("permanent", n.permanent)) if v == vsn)
+            problems.append(f"{n.node}: {vsn} is the {which} release")
     if problems:
         raise PreflightError("refused, no node was changed: " + "; ".join(problems))
     by_node = {n.node: n for n in st.nodes}

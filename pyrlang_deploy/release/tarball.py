@@ -6,6 +6,7 @@ before anything is uploaded.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import tarfile
 import zlib
@@ -84,7 +85,19 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
         raise PreflightError(f"tarball {path} does not exist")
     try:
         size, sha, md5 = _digests(path)
+        # the whole gzip stream, so its CRC is checked: tarfile alone stops quietly at a
+        # damaged header and would report a corrupt file as "no .rel inside"
+        with gzip.open(path, "rb") as g:
+            while g.read(1 << 20):
+                pass
         with tarfile.open(path, "r:gz") as tar:
+            # read every member first: a corrupted archive fails here (CRC, zlib, truncation),
+            # not on a node, and not as a misleading "no .rel inside"
+            for m in tar:
+                if m.isfile():
+                    f = tar.extractfile(m)
+                    while f.read(1 << 20):
+                        pass
             names = tar.getnames()
             rels = [n for n in names if n.startswith("releases/") and n.endswith(".rel") and n.count("/") == 2]
             if not rels:
@@ -95,12 +108,6 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
             relup = None
             if relup_name in names:
                 relup = parse_relup(parse_consult(tar.extractfile(relup_name).read().decode("utf-8")))
-            # read every member once: a truncated or corrupted archive fails here, not on the node
-            for m in tar:
-                if m.isfile():
-                    f = tar.extractfile(m)
-                    while f.read(1 << 20):
-                        pass
     except PreflightError:
         raise
     except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
