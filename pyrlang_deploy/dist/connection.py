@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import select
+import socket
+import time
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..errors import ConnectError, DecodeError, NodeDown
-from ..term.decode import decode
-from ..term.encode import encode
+from ..term import decode
+from ..term import encode
 from . import control as ctl
 from .flags import DFlag
 from .framing import TICK_FRAME, FrameReader, data_frame
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TICK_TIME = 60.0  # OTP's default net_ticktime
+_CHUNK = 1 << 20  # big payloads go to the socket in slices of this size
 _NO_PAYLOAD = object()
 
 
@@ -72,6 +77,9 @@ class Connection:
         self.monitors: dict[Any, tuple[Any, Any]] = {}
         self._waiters: set[Waiter] = set()
         self._wq: list | None = None  # frames waiting for this loop pass's single send
+        self._streaming = False  # write_large is in the middle of a frame
+        self._large_lock = asyncio.Lock()
+        self._inline: tuple | bool | None = None  # (dup socket, poller) for wait_inline
         self._reads = 0
         self._writes = 0
         self._seen_reads = 0
@@ -119,15 +127,38 @@ class Connection:
             self._transport.write(data)
         self._writes += 1
 
-    def write_pieces(self, pieces: list) -> None:
-        """Write one frame given as several buffers, without joining large ones."""
-        if self.closed:
-            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
-        self._flush()
-        write = self._transport.write
-        for p in pieces:
-            write(p)
-        self._writes += 1
+    async def write_large(self, pieces: list) -> None:
+        """Write one frame given as buffers, streaming big ones in chunks.
+
+        Handing 64 MiB to the transport at once makes it copy most of it into its
+        own buffer; chunks with flow control send straight from the caller's
+        memory. Frames written meanwhile wait in the queue, so nothing can land
+        inside this frame.
+        """
+        async with self._large_lock:
+            if self.closed:
+                raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+            self._flush()
+            self._wq = []  # hold everything else back until the frame is complete
+            self._streaming = True
+            try:
+                write, proto = self._transport.write, self._protocol
+                for p in pieces:
+                    if len(p) <= _CHUNK:
+                        write(p)
+                        continue
+                    mv = memoryview(p)
+                    for off in range(0, len(mv), _CHUNK):
+                        if self.closed:
+                            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})",
+                                           node=self.peer)
+                        write(mv[off:off + _CHUNK])
+                        if proto.paused:
+                            await proto.drain()
+                self._writes += 1
+            finally:
+                self._streaming = False
+                self._flush()
 
     def _write_now(self, data: bytes) -> None:
         """Write behind anything queued (ticks, signals from inside the dispatch)."""
@@ -138,6 +169,8 @@ class Connection:
         self._writes += 1
 
     def _flush(self) -> None:
+        if self._streaming:
+            return  # write_large flushes when its frame is complete
         q, self._wq = self._wq, None
         if q and not self.closed:
             self._transport.write(q[0] if len(q) == 1 else b"".join(q))
@@ -152,6 +185,56 @@ class Connection:
     async def drain(self) -> None:
         """Wait while the transport's buffer is above its high-water mark."""
         await self._protocol.drain()
+
+    def wait_inline(self, fut: asyncio.Future, budget: float) -> bool:
+        """Wait up to ``budget`` seconds for ``fut`` by reading the socket right here.
+
+        For a lone call this skips two event-loop passes (select, callback, task
+        wake-up): the reply is read and dispatched in this frame, so the caller's
+        ``await fut`` returns without suspending. Only ever used when nothing else
+        is in flight on the node; any surprise (no data in time, EOF, error)
+        returns False and the normal loop machinery takes over, seeing the same
+        socket state.
+        """
+        inline = self._inline
+        if inline is None:
+            try:
+                sock = self._transport.get_extra_info("socket")
+                # a second descriptor for the same socket: reads through it need no
+                # private transport attributes, and closing it leaves the connection
+                dup = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+                dup.setblocking(False)
+                poller = select.poll()
+                poller.register(dup.fileno(), select.POLLIN)
+            except (OSError, AttributeError, ValueError):
+                self._inline = False
+                return False
+            inline = self._inline = (dup, poller)
+        elif inline is False:
+            return False
+        dup, poller = inline
+        deadline = time.monotonic() + budget
+        while not self.closed:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000.0):
+                return False
+            try:
+                data = dup.recv(262144)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return False  # the transport meets the same error on its next read
+            if not data:
+                return False  # EOF stays readable: the transport will see it
+            self._protocol.data_received(data)
+            if fut.done():
+                return True
+        return False
+
+    def _close_inline(self) -> None:
+        inline, self._inline = self._inline, False
+        if inline:
+            inline[0].close()
 
     @property
     def write_paused(self) -> bool:
@@ -213,14 +296,14 @@ class Connection:
             # a reply or io request to one of our RPC pids: no control decode needed
             proc = node._wire.get(hit[0])
             if proc is not None:
-                proc.deliver(decode(frame, hit[1])[0])
+                proc.deliver_frame(frame, hit[1])
                 return
         if frame[0] != 112:
             raise DecodeError(f"frame kind {frame[0]} is not pass-through (112)")
         term, off = decode(frame, 1)
         op = term[0] if type(term) is tuple and term else None
         if op == 2 or op == 22:  # SEND / SEND_SENDER: the hot path of every reply
-            proc = node._procs.get(term[2])
+            proc = node._local(term[2])
             if proc is not None:
                 proc.deliver(decode(frame, off)[0])
             else:
@@ -240,6 +323,7 @@ class Connection:
             return
         self.closed = True
         self.close_reason = reason
+        self._close_inline()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None

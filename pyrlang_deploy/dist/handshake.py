@@ -95,6 +95,7 @@ class ClientHandshake:
         self._peer_creation = 0
         self.leftover = b""  # bytes after the final ack: the first distribution frames
         self.error: HandshakeError | None = None  # set when the bytes returned are a farewell
+        self.retryable = False  # a failure that a new attempt shortly after may not meet
 
     def __repr__(self) -> str:  # never show the cookie
         return f"<ClientHandshake {self.own_name} -> {self.peer_name} {self.state.value}>"
@@ -191,6 +192,7 @@ class ClientHandshake:
             self.state = State.AWAIT_CHALLENGE
             return _frame(b"strue")
         if status == "nok":
+            self.retryable = True  # the peer is still tearing down our previous connection
             raise self._fail(f"{peer} refused the connection (nok: a simultaneous connection attempt won)")
         if status == "not_allowed":
             raise self._fail(f"{peer} does not allow a connection from {self.own_name} (not_allowed)")

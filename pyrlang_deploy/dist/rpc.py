@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import NodeDown, RpcError, RpcTimeout
-from ..term.encode import encode_body
+from ..term import decode, encode_body
 from ..term.types import Atom, Pid, Reference
 from . import wire
 from .io_server import IoServer, is_io_request
@@ -30,6 +31,8 @@ REX = Atom("rex")
 EMPTY = Atom("")
 BADRPC = Atom("badrpc")
 
+INLINE_BUDGET = 0.001  # how long a lone call may hold the loop waiting for its reply
+INLINE_SLICE = 0.002  # the loop runs at least this often during back-to-back lone calls
 BIG_BINARY = 1 << 16  # args at least this large are written from the caller's buffer, not copied
 MAX_REASON_CHARS = 2000
 
@@ -37,54 +40,115 @@ _u32 = struct.Struct(">I")
 
 
 class RpcCall(LocalProcess):
-    """One call in flight: its reply address, group leader and waiter."""
+    """One call in flight: its reply address, group leader and future.
 
-    __slots__ = ("ref", "future", "io", "peer", "mfa", "wire_pid", "timeout")
+    Lives only in the node's wire-pid table (keyed by the encoded pid), and builds
+    its Pid and Reference objects only if something asks for them (io, monitors):
+    a plain call never does.
+    """
 
-    def __init__(self, node: "LocalNode", pid: Pid, ref: Reference, future: asyncio.Future,
-                 peer: str, mfa: str, io: Callable[[str], Any] | None) -> None:
+    __slots__ = ("conn", "future", "io", "peer", "module", "function", "nargs", "wire_pid",
+                 "reply_prefix", "timeout", "_ids", "_ref", "_ref_ids")
+
+    def __init__(self, node: "LocalNode", conn: "Connection", future: asyncio.Future, peer: str,
+                 module: str, function: str, nargs: int, io: Callable[[str], Any] | None,
+                 pid_ids: tuple[int, int], wire_pid: bytes, ref_ids: tuple[int, int, int], wire_ref: bytes) -> None:
         # slots set directly: this runs once per call on the hot path
         self.node = node
-        self.pid = pid
+        self.conn = conn
         self.name = None
         self.monitored_by = None
         self.links = None
         self.monitoring = False
         self.closed = False
-        self.ref = ref
         self.future = future
         self.peer = peer
-        self.mfa = mfa
+        self.module = module
+        self.function = function
+        self.nargs = nargs
         self.io = io
-        self.wire_pid = b""
+        self._ids = pid_ids
+        self.wire_pid = wire_pid
+        self._ref = None
+        self._ref_ids = ref_ids
+        self.reply_prefix = b"\x83h\x02" + wire_ref  # {Ref, ...
         self.timeout = 0.0
+
+    @property  # type: ignore[override]
+    def pid(self) -> Pid:
+        return Pid(self.node._atom, self._ids[0], self._ids[1], self.node.creation)
+
+    @property
+    def ref(self) -> Reference:
+        if self._ref is None:
+            self._ref = Reference(self.node._atom, self.node.creation, self._ref_ids)
+        return self._ref
+
+    @property
+    def mfa(self) -> str:
+        return f"{self.module}:{self.function}/{self.nargs}"
+
+    # --- outcomes ---------------------------------------------------------------
+
+    def _finish(self) -> None:
+        """Leave the node: the pid is dead from now on (late replies are dropped)."""
+        if self.closed:
+            return
+        self.closed = True
+        del self.node._wire[self.wire_pid]
+        self.conn.remove_waiter(self)
+        if self.timeout:
+            self.node._deadlines.remove(self)
+        if self.monitored_by or self.links:
+            self.node._process_exited(self, Atom("normal"))
+
+    def _reply(self, reply: Any) -> None:
+        self._finish()
+        fut = self.future
+        if fut.done():
+            return
+        if type(reply) is tuple and len(reply) == 2 and reply[0] == BADRPC:
+            fut.set_exception(RpcError(f"{self.peer}: {self.mfa} failed: {format_reason(reply[1])}",
+                                       node=self.peer, reason=reply[1]))
+        else:
+            fut.set_result(reply)
+
+    def deliver_frame(self, frame: bytes, off: int) -> None:
+        """The message part of a frame sent to us, still encoded."""
+        prefix = self.reply_prefix
+        if frame.startswith(prefix, off) and len(frame) - off < 65536:
+            # {OurRef, Reply}: decode only Reply (no Reference rebuilt, no tuple)
+            self._reply(decode(b"\x83" + frame[off + len(prefix):])[0])
+            return
+        self.deliver(decode(frame, off)[0])
 
     def deliver(self, msg: Any) -> None:
         if type(msg) is tuple and len(msg) == 2 and msg[0] == self.ref:
-            if not self.future.done():
-                self.future.set_result(msg[1])
+            self._reply(msg[1])
         elif is_io_request(msg):
             IoServer(self.node, self.pid, self.io or self.node.io_sink).handle(msg)
 
     def exit_signal(self, from_pid: Pid, reason: Any) -> None:
         pass  # nothing links to a call on purpose; like a trapped exit nobody reads
 
+    def close(self, reason: Any = None) -> None:
+        self._finish()
+        if not self.future.done():
+            self.future.cancel()
+
     def connection_lost(self, conn: "Connection", reason: str) -> None:
+        self._finish()
         if not self.future.done():
             self.future.set_exception(
                 NodeDown(f"{self.peer} went down during the call to {self.mfa} ({reason})", node=self.peer))
 
-    # Expirable, for the node's shared deadline timer
-    def finished(self) -> bool:
-        return self.future.done()
-
-    def expired(self) -> bool:
-        if self.future.done():
-            return False
-        self.future.set_exception(
-            RpcTimeout(f"{self.peer}: {self.mfa} timed out after {self.timeout:g}s", node=self.peer,
-                       reason=Atom("timeout")))
-        return True
+    def expired(self) -> None:
+        """The deadline passed (called by the node's deadline timer)."""
+        self._finish()
+        if not self.future.done():
+            self.future.set_exception(
+                RpcTimeout(f"{self.peer}: {self.mfa} timed out after {self.timeout:g}s", node=self.peer,
+                           reason=Atom("timeout")))
 
 
 def encode_call_frame(pid: bytes, ref: bytes, module: str, function: str, args: list) -> list:
@@ -133,46 +197,96 @@ _CTRL_TAIL = b"w\x00w\x03rex\x83h\x03w\t$gen_callh\x02"  # '', rex}  then {'$gen
 _CALL_HEAD = b"h\x05w\x04call"  # {call, M, F, Args, GroupLeader}
 
 
+def start_call(node: "LocalNode", conn: "Connection", module: str, function: str, args: list,
+               timeout: float | None, io: Callable[[str], Any] | None) -> RpcCall:
+    """Send one call on an open connection; its ``future`` resolves to the result.
+
+    Synchronous on purpose: many calls can be started in one event-loop pass and
+    awaited together without a Task each (see ``LocalNode.rpc_future``).
+    """
+    loop = conn._loop
+    pid_ids, wpid = node._new_wire_pid()
+    ref_ids, wref = node._new_wire_ref()
+    proc = RpcCall(node, conn, loop.create_future(), conn.peer, module, function, len(args), io,
+                   pid_ids, wpid, ref_ids, wref)
+    node._wire[wpid] = proc
+    conn.add_waiter(proc)
+    if timeout is not None:
+        proc.timeout = timeout
+        node._deadlines_for(loop).add(timeout, proc)
+    pieces = encode_call_frame(wpid, wref, module, function, args)
+    if len(pieces) == 1:
+        try:
+            conn.write(pieces[0])
+        except BaseException:
+            proc.close()
+            raise
+    else:
+        node._spawn(_write_large(conn, pieces, proc))
+    return proc
+
+
+async def _write_large(conn: "Connection", pieces: list, proc: RpcCall) -> None:
+    try:
+        await conn.write_large(pieces)
+    except NodeDown as exc:
+        proc._finish()
+        if not proc.future.done():
+            proc.future.set_exception(exc)
+
+
 async def call(node: "LocalNode", peer: str, module: str, function: str, args: Any = (), *,
                timeout: float | None = 30.0, io: Callable[[str], Any] | None = None) -> Any:
-    """``module:function(*args)`` on ``peer``; see LocalNode.rpc."""
+    """``module:function(*args)`` on ``peer`` through its ``rex`` server.
+
+    Many calls may be in flight on one connection. Raises RpcError for a remote
+    exception or ``{badrpc, R}`` (``.reason`` is R, the message shows it in Erlang
+    syntax), RpcTimeout after ``timeout`` seconds, NodeDown at once if the
+    connection goes. The call's io output (io:format in the called code) goes to
+    ``io`` (default: the node's ``io_sink``).
+    """
     if type(args) is not list:
         args = list(args)
     conn = node._conns.get(peer)
     if conn is None or conn.closed:
         conn = await node.connect(peer)
-    fut = conn._loop.create_future()
-    proc = RpcCall(node, node._new_pid(), node.make_ref(), fut, peer, "", io)
-    proc.mfa = mfa = f"{module}:{function}/{len(args)}"
-    wpid = proc.wire_pid = wire.pid(proc.pid)
-    node._procs[proc.pid] = proc
-    node._wire[wpid] = proc
-    conn.add_waiter(proc)
-    if timeout is not None:
-        proc.timeout = timeout
-        node._deadlines_for(conn._loop).add(timeout, proc)
+    proc = start_call(node, conn, module, function, args, timeout, io)
     try:
-        pieces = encode_call_frame(wpid, wire.ref(proc.ref), module, function, args)
-        if len(pieces) == 1:
-            conn.write(pieces[0])
-        else:
-            conn.write_pieces(pieces)
-        if conn.write_paused:
+        if conn._protocol.paused:
             await conn.drain()
-        reply = await fut
-    finally:
-        conn.remove_waiter(proc)
-        del node._wire[wpid]
+        elif node.inline_wait and len(node._wire) == 1 and conn._wq is None:
+            # the only call in flight on the node: read its reply right here, but
+            # let the loop run at least every INLINE_SLICE seconds
+            now = time.monotonic()
+            if now - node._last_yield < INLINE_SLICE:
+                if conn.wait_inline(proc.future, INLINE_BUDGET):
+                    return proc.future.result()
+            node._last_yield = now
+        return await proc.future
+    except asyncio.CancelledError:
         proc.close()
-    if type(reply) is tuple and len(reply) == 2 and reply[0] == BADRPC:
-        raise RpcError(f"{peer}: {mfa} failed: {format_reason(reply[1])}", node=peer, reason=reply[1])
-    return reply
+        raise
+
+
+def call_future(node: "LocalNode", peer: str, module: str, function: str, args: Any = (), *,
+                timeout: float | None = 30.0, io: Callable[[str], Any] | None = None) -> asyncio.Future:
+    """Like :func:`call` but returns the future at once (no Task per call).
+
+    ``await asyncio.gather(*(node.rpc_future(...) for ...))`` keeps many calls in
+    flight cheaply. Needs a running event loop; connects first if needed.
+    """
+    if type(args) is not list:
+        args = list(args)
+    conn = node._conns.get(peer)
+    if conn is None or conn.closed:
+        return asyncio.ensure_future(call(node, peer, module, function, args, timeout=timeout, io=io))
+    return start_call(node, conn, module, function, args, timeout, io).future
 
 
 def format_reason(reason: Any) -> str:
     """A failure reason in Erlang syntax, on one line, bounded in length."""
     try:
-        from ..term.format import format_term
+        from ..term import format_term
         text = format_term(reason)
     except Exception:
         text = repr(reason)

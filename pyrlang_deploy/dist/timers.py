@@ -1,80 +1,69 @@
-"""One event-loop timer for many deadlines.
+"""One event-loop timer per distinct timeout value, for many deadlines.
 
-Every RPC has a timeout but nearly all finish long before it. A TimerHandle per
-call costs an allocation, a heap push and a cancel; here a call is one tuple in
-a heap and finished calls are dropped lazily when their time comes (or in bulk
-when they pile up).
+Every RPC has a timeout but nearly all finish long before it. Calls with the
+same timeout expire in the order they started, so each timeout value keeps an
+insertion-ordered dict (call -> deadline): adding and removing a call are one
+dict operation each, and only the oldest entry ever needs a timer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Expirable(Protocol):
-    def expired(self) -> bool:
-        """Called at the deadline; True if it acted (it was still waiting)."""
+    def expired(self) -> None:
+        """Called once its deadline passed, unless removed before."""
         ...
-
-    def finished(self) -> bool: ...
 
 
 class Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._heap: list[tuple[float, int, Expirable]] = []
-        self._seq = itertools.count()
-        self._handle: asyncio.TimerHandle | None = None
-        self._at = float("inf")
-        self._adds = 0
+        self._buckets: dict[float, dict[Any, float]] = {}
+        self._of: dict[Any, float] = {}  # item -> its bucket (timeout value)
+        self._timers: dict[float, asyncio.TimerHandle] = {}
 
-    def add(self, delay: float, item: Expirable) -> None:
-        when = self.loop.time() + delay
-        heapq.heappush(self._heap, (when, next(self._seq), item))
-        self._adds += 1
-        if self._adds >= 4096:
-            self._compact()
-        if when < self._at:
-            self._schedule(when)
+    def add(self, timeout: float, item: Expirable) -> None:
+        bucket = self._buckets.get(timeout)
+        if bucket is None:
+            bucket = self._buckets[timeout] = {}
+        bucket[item] = self.loop.time() + timeout
+        self._of[item] = timeout
+        if timeout not in self._timers:
+            self._timers[timeout] = self.loop.call_later(timeout, self._fire, timeout)
 
-    def _schedule(self, when: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._at = when
-        self._handle = self.loop.call_at(when, self._fire)
+    def remove(self, item: Any) -> None:
+        timeout = self._of.pop(item, None)
+        if timeout is not None:
+            del self._buckets[timeout][item]
 
-    def _fire(self) -> None:
-        self._handle = None
-        self._at = float("inf")
-        heap, now = self._heap, self.loop.time()
-        while heap and heap[0][0] <= now:
-            _, _, item = heapq.heappop(heap)
-            if not item.finished():
-                item.expired()
-        while heap and heap[0][2].finished():
-            heapq.heappop(heap)
-        if heap:
-            self._schedule(heap[0][0])
-
-    def _compact(self) -> None:
-        self._adds = 0
-        live = [e for e in self._heap if not e[2].finished()]
-        if len(live) < len(self._heap):
-            heapq.heapify(live)
-            self._heap = live
-            if not live and self._handle is not None:
-                self._handle.cancel()
-                self._handle = None
-                self._at = float("inf")
+    def _fire(self, timeout: float) -> None:
+        del self._timers[timeout]
+        bucket = self._buckets.get(timeout)
+        if not bucket:
+            return
+        now = self.loop.time()
+        expired = []
+        for item, deadline in bucket.items():
+            if deadline > now:
+                self._timers[timeout] = self.loop.call_at(deadline, self._fire, timeout)
+                break
+            expired.append(item)
+        for item in expired:
+            self.remove(item)
+            item.expired()
+        if not bucket:
+            # drop empty buckets so one-off timeout values do not accumulate
+            del self._buckets[timeout]
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._of)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = None
-        self._heap.clear()
+        for h in self._timers.values():
+            h.cancel()
+        self._timers.clear()
+        self._buckets.clear()
+        self._of.clear()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from ..term.encode import encode_body
+from ..term import encode_body
 from ..term.types import Atom, Pid, Reference
 
 NEW_PID_EXT = 88

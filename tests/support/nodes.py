@@ -193,3 +193,23 @@ class ErlNode:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+async def erl_eval(local, node: str, src: str, bindings: dict | None = None, timeout: float = 10.0):
+    """Evaluate Erlang expressions (``"X = 1, X + 1."``) on ``node`` through RPC.
+
+    ``bindings`` maps variable names to values (pids, refs, ...). Spawned funs are
+    interpreted closures, which is enough to set up processes for a test.
+    """
+    from pyrlang_deploy.term import Atom
+
+    ok, tokens, _ = await local.rpc(node, "erl_scan", "string", [src], timeout=timeout)
+    assert ok == "ok", tokens
+    ok, exprs = await local.rpc(node, "erl_parse", "parse_exprs", [tokens], timeout=timeout)
+    assert ok == "ok", exprs
+    b = await local.rpc(node, "erl_eval", "new_bindings", [], timeout=timeout)
+    for name, value in (bindings or {}).items():
+        b = await local.rpc(node, "erl_eval", "add_binding", [Atom(name), value, b], timeout=timeout)
+    value = await local.rpc(node, "erl_eval", "exprs", [exprs, b], timeout=timeout)
+    assert value[0] == "value", value
+    return value[1]
