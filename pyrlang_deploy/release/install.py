@@ -198,6 +198,7 @@ class Installer:
             raise PreflightError("preflight refused, no node was changed: " + "; ".join(problems))
 
         nodes = {n.node: n for n in st.nodes}
+        notes: list[str] = []
         done = [n for n in members if nodes[n].permanent == self.vsn and nodes[n].current == self.vsn]
         installed = [n for n in members if nodes[n].current == self.vsn and nodes[n].permanent != self.vsn]
         todo = [n for n in members if nodes[n].current != self.vsn]
@@ -222,7 +223,6 @@ class Installer:
         release = next(iter(names - {None}), "?")
 
         need_rel = [n for n in todo + installed if nodes[n].release(self.vsn) is None]
-        notes: list[str] = []
         if self.opts.tar:
             self.tar = inspect_tarball(Path(self.opts.tar), expect_vsn=self.vsn)
             if self.tar.name != release and release != "?":
@@ -235,6 +235,12 @@ class Installer:
         direction = "up"
         if todo and from_vsn is not None:
             direction = await self._check_relup(from_vsn, todo[0], nodes[todo[0]])
+        relup = self.tar.relup if self.tar else None
+        if self.opts.agent and relup is not None and from_vsn and relup.restarts_emulator(from_vsn):
+            # nothing on the node survives the emulator restart to hold a lease
+            self.opts.agent = False
+            notes.append(f"the relup restarts the emulator: installing with plain RPC, "
+                         f"no on-node lease across the reboot")
         # drop a tarball nobody needs
         need_upload = [n for n in need_rel] if self.tar else []
         need_unpack = list(need_rel)

@@ -182,3 +182,30 @@ def test_permanent_and_remove(cli, demo, demo_build):
         assert "0.0.1" not in releases_of(demo, n)
     p = cli("permanent", "0.0.2", "--cluster")
     assert p.returncode == 0 and "already permanent" in p.stdout
+
+
+def test_killed_controller_agent_leases_roll_every_node_back(cli, demo, demo_build):
+    """Default (agent) install, SIGKILL the controller once every node runs 0.0.2 but before
+    the commit: each node's lease expires and it rolls itself back, state kept."""
+    for n in demo.nodes:
+        bump(demo, n, 4)
+    proc = cli.popen("install", "0.0.2", "--tar", str(demo_build.tars["0.0.2"]), "--cluster",
+                     "--strategy", "all", "--lease", "3", "--verify", "timer:sleep(2500)")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if all(releases_of(demo, n).get("0.0.2") == "current" for n in demo.nodes):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    killed_at = time.monotonic()
+    assert all(releases_of(demo, n).get("0.0.2") == "current" for n in demo.nodes)
+    while time.monotonic() - killed_at < 3 + 10:
+        if all(server_of(demo, n)[0] == "0.0.1" for n in demo.nodes):
+            break
+        time.sleep(0.1)
+    took = time.monotonic() - killed_at
+    for n in demo.nodes:
+        assert server_of(demo, n) == ("0.0.1", 4), n
+        assert releases_of(demo, n)["0.0.1"] == "permanent"
+    assert took < 3 + 5, took
