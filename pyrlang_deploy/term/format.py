@@ -85,6 +85,9 @@ def format_atom(name: str) -> str:
     return "'" + _escape(name, "'") + "'"
 
 
+_TWO_53 = float(1 << 53)
+
+
 def format_float(value: float) -> str:
     """Like float_to_list(F, [short]) and ~p since OTP 25: the shortest digits
     that read back exactly, in plain or exponent form, whichever is shorter."""
@@ -111,7 +114,11 @@ def format_float(value: float) -> str:
     else:
         plain = digits[:point] + "." + digits[point:]
     scientific = digits[0] + "." + (digits[1:] or "0") + "e" + str(point - 1)
-    return sign + (plain if len(plain) <= len(scientific) else scientific)
+    # From 2**53 on, OTP always uses the exponent form (plain digits there
+    # would suggest a precision the float does not have).
+    if abs(value) >= _TWO_53 or len(scientific) < len(plain):
+        return sign + scientific
+    return sign + plain
 
 
 def _format_binary(data: bytes) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import TermSyntaxError
 from .types import Atom, BitString, ExportFun, ImproperList, MapKey
 
-_MAX_DEPTH = 400  # nesting bound: keeps the recursive descent far from Python's limit
+_MAX_DEPTH = 200  # nesting bound: 3 frames a level stays well inside Python's 1000
 
 _SPACE = re.compile(r"(?:\s+|%[^\n]*)*").match
 _INT = re.compile(r"[0-9]+(?:_[0-9]+)*").match
@@ -367,7 +367,10 @@ class _Parser:
 def parse_term(text: str) -> Any:
     """Parse one Erlang term literal (a trailing '.' is optional)."""
     parser = _Parser(text)
-    value = parser.term()
+    try:
+        value = parser.term()
+    except RecursionError:  # only if called with little stack left
+        raise _error("term nested too deeply", parser.pos) from None
     parser.accept(".")
     parser.skip()
     if parser.pos != len(text):
