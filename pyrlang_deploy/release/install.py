@@ -184,7 +184,7 @@ class Installer:
             raise PreflightError(f"preflight refused, no node was changed: unreachable: {lines}")
         if not members:
             raise PreflightError("preflight: no node to act on")
-        self.status = st = await cluster_status(self.c, members)
+        self.status = st = await cluster_status(self.c, members, full=False)
         problems: list[str] = []
         for n in st.nodes:
             if not n.reachable:
@@ -435,7 +435,7 @@ class Installer:
         await asyncio.gather(*(one(o) for o in changed))
 
     async def final_states(self) -> None:
-        st = await cluster_status(self.c, list(self.outcomes))
+        st = await cluster_status(self.c, list(self.outcomes), full=False)
         for n in st.nodes:
             o = self.outcomes[n.node]
             if n.reachable:
@@ -517,7 +517,7 @@ async def install(cluster: "Cluster", vsn: str, **options: Any) -> InstallReport
 async def previous_release(cluster: "Cluster") -> str:
     """The release to go back to: the permanent one under a not-yet-permanent install,
     else the most recently replaced (`old`) one, agreed by every node."""
-    st = await cluster_status(cluster, cluster.members)
+    st = await cluster_status(cluster, cluster.members, full=False)
     choices = {}
     for n in st.nodes:
         if not n.reachable:

@@ -51,3 +51,17 @@ def test_status_exit_1_when_a_node_is_down(cli, demo):
     p = cli("status", "-n", demo.nodes[1], "-n", demo.nodes[2])
     assert p.returncode == 1
     assert demo.nodes[2] in p.stdout + p.stderr
+
+
+def test_status_lists_modules_modified_on_disk(cli, demo, demo_build):
+    # a beam of another version written over the loaded one: the node runs code that is not on disk
+    node = demo.nodes[0]
+    loaded = demo.root_of(node) / "lib" / "demo-0.0.1" / "ebin" / "demo_server.beam"
+    newer = demo_build.root / "lib" / "demo-0.0.2" / "ebin" / "demo_server.beam"
+    loaded.write_bytes(newer.read_bytes())
+    code, doc = cli.json("status", "--cluster")
+    mods = {n["node"]: n["modified_modules"] for n in doc["nodes"]}
+    assert mods[node] == ["demo_server"]
+    assert all(m == [] for n, m in mods.items() if n != node)
+    p = cli("status", "--cluster")
+    assert "demo_server" in p.stdout
