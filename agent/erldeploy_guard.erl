@@ -14,7 +14,9 @@
 -define(NAME, erldeploy_guard).
 -define(INFO_KEY, '$erldeploy_guard').
 -define(DEFAULT_LEASE_MS, 60000).
--define(DEFAULT_SETTLE_MS, 300).
+%% The capture stays on until commit, and a crash before commit refuses it, so the
+%% window before replying only has to catch what follows the code change at once.
+-define(DEFAULT_SETTLE_MS, 50).
 -define(DEFAULT_VERIFY_TIMEOUT_MS, 30000).
 -define(UNLOAD_DELAY_MS, 500).
 -define(RESTART_PROBE_MS, 300).
@@ -213,7 +215,6 @@ verify(#{controller := C} = S0) ->
     S3 = timing(verify, now_ms() - T0, S2),
     case Failures of
         [] ->
-            _ = erldeploy_capture:remove(),
             erldeploy_agent:notify(C, {stage, verify, ok}),
             S4 = reply(S3, {ok, report(S3)}),
             wait_commit(start_lease(S4));
@@ -315,22 +316,16 @@ wait_commit(#{vsn := Vsn, deadline := Deadline, controller := C} = S) ->
         {erldeploy_renew, Vsn} ->
             wait_commit(start_lease(S));
         {erldeploy_req, From, Ref, {commit, Vsn}} ->
-            S1 = phase(committing, S),
-            case catch release_handler:make_permanent(Vsn) of
-                ok ->
-                    %% Record first: once the controller has its answer it may
-                    %% unload the agent, and the guard must not look busy then.
-                    S2 = phase(committed, S1),
-                    outcome(committed, commit, S2),
-                    erldeploy_agent:notify(C, {committed, Vsn}),
-                    From ! {Ref, ok},
-                    end_guard(S2);
-                Error ->
-                    %% Still installed and still under lease: the controller decides.
-                    From ! {Ref, {error, error_reason(Error)}},
-                    wait_commit(phase(waiting_commit, S))
+            case check_crashes(drain_logs(S)) of
+                [] -> commit(From, Ref, S);
+                Crashed ->
+                    %% A process crashed under the new release after it was verified:
+                    %% no commit; the controller (or the lease) rolls the node back.
+                    From ! {Ref, {error, Crashed}},
+                    wait_commit(drain_logs(S))
             end;
         {erldeploy_req, From, Ref, {abort, Vsn}} ->
+            _ = erldeploy_capture:remove(),
             S1 = phase(ended, rollback(aborted, S)),
             outcome(aborted, abort, S1),
             From ! {Ref, rollback_reply(S1)},
@@ -338,9 +333,10 @@ wait_commit(#{vsn := Vsn, deadline := Deadline, controller := C} = S) ->
         {erldeploy_req, From, Ref, {_Op, Other}} ->
             From ! {Ref, {error, {wrong_vsn, Other}}},
             wait_commit(S);
-        {erldeploy_log, _} ->
-            wait_commit(S)                   % a late event from the removed handler
+        {erldeploy_log, Event} ->
+            wait_commit(add_log(Event, S))   % crashes after verify block the commit
     after Left ->
+            _ = erldeploy_capture:remove(),
             erldeploy_agent:notify(C, {lease_expired, Vsn}),
             S1 = rollback(lease_expired, S),
             outcome(lease_expired, lease_expired, S1),
@@ -348,6 +344,25 @@ wait_commit(#{vsn := Vsn, deadline := Deadline, controller := C} = S) ->
                            [Vsn, maps:get(lease_ms, S), erldeploy_fmt:term(maps:get(rollback, S1))]),
             %% The controller is gone, so nobody else will remove the agent.
             end_guard(S1#{orphan => true})
+    end.
+
+commit(From, Ref, #{vsn := Vsn, controller := C} = S) ->
+    _ = erldeploy_capture:remove(),
+    S1 = phase(committing, S),
+    case catch release_handler:make_permanent(Vsn) of
+        ok ->
+            %% Record first: once the controller has its answer it may
+            %% unload the agent, and the guard must not look busy then.
+            S2 = phase(committed, S1),
+            outcome(committed, commit, S2),
+            erldeploy_agent:notify(C, {committed, Vsn}),
+            From ! {Ref, ok},
+            end_guard(S2);
+        Error ->
+            %% Still installed and still under lease: the controller decides.
+            From ! {Ref, {error, error_reason(Error)}},
+            ok = erldeploy_capture:add(self(), C),
+            wait_commit(phase(waiting_commit, S))
     end.
 
 %% Back to the release the node ran before, through the relup's down section.
