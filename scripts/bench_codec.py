@@ -50,25 +50,26 @@ def node_terms() -> dict[str, bytes]:
         return result
 
 
-def best_time(fn: Callable[[], Any], min_total: float = 0.3, repeat: int = 5) -> float:
-    """Best per-call time over `repeat` rounds (each long enough to be measurable)."""
-    fn()  # warm caches (atoms, imports)
+def _per_call(fn: Callable[[], Any], loops: int) -> float:
+    start = time.perf_counter()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - start) / loops
+
+
+def compare(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int = 7) -> tuple[float, float]:
+    """Best per-call times of both, measured in alternation so that load from
+    other processes on the machine hits both sides alike. GC stays on, as in use."""
+    ours()  # warm caches (atoms, imports)
+    theirs()
     loops = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_total / repeat or loops >= 1 << 16:
-            break
+    while _per_call(ours, loops) * loops < 0.02:
         loops *= 2
-    best = elapsed / loops
-    for _ in range(repeat - 1):
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - start) / loops)
-    return best
+    best_ours = best_theirs = float("inf")
+    for _ in range(repeat):
+        best_ours = min(best_ours, _per_call(ours, loops))
+        best_theirs = min(best_theirs, _per_call(theirs, loops))
+    return best_ours, best_theirs
 
 
 def run() -> list[dict]:
@@ -82,8 +83,7 @@ def run() -> list[dict]:
             ("decode", lambda: decode(data), lambda: erlang.binary_to_term(data)),
             ("encode", lambda: encode(ours_term), lambda: erlang.term_to_binary(theirs_term)),
         ):
-            ours_s = best_time(ours)
-            theirs_s = best_time(theirs)
+            ours_s, theirs_s = compare(ours, theirs)
             rows.append(
                 {
                     "name": f"{op} {name} ({len(data)} bytes)",
