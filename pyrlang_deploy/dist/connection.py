@@ -286,8 +286,9 @@ class Connection:
             try:
                 self._on_frame(frame)
             except Exception as exc:  # one bad frame must not kill the connection
-                log.warning("dropped a frame from %s: %s: %s", self.peer, type(exc).__name__, exc)
-                log.debug("frame handling error", exc_info=True)
+                # the type only at warning level: the text may quote payload bytes
+                log.warning("dropped a frame from %s (%s)", self.peer, type(exc).__name__)
+                log.debug("frame handling error: %s", exc, exc_info=True)
 
     def _on_frame(self, frame: bytes) -> None:
         node = self.node

@@ -166,6 +166,13 @@ class Mailbox(LocalProcess):
     def register(self, name: str) -> None:
         self.node.register(name, self)
 
+    def alias(self) -> Reference:
+        """A reference that works as an address of this mailbox (``Alias ! Msg`` on
+        OTP 24+ arrives here as ALIAS_SEND) until the mailbox closes."""
+        ref = self.node.make_ref()
+        self.node._aliases[ref] = self
+        return ref
+
     def close(self, reason: Any = NORMAL) -> None:
         if self.closed:
             return
