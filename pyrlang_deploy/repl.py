@@ -168,12 +168,12 @@ async def run_shell(cluster: Any) -> int:
 
     def prompt_thread() -> None:
         code_ = 0
-        _setup_readline(ns)
-        sys.displayhook = _displayhook
-        banner = BANNER.format(members=", ".join(cluster.members) or "no node")
-        for e in cluster.unreachable.values():
-            banner += f"\nwarning: {e}"
         try:
+            _setup_readline(ns)
+            sys.displayhook = _displayhook
+            banner = BANNER.replace("{members}", ", ".join(cluster.members) or "no node")
+            for e in cluster.unreachable.values():
+                banner += f"\nwarning: {e}"
             console.interact(banner=banner, exitmsg="")
         except SystemExit as e:
             code_ = e.code if isinstance(e.code, int) else 0
