@@ -12,6 +12,7 @@ from .settings import global_options
 
 
 @click.group()
+@global_options
 def agent() -> None:
     """The on-node agent (erldeploy_* modules loaded over distribution during an operation)."""
 

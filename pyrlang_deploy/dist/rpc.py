@@ -207,6 +207,11 @@ def start_call(node: "LocalNode", conn: "Connection", module: str, function: str
     loop = conn._loop
     pid_ids, wpid = node._new_wire_pid()
     ref_ids, wref = node._new_wire_ref()
+    pieces = encode_call_frame(wpid, wref, module, function, args)
+    if len(pieces) == 1:
+        # send first, book-keep after: the node works on the call meanwhile, and
+        # nothing can be read before this function returns to the loop
+        conn.write(pieces[0])
     proc = RpcCall(node, conn, loop.create_future(), conn.peer, module, function, len(args), io,
                    pid_ids, wpid, ref_ids, wref)
     node._wire[wpid] = proc
@@ -214,14 +219,7 @@ def start_call(node: "LocalNode", conn: "Connection", module: str, function: str
     if timeout is not None:
         proc.timeout = timeout
         node._deadlines_for(loop).add(timeout, proc)
-    pieces = encode_call_frame(wpid, wref, module, function, args)
-    if len(pieces) == 1:
-        try:
-            conn.write(pieces[0])
-        except BaseException:
-            proc.close()
-            raise
-    else:
+    if len(pieces) > 1:
         node._spawn(_write_large(conn, pieces, proc))
     return proc
 

@@ -165,6 +165,7 @@ class Installer:
         self.steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
         self.outcomes: dict[str, NodeOutcome] = {}
         self.tar: TarballInfo | None = None
+        self.staged_tar: str | None = None   # a tarball already in the nodes' releases dirs
         self.status: ClusterStatus | None = None
         self.expected_apps: dict[str, str] = {}
         self._executor = None
@@ -228,9 +229,15 @@ class Installer:
             if self.tar.name != release and release != "?":
                 raise PreflightError(f"{self.tar.path.name} is release {self.tar.name}, the nodes run {release}")
         elif need_rel:
-            raise PreflightError(f"release {self.vsn} is not on {', '.join(need_rel)} and no tarball was "
-                                 f"given (--tar PATH); known there: "
-                                 f"{', '.join(r.vsn for r in nodes[need_rel[0]].releases) or 'none'}")
+            # uploaded earlier (`erldeploy upload`) but not unpacked: fine, no tarball needed here
+            self.staged_tar = f"{release}-{self.vsn}.tar.gz"
+            res = await self.c.each(lambda n: self.c.rpc(
+                n, "filelib", "is_regular", [f"{nodes[n].releases_dir}/{self.staged_tar}"]), need_rel)
+            missing = [n for n in need_rel if not (res[n].ok and res[n].value is True)]
+            if missing:
+                    raise PreflightError(f"release {self.vsn} is not on {', '.join(missing)} and no tarball was "
+                                     f"given (--tar PATH); known there: "
+                                     f"{', '.join(r.vsn for r in nodes[missing[0]].releases) or 'none'}")
 
         direction = "up"
         if todo and from_vsn is not None:
@@ -261,6 +268,9 @@ class Installer:
         target_relup = self.tar.relup if self.tar else None
         if target_relup is None and not self.tar and st.release(self.vsn) is not None:
             term = await self.steps.read_term_file(probe, f"{st.releases_dir}/{self.vsn}/relup")
+            target_relup = parse_relup(term) if term is not None else None
+        elif target_relup is None and self.staged_tar:
+            term = await self.steps.relup_in_tarball(probe, f"{st.releases_dir}/{self.staged_tar}", self.vsn)
             target_relup = parse_relup(term) if term is not None else None
         if target_relup is not None and from_vsn in target_relup.up_from:
             if from_vsn not in target_relup.down_to:

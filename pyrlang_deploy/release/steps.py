@@ -129,6 +129,20 @@ class NodeSteps:
             return r[1][0]
         return None
 
+    async def relup_in_tarball(self, node: str, tar_path: str, vsn: str) -> Any:
+        """The relup inside a tarball on the node, read in memory with erl_tar (nothing extracted)."""
+        member = f"releases/{vsn}/relup"
+        r = await self.c.rpc(node, "erl_tar", "extract",
+                             [tar_path, [(_a("files"), [member]), _a("memory"), _a("compressed")]])
+        if not (is_tagged(r, "ok", 2) and r[1]):
+            return None
+        body = r[1][0][1]
+        parsed = await self.c.rpc(node, "erl_scan", "string", [body.decode("utf-8")])
+        if not is_tagged(parsed, "ok"):
+            return None
+        term = await self.c.rpc(node, "erl_parse", "parse_term", [parsed[1]])
+        return term[1] if is_tagged(term, "ok", 2) else None
+
     async def release_apps(self, node: str, releases_dir: str, vsn: str) -> dict[str, str]:
         """App versions of an unpacked release, from its .rel file on the node."""
         names = await self.c.rpc(node, "filelib", "wildcard", ["*.rel", f"{releases_dir}/{vsn}"])

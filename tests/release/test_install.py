@@ -209,3 +209,22 @@ def test_killed_controller_agent_leases_roll_every_node_back(cli, demo, demo_bui
         assert server_of(demo, n) == ("0.0.1", 4), n
         assert releases_of(demo, n)["0.0.1"] == "permanent"
     assert took < 3 + 5, took
+
+
+@pytest.mark.parametrize("agent", [True, False], ids=["agent", "no-agent"])
+def test_upload_is_idempotent_and_install_finds_the_uploaded_tarball(cli, demo, demo_build, agent):
+    extra = [] if agent else ["--no-agent"]
+    tar = demo_build.tars["0.0.3"]
+    code, doc = cli.json("upload", str(tar), "--cluster", *extra)
+    assert code == 0, doc
+    assert all(not n["result"]["skipped"] for n in doc["nodes"])
+    for n in demo.nodes:       # the very bytes, under the final name, no partial file left
+        placed = demo.root_of(n) / "releases" / tar.name
+        assert placed.read_bytes() == tar.read_bytes()
+        assert not list((demo.root_of(n) / "releases").glob("*.part"))
+    code, doc = cli.json("upload", str(tar), "--cluster", *extra)
+    assert code == 0 and all(n["result"]["skipped"] for n in doc["nodes"]), doc
+    p = cli("install", "0.0.3", "--cluster", *extra)          # no --tar: it is on the nodes
+    assert p.returncode == 0, p.stdout + p.stderr
+    for n in demo.nodes:
+        assert server_of(demo, n)[0] == "0.0.3"
