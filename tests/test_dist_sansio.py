@@ -48,6 +48,7 @@ def test_client_flags_hidden_and_complete():
 
 def test_missing_flags_and_describe():
     assert not missing_flags(PEER_FLAGS)
+    assert REQUIRED_PEER_FLAGS & MANDATORY_25 == MANDATORY_25
     lacking = missing_flags(PEER_FLAGS & ~DFlag.MAP_TAG & ~DFlag.UTF8_ATOMS)
     assert lacking == DFlag.MAP_TAG | DFlag.UTF8_ATOMS
     assert describe(lacking) == "UTF8_ATOMS|MAP_TAG"

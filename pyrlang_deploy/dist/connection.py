@@ -3,15 +3,16 @@
 Reading happens in exactly one place, :meth:`_DistProtocol.data_received`, which the
 event loop calls in byte order; it feeds the sans-IO handshake, then the frame
 reader, and dispatches each frame before the next is looked at. That is the
-"one reader" of the design without a task switch per message (the round-trip
-benchmark is dominated by wake-ups).
+"one reader" of the design, without a task switch per message (round trips are
+dominated by wake-ups). :meth:`Connection.wait_inline` feeds the same method.
 
-Writing is serialized by construction: every frame goes out through one
-synchronous ``transport.write`` call made from the event loop thread, so frames
-never interleave and signals leave in the order they were issued (an
-UNLINK_ID_ACK is written from inside the dispatch of its UNLINK_ID, before any
-later signal). Large writes are followed by :meth:`Connection.drain` for flow
-control.
+Writing is serialized: every frame is written whole, in issue order, from the
+event-loop thread. Frames issued while calls are in flight are queued and leave
+together in one ``send`` at the end of the loop pass; a large frame streamed in
+chunks (:meth:`Connection.write_large`) holds the queue back until it is complete,
+so nothing lands inside it. Signals written from inside the dispatch (an
+UNLINK_ID_ACK for its UNLINK_ID, a tick answer) join the same queue, so they
+precede anything issued later.
 
 Ticks: we write a tick when we wrote nothing for a quarter of the peer's
 net_ticktime, answer every tick we receive, and declare the peer dead when
@@ -27,7 +28,7 @@ import os
 import select
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConnectError, DecodeError, NodeDown
 from ..term import decode
@@ -120,7 +121,7 @@ class Connection:
         q = self._wq
         if q is not None:
             q.append(data)
-        elif len(self._waiters) > 1:
+        elif self._waiters:  # calls in flight already: gather this pass's frames
             self._wq = [data]
             self._loop.call_soon(self._flush)
         else:

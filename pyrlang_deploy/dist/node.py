@@ -23,7 +23,7 @@ from . import epmd, wire
 from .connection import Connection, _DistProtocol
 from .handshake import ClientHandshake
 from .names import is_long_host, own_host, split_node, unique_alive
-from .process import DOWN, NORMAL, PROCESS, LocalProcess, Mailbox
+from .process import DOWN, PROCESS, LocalProcess, Mailbox
 from .rpc import call as _rpc_call
 from .rpc import call_future as _rpc_future
 from .timers import Deadlines
@@ -80,9 +80,11 @@ class LocalNode:
         inline_wait: bool = True,
     ) -> None:
         self._cookie = read_cookie_file() if cookie is None else cookie
-        self._alive, self._host = (name.split("@", 1) if name and "@" in name else (name or unique_alive(), None))
+        self._host: str | None
         if name and "@" in name:
-            split_node(name)  # validate
+            self._alive, self._host = split_node(name)
+        else:
+            self._alive, self._host = name or unique_alive(), None
         # creation 0 means "any incarnation" to some OTP checks; stay clear of it
         self.creation = creation if creation is not None else 4 + secrets.randbelow(0xFFFFFFF0)
         self.epmd_port = epmd_port
@@ -97,7 +99,7 @@ class LocalNode:
         self._wire: dict[bytes, LocalProcess] = {}  # encoded pid -> process, for the reply fast path
         self._deadlines: Deadlines | None = None
         # A lone RPC may wait for its reply on the socket directly (see
-        # Connection.wait_inline): about half the latency of a pass through the loop.
+        # Connection.wait_inline): it saves two event-loop passes per call.
         self.inline_wait = inline_wait
         self._last_yield = 0.0
         self._names: dict[str, LocalProcess] = {}
@@ -177,9 +179,9 @@ class LocalNode:
 
     def make_ref(self) -> Reference:
         """A reference unique to this node incarnation."""
-        n = self._ref_count = self._ref_count + 1
-        return Reference(self._atom or self._node_atom(), self.creation,
-                         (n % _REF_ID0_LIMIT, (n >> 18) & 0xFFFFFFFF, self._ref_salt))
+        if self._atom is None:
+            self._node_atom()
+        return Reference(self._atom, self.creation, self._new_wire_ref()[0])
 
     # --- processes ----------------------------------------------------------------------
 
@@ -205,9 +207,6 @@ class LocalNode:
     def whereis(self, name: str) -> Pid | None:
         proc = self._names.get(name)
         return proc.pid if proc is not None else None
-
-    def _add_process(self, proc: LocalProcess) -> None:
-        self._procs[proc.pid] = proc
 
     def _process_exited(self, proc: LocalProcess, reason: Any) -> None:
         self._procs.pop(proc.pid, None)
@@ -310,7 +309,7 @@ class LocalNode:
         except Exception as exc:
             log.debug("could not learn net_ticktime of %s: %s", conn.peer, exc)
             return
-        if isinstance(t, tuple) and len(t) == 2:  # {ongoing_change_to, T}: use the shorter
+        if isinstance(t, tuple) and len(t) == 2:  # {ongoing_change_to, T}: T is where it is going
             t = t[1]
         if isinstance(t, int) and t > 0 and not conn.closed:
             conn.set_tick_time(min(t, conn.tick_time) if conn.tick_time_known else t)
