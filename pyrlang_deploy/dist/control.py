@@ -1,420 +1,211 @@
 """Control messages of the distribution protocol: one small type per operation.
 
-Each type knows its op code, builds its control tuple (:meth:`term`) and is
-parsed back from a decoded control tuple (:func:`parse`). Types whose frame
-carries a second term (a message or an exit reason) have ``PAYLOAD = True``;
-for the payload forms of exits and monitor exits the reason travels there.
-Trace tokens of the ``*_TT`` forms are kept but otherwise ignored.
+Each type knows its op code and the layout of its control tuple, builds the tuple
+(:meth:`Control.term`) and is parsed back from a decoded one (:func:`parse`).
+Types whose frame carries a second term (a message, or the exit reason of the
+payload forms) have ``PAYLOAD = True``. Trace tokens of the ``*_TT`` forms are
+kept but otherwise ignored.
+
+The types are plain slotted classes rather than dataclasses: two dozen
+dataclasses cost ~10 ms of import time, which every CLI start would pay.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..term.types import Atom, Pid, Reference
+from ..term.types import Atom
 
 log = logging.getLogger(__name__)
 
 EMPTY = Atom("")
+_ = None  # an unused tuple slot: '' when we build, ignored when we parse
 
 
 class Control:
     OP: ClassVar[int]
     PAYLOAD: ClassVar[bool] = False
+    # the control tuple after the op code: a field name per slot, or _ for unused
+    LAYOUT: ClassVar[tuple[str | None, ...]] = ()
+    __slots__ = ()
+
+    def __init__(self, *values: Any) -> None:
+        names = self.__slots__
+        if len(values) != len(names):
+            raise TypeError(f"{type(self).__name__} takes {len(names)} values, got {len(values)}")
+        for name, value in zip(names, values):
+            setattr(self, name, value)
+
+    def values(self) -> tuple:
+        return tuple(getattr(self, n) for n in self.__slots__)
 
     def term(self) -> tuple:
-        raise NotImplementedError
+        return (self.OP, *(EMPTY if f is None else getattr(self, f) for f in self.LAYOUT))
 
     @classmethod
     def from_term(cls, t: tuple) -> "Control":
-        raise NotImplementedError
+        if len(t) < 1 + len(cls.LAYOUT):
+            raise IndexError(cls.__name__)
+        obj = cls.__new__(cls)
+        for i, f in enumerate(cls.LAYOUT, 1):
+            if f is not None:
+                setattr(obj, f, t[i])
+        return obj
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.values() == self.values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.values()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({inner})"
 
 
-# --- links ------------------------------------------------------------------
+def _op(op: int, layout: tuple[str | None, ...], payload: bool = False):
+    """Class decorator: op code, tuple layout, slots in constructor order."""
+
+    def make(cls: type) -> type:
+        fields = tuple(f for f in layout if f is not None)
+        ns = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+        ns.update(OP=op, LAYOUT=layout, PAYLOAD=payload, __slots__=fields)
+        return type(cls.__name__, (Control,), ns)
+
+    return make
 
 
-@dataclass(frozen=True, slots=True)
-class Link(Control):
-    OP: ClassVar[int] = 1
-    from_pid: Pid
-    to_pid: Pid
-
-    def term(self) -> tuple:
-        return (1, self.from_pid, self.to_pid)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "Link":
-        return cls(t[1], t[2])
+# --- links ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Unlink(Control):
+@_op(1, ("from_pid", "to_pid"))
+class Link:
+    pass
+
+
+@_op(4, ("from_pid", "to_pid"))
+class Unlink:
     """The pre-OTP 26 unlink; only sent by peers without UNLINK_ID."""
 
-    OP: ClassVar[int] = 4
-    from_pid: Pid
-    to_pid: Pid
 
-    def term(self) -> tuple:
-        return (4, self.from_pid, self.to_pid)
+@_op(35, ("id", "from_pid", "to_pid"))
+class UnlinkId:
+    pass
 
-    @classmethod
-    def from_term(cls, t: tuple) -> "Unlink":
-        return cls(t[1], t[2])
 
+@_op(36, ("id", "from_pid", "to_pid"))
+class UnlinkIdAck:
+    pass
 
-@dataclass(frozen=True, slots=True)
-class UnlinkId(Control):
-    OP: ClassVar[int] = 35
-    id: int
-    from_pid: Pid
-    to_pid: Pid
 
-    def term(self) -> tuple:
-        return (35, self.id, self.from_pid, self.to_pid)
+# --- sends ---------------------------------------------------------------------------
 
-    @classmethod
-    def from_term(cls, t: tuple) -> "UnlinkId":
-        return cls(t[1], t[2], t[3])
 
+@_op(2, (_, "to_pid"), payload=True)
+class Send:
+    pass
 
-@dataclass(frozen=True, slots=True)
-class UnlinkIdAck(Control):
-    OP: ClassVar[int] = 36
-    id: int
-    from_pid: Pid
-    to_pid: Pid
 
-    def term(self) -> tuple:
-        return (36, self.id, self.from_pid, self.to_pid)
+@_op(12, (_, "to_pid", "token"), payload=True)
+class SendTT:
+    pass
 
-    @classmethod
-    def from_term(cls, t: tuple) -> "UnlinkIdAck":
-        return cls(t[1], t[2], t[3])
 
+@_op(22, ("from_pid", "to_pid"), payload=True)
+class SendSender:
+    pass
 
-# --- sends --------------------------------------------------------------------
 
+@_op(23, ("from_pid", "to_pid", "token"), payload=True)
+class SendSenderTT:
+    pass
 
-@dataclass(frozen=True, slots=True)
-class Send(Control):
-    OP: ClassVar[int] = 2
-    PAYLOAD: ClassVar[bool] = True
-    to_pid: Pid
 
-    def term(self) -> tuple:
-        return (2, EMPTY, self.to_pid)
+@_op(6, ("from_pid", _, "to_name"), payload=True)
+class RegSend:
+    pass
 
-    @classmethod
-    def from_term(cls, t: tuple) -> "Send":
-        return cls(t[2])
 
+@_op(16, ("from_pid", _, "to_name", "token"), payload=True)
+class RegSendTT:
+    pass
 
-@dataclass(frozen=True, slots=True)
-class SendTT(Control):
-    OP: ClassVar[int] = 12
-    PAYLOAD: ClassVar[bool] = True
-    to_pid: Pid
-    token: Any
 
-    def term(self) -> tuple:
-        return (12, EMPTY, self.to_pid, self.token)
+@_op(33, ("from_pid", "alias"), payload=True)
+class AliasSend:
+    pass
 
-    @classmethod
-    def from_term(cls, t: tuple) -> "SendTT":
-        return cls(t[2], t[3])
 
+@_op(34, ("from_pid", "alias", "token"), payload=True)
+class AliasSendTT:
+    pass
 
-@dataclass(frozen=True, slots=True)
-class SendSender(Control):
-    OP: ClassVar[int] = 22
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    to_pid: Pid
 
-    def term(self) -> tuple:
-        return (22, self.from_pid, self.to_pid)
+# --- exits: EXIT is a broken link's signal, EXIT2 is exit/2 ----------------------------
 
-    @classmethod
-    def from_term(cls, t: tuple) -> "SendSender":
-        return cls(t[1], t[2])
 
+@_op(3, ("from_pid", "to_pid", "reason"))
+class Exit:
+    pass
 
-@dataclass(frozen=True, slots=True)
-class SendSenderTT(Control):
-    OP: ClassVar[int] = 23
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    to_pid: Pid
-    token: Any
 
-    def term(self) -> tuple:
-        return (23, self.from_pid, self.to_pid, self.token)
+@_op(13, ("from_pid", "to_pid", "token", "reason"))
+class ExitTT:
+    pass
 
-    @classmethod
-    def from_term(cls, t: tuple) -> "SendSenderTT":
-        return cls(t[1], t[2], t[3])
 
+@_op(8, ("from_pid", "to_pid", "reason"))
+class Exit2:
+    pass
 
-@dataclass(frozen=True, slots=True)
-class RegSend(Control):
-    OP: ClassVar[int] = 6
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    to_name: Atom
 
-    def term(self) -> tuple:
-        return (6, self.from_pid, EMPTY, self.to_name)
+@_op(18, ("from_pid", "to_pid", "token", "reason"))
+class Exit2TT:
+    pass
 
-    @classmethod
-    def from_term(cls, t: tuple) -> "RegSend":
-        return cls(t[1], t[3])
 
-
-@dataclass(frozen=True, slots=True)
-class RegSendTT(Control):
-    OP: ClassVar[int] = 16
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    to_name: Atom
-    token: Any
-
-    def term(self) -> tuple:
-        return (16, self.from_pid, EMPTY, self.to_name, self.token)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "RegSendTT":
-        return cls(t[1], t[3], t[4])
-
-
-@dataclass(frozen=True, slots=True)
-class AliasSend(Control):
-    OP: ClassVar[int] = 33
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    alias: Reference
-
-    def term(self) -> tuple:
-        return (33, self.from_pid, self.alias)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "AliasSend":
-        return cls(t[1], t[2])
-
-
-@dataclass(frozen=True, slots=True)
-class AliasSendTT(Control):
-    OP: ClassVar[int] = 34
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    alias: Reference
-    token: Any
-
-    def term(self) -> tuple:
-        return (34, self.from_pid, self.alias, self.token)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "AliasSendTT":
-        return cls(t[1], t[2], t[3])
-
-
-# --- exits --------------------------------------------------------------------
-# EXIT is the signal a broken link sends; EXIT2 is exit/2 sent explicitly.
-
-
-@dataclass(frozen=True, slots=True)
-class Exit(Control):
-    OP: ClassVar[int] = 3
-    from_pid: Pid
-    to_pid: Pid
-    reason: Any
-
-    def term(self) -> tuple:
-        return (3, self.from_pid, self.to_pid, self.reason)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "Exit":
-        return cls(t[1], t[2], t[3])
-
-
-@dataclass(frozen=True, slots=True)
-class ExitTT(Control):
-    OP: ClassVar[int] = 13
-    from_pid: Pid
-    to_pid: Pid
-    token: Any
-    reason: Any
-
-    def term(self) -> tuple:
-        return (13, self.from_pid, self.to_pid, self.token, self.reason)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "ExitTT":
-        return cls(t[1], t[2], t[3], t[4])
-
-
-@dataclass(frozen=True, slots=True)
-class Exit2(Control):
-    OP: ClassVar[int] = 8
-    from_pid: Pid
-    to_pid: Pid
-    reason: Any
-
-    def term(self) -> tuple:
-        return (8, self.from_pid, self.to_pid, self.reason)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "Exit2":
-        return cls(t[1], t[2], t[3])
-
-
-@dataclass(frozen=True, slots=True)
-class Exit2TT(Control):
-    OP: ClassVar[int] = 18
-    from_pid: Pid
-    to_pid: Pid
-    token: Any
-    reason: Any
-
-    def term(self) -> tuple:
-        return (18, self.from_pid, self.to_pid, self.token, self.reason)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "Exit2TT":
-        return cls(t[1], t[2], t[3], t[4])
-
-
-@dataclass(frozen=True, slots=True)
-class PayloadExit(Control):
+@_op(24, ("from_pid", "to_pid"), payload=True)
+class PayloadExit:
     """EXIT with the reason as the frame's second term (EXIT_PAYLOAD peers)."""
 
-    OP: ClassVar[int] = 24
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    to_pid: Pid
 
-    def term(self) -> tuple:
-        return (24, self.from_pid, self.to_pid)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "PayloadExit":
-        return cls(t[1], t[2])
+@_op(25, ("from_pid", "to_pid", "token"), payload=True)
+class PayloadExitTT:
+    pass
 
 
-@dataclass(frozen=True, slots=True)
-class PayloadExitTT(Control):
-    OP: ClassVar[int] = 25
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    to_pid: Pid
-    token: Any
-
-    def term(self) -> tuple:
-        return (25, self.from_pid, self.to_pid, self.token)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "PayloadExitTT":
-        return cls(t[1], t[2], t[3])
+@_op(26, ("from_pid", "to_pid"), payload=True)
+class PayloadExit2:
+    pass
 
 
-@dataclass(frozen=True, slots=True)
-class PayloadExit2(Control):
-    OP: ClassVar[int] = 26
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    to_pid: Pid
-
-    def term(self) -> tuple:
-        return (26, self.from_pid, self.to_pid)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "PayloadExit2":
-        return cls(t[1], t[2])
+@_op(27, ("from_pid", "to_pid", "token"), payload=True)
+class PayloadExit2TT:
+    pass
 
 
-@dataclass(frozen=True, slots=True)
-class PayloadExit2TT(Control):
-    OP: ClassVar[int] = 27
-    PAYLOAD: ClassVar[bool] = True
-    from_pid: Pid
-    to_pid: Pid
-    token: Any
-
-    def term(self) -> tuple:
-        return (27, self.from_pid, self.to_pid, self.token)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "PayloadExit2TT":
-        return cls(t[1], t[2], t[3])
+# --- monitors: to_proc / from_proc is a pid or a registered name ------------------------
 
 
-# --- monitors -------------------------------------------------------------------
+@_op(19, ("from_pid", "to_proc", "ref"))
+class MonitorP:
+    pass
 
 
-@dataclass(frozen=True, slots=True)
-class MonitorP(Control):
-    """``from_pid`` monitors ``to_proc`` (a pid, or a registered name on the receiver)."""
-
-    OP: ClassVar[int] = 19
-    from_pid: Pid
-    to_proc: Pid | Atom
-    ref: Reference
-
-    def term(self) -> tuple:
-        return (19, self.from_pid, self.to_proc, self.ref)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "MonitorP":
-        return cls(t[1], t[2], t[3])
+@_op(20, ("from_pid", "to_proc", "ref"))
+class DemonitorP:
+    pass
 
 
-@dataclass(frozen=True, slots=True)
-class DemonitorP(Control):
-    OP: ClassVar[int] = 20
-    from_pid: Pid
-    to_proc: Pid | Atom
-    ref: Reference
-
-    def term(self) -> tuple:
-        return (20, self.from_pid, self.to_proc, self.ref)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "DemonitorP":
-        return cls(t[1], t[2], t[3])
+@_op(21, ("from_proc", "to_pid", "ref", "reason"))
+class MonitorPExit:
+    pass
 
 
-@dataclass(frozen=True, slots=True)
-class MonitorPExit(Control):
-    OP: ClassVar[int] = 21
-    from_proc: Pid | Atom
-    to_pid: Pid
-    ref: Reference
-    reason: Any
-
-    def term(self) -> tuple:
-        return (21, self.from_proc, self.to_pid, self.ref, self.reason)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "MonitorPExit":
-        return cls(t[1], t[2], t[3], t[4])
-
-
-@dataclass(frozen=True, slots=True)
-class PayloadMonitorPExit(Control):
-    OP: ClassVar[int] = 28
-    PAYLOAD: ClassVar[bool] = True
-    from_proc: Pid | Atom
-    to_pid: Pid
-    ref: Reference
-
-    def term(self) -> tuple:
-        return (28, self.from_proc, self.to_pid, self.ref)
-
-    @classmethod
-    def from_term(cls, t: tuple) -> "PayloadMonitorPExit":
-        return cls(t[1], t[2], t[3])
+@_op(28, ("from_proc", "to_pid", "ref"), payload=True)
+class PayloadMonitorPExit:
+    pass
 
 
 CONTROL_TYPES: dict[int, type[Control]] = {
@@ -430,7 +221,7 @@ CONTROL_TYPES: dict[int, type[Control]] = {
 
 def parse(term: Any) -> Control | None:
     """The typed control message for a decoded control tuple; None for ops we ignore."""
-    if not isinstance(term, tuple) or not term or not isinstance(term[0], int):
+    if not isinstance(term, tuple) or not term or type(term[0]) is not int:
         log.debug("ignoring malformed control message of type %s", type(term).__name__)
         return None
     cls = CONTROL_TYPES.get(term[0])
