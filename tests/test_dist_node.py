@@ -213,3 +213,18 @@ async def test_alias_send(pair):
         await erl_eval(node, t.node, "erlang:send(Alias, {via, alias}), ok.", {"Alias": alias})
         assert await mb.receive(timeout=5) == ("via", "alias")
     assert alias not in node._aliases
+
+
+async def test_receive_tied_to_a_peer_fails_when_it_goes(pair):
+    from pyrlang_deploy.errors import NodeDown
+
+    node, t = pair
+    async with node.mailbox() as mb:
+        waiting = asyncio.ensure_future(mb.receive(timeout=10, peer=t.node))
+        await asyncio.sleep(0.1)
+        t.kill()
+        with pytest.raises(NodeDown) as e:
+            await asyncio.wait_for(waiting, 5)
+        assert str(e.value).startswith(f"connection to {t.node} lost")
+        with pytest.raises(NodeDown):
+            await mb.receive(timeout=1, peer=t.node)

@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import MailboxClosed, ReceiveTimeout
+from ..errors import MailboxClosed, NodeDown, ReceiveTimeout
 from ..term.types import Atom, Pid, Reference
 
 if TYPE_CHECKING:
@@ -114,10 +114,13 @@ class Mailbox(LocalProcess):
             raise ReceiveTimeout(f"no matching message queued at {self.pid}")
         return msg
 
-    async def receive(self, match: Callable[[Any], bool] | None = None, timeout: float | None = None) -> Any:
+    async def receive(self, match: Callable[[Any], bool] | None = None, timeout: float | None = None,
+                      *, peer: str | None = None) -> Any:
         """Selective receive: the oldest message ``match`` accepts (any if None).
 
-        Messages it rejects stay queued in order for later receives.
+        Messages it rejects stay queued in order for later receives. With ``peer``,
+        losing the connection to that node ends the wait at once with NodeDown
+        (for replies only that node can send).
         """
         found, msg = self._take(match)
         if found:
@@ -126,6 +129,13 @@ class Mailbox(LocalProcess):
             raise MailboxClosed(f"mailbox {self.pid} is closed")
         fut = asyncio.get_running_loop().create_future()
         entry = (match, fut)
+        conn = watch = None
+        if peer is not None:
+            conn = self.node._conns.get(peer)
+            if conn is None or conn.closed:
+                raise NodeDown(f"connection to {peer} lost (not connected)", node=peer)
+            watch = _LossWatch(fut, peer)
+            conn.add_waiter(watch)
         self._waiters.append(entry)
         try:
             if timeout is None:
@@ -136,6 +146,8 @@ class Mailbox(LocalProcess):
         finally:
             if entry in self._waiters:
                 self._waiters.remove(entry)
+            if conn is not None:
+                conn.remove_waiter(watch)
 
     def _take(self, match: Callable[[Any], bool] | None) -> tuple[bool, Any]:
         q = self._queue
@@ -181,6 +193,20 @@ class Mailbox(LocalProcess):
             if not fut.done():
                 fut.set_exception(MailboxClosed(f"mailbox {self.pid} closed while receiving"))
         self._waiters.clear()
+
+
+class _LossWatch:
+    """Fails a receive when the connection it depends on goes."""
+
+    __slots__ = ("fut", "peer")
+
+    def __init__(self, fut: asyncio.Future, peer: str) -> None:
+        self.fut = fut
+        self.peer = peer
+
+    def connection_lost(self, conn: Any, reason: str) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(NodeDown(f"connection to {self.peer} lost ({reason})", node=self.peer))
 
 
 def _matches(match: Callable[[Any], bool], msg: Any) -> bool:
