@@ -264,6 +264,22 @@ def test_large_frame_arrives_in_pieces():
     assert got == [body]
 
 
+def test_big_frames_mixed_with_small_ones_in_random_chunks():
+    import random
+
+    rnd = random.Random(7)
+    bodies = [b"p" + bytes([i]) * n for i, n in enumerate((300_000, 10, 2_000_000, 0, 5, 400_000))]
+    stream = b"".join(struct.pack(">I", len(b)) + b for b in bodies)
+    for _ in range(5):
+        r, got, pos = FrameReader(), [], 0
+        while pos < len(stream):
+            step = rnd.choice((1, 3, 4096, 65536, 1 << 20))
+            got += r.feed(stream[pos:pos + step])
+            pos += step
+        assert [len(g) for g in got] == [len(b) for b in bodies] and got == bodies
+        assert r.buffered == 0
+
+
 def test_lying_length_allocates_nothing_up_front():
     r = FrameReader()
     assert r.feed(b"\xff\xff\xff\xffp") == []
