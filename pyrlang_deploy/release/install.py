@@ -295,6 +295,13 @@ class Installer:
         """Upload, unpack and check_install_release on one node; it still runs its old code after this."""
         st = self._status_of(node)
         out = self.outcomes[node]
+        if not st.cwd_ok:
+            # relative "./lib/..." paths in RELEASES resolve against the cwd (relx, Distillery)
+            r = await self.c.rpc(node, "file", "set_cwd", [st.root_dir])
+            if r != "ok":
+                raise ReleaseError(f"{node}: cannot set the cwd to the release root {st.root_dir}: {r}", node=node)
+            self.emit(node, "cwd", "info", f"cwd {st.cwd} -> {st.root_dir} (RELEASES has relative lib paths)")
+            st.cwd = st.root_dir
         if node in plan.need_upload:
             t0 = time.perf_counter()
             self.emit(node, "upload", "start", f"{self.tar.size} bytes")

@@ -7,7 +7,8 @@ JSON schema (`erldeploy status --json`), "schema": "erldeploy.status/1":
   problems          [str]  human sentences: unreachable nodes, drift, not-permanent releases
   nodes             [NodeStatus]: node, reachable, error, otp_release, erts_version,
                     uptime_seconds, root_dir, releases_dir, releases_file (bool),
-                    mix_release (bool), release_handler (bool), cwd,
+                    mix_release (bool), release_handler (bool), cwd, cwd_ok (bool: false
+                    when RELEASES has relative lib paths and cwd is not the root),
                     releases [{name, vsn, state}] (state: unpacked|current|permanent|old),
                     current, permanent, current_is_permanent,
                     applications [{name, vsn, description}], loaded_not_running [{name, vsn}],
@@ -63,6 +64,7 @@ class NodeStatus:
     releases_file: bool = False
     release_handler: bool = False
     cwd: str = ""
+    relative_lib_paths: bool = False
     releases: list[ReleaseInfo] = field(default_factory=list)
     applications: list[AppInfo] = field(default_factory=list)
     loaded_not_running: list[AppInfo] = field(default_factory=list)
@@ -88,6 +90,11 @@ class NodeStatus:
         return self.current is not None and self.current == self.permanent
 
     @property
+    def cwd_ok(self) -> bool:
+        """Relative lib paths in RELEASES resolve against the cwd: it must be the root."""
+        return not self.relative_lib_paths or self.cwd.rstrip("/") == self.root_dir.rstrip("/")
+
+    @property
     def mix_release(self) -> bool:
         """No RELEASES file (as `mix release` ships): release_handler invents an entry without libs."""
         return self.reachable and (not self.releases_file or any(not r.libs for r in self.releases))
@@ -107,6 +114,7 @@ class NodeStatus:
             "uptime_seconds": round(self.uptime_seconds, 3), "root_dir": self.root_dir,
             "releases_dir": self.releases_dir, "releases_file": self.releases_file,
             "mix_release": self.mix_release, "release_handler": self.release_handler, "cwd": self.cwd,
+            "cwd_ok": self.cwd_ok,
             "releases": [r.to_json() for r in self.releases],
             "current": self.current, "permanent": self.permanent,
             "current_is_permanent": self.current_is_permanent,
@@ -153,6 +161,9 @@ class ClusterStatus:
             elif n.current and not n.current_is_permanent:
                 out.append(f"{n.node}: current release {n.current} is not permanent "
                            f"(a restart boots {n.permanent})")
+            if not n.cwd_ok:
+                out.append(f"{n.node}: cwd {n.cwd} is not the release root {n.root_dir} and RELEASES "
+                           "has relative lib paths: release_handler would fail with no_such_file")
             if n.reachable and not n.releases_file:
                 out.append(f"{n.node}: no RELEASES file in {n.releases_dir} (a mix release?): "
                            "release_handler can not hot-upgrade it as is")
@@ -241,11 +252,17 @@ async def node_status(cluster: "Cluster", node: str, *, full: bool = True) -> No
     st.modified_modules = sorted(str(m) for m in (modified or []))
 
     info, rels = await asyncio.gather(
-        rpc(node, "file", "read_file_info", [st.releases_dir + "/RELEASES"]),
+        rpc(node, "file", "consult", [st.releases_dir + "/RELEASES"]),
         safe(rpc(node, "release_handler", "which_releases", []), None) if st.release_handler
         else asyncio.sleep(0, None),
     )
-    st.releases_file = is_tagged(info, "ok")
+    st.releases_file = is_tagged(info, "ok", 2)
+    if st.releases_file:
+        # relx/Distillery write "./lib/..." paths: they only resolve from the release root
+        dirs = [text(app[2]) for rel in (info[1][0] if info[1] else [])
+                if isinstance(rel, tuple) and len(rel) >= 5 for app in rel[4]
+                if isinstance(app, tuple) and len(app) >= 3]
+        st.relative_lib_paths = any(not d.startswith("/") for d in dirs)
     for r in rels or []:
         st.releases.append(ReleaseInfo(text(r[0]), text(r[1]), str(r[3]), [text(x) for x in r[2]]))
     return st
