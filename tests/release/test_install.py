@@ -243,3 +243,20 @@ def test_wrong_cwd_is_flagged_and_fixed_for_relative_lib_paths(cli, demo, demo_b
     assert cli("rollback", "--cluster").returncode == 0
     for n in demo.nodes:
         assert server_of(demo, n)[0] == "0.0.1"
+
+
+def test_node_without_releases_file_is_refused_like_a_mix_release(cli, demo, demo_build):
+    node = demo.nodes[1]
+    (demo.root_of(node) / "releases" / "RELEASES").unlink()
+    code, doc = cli.json("status", "--cluster")
+    st = {n["node"]: n for n in doc["nodes"]}
+    assert st[node]["mix_release"] and not st[node]["releases_file"]
+    p = cli("install", "0.0.2", "--tar", str(demo_build.tars["0.0.2"]), "--cluster")
+    _refused(p, node, "no RELEASES file")
+    _unchanged_except(demo, node)
+
+
+def _unchanged_except(demo, skip):
+    for n in demo.nodes:
+        if n != skip:
+            assert releases_of(demo, n) == {"0.0.1": "permanent"}
