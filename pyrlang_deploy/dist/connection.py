@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TICK_TIME = 60.0  # OTP's default net_ticktime
 _CHUNK = 1 << 20  # big payloads go to the socket in slices of this size
+INLINE_SPIN = 100e-6  # how long wait_inline polls without sleeping before it blocks
 _NO_PAYLOAD = object()
 
 
@@ -214,11 +215,19 @@ class Connection:
         elif inline is False:
             return False
         dup, poller = inline
-        deadline = time.monotonic() + budget
+        now = time.monotonic()
+        deadline = now + budget
+        spin_until = now + INLINE_SPIN
         while not self.closed:
-            left = deadline - time.monotonic()
-            if left <= 0 or not poller.poll(left * 1000.0):
-                return False
+            # spin briefly first, as BEAM schedulers do: on an idle (virtual) CPU
+            # the wake-up from a blocking poll costs more than the round trip
+            while not poller.poll(0):
+                now = time.monotonic()
+                if now >= spin_until:
+                    left = deadline - now
+                    if left <= 0 or not poller.poll(left * 1000.0):
+                        return False
+                    break
             try:
                 data = dup.recv(262144)
             except (BlockingIOError, InterruptedError):
