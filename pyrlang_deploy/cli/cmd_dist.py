@@ -61,14 +61,16 @@ async def rpc(ctx: click.Context, module: str, function: str, args: tuple[str, .
     erldeploy rpc -n a@host erlang system_info otp_release
     erldeploy rpc -n a@host lists seq 1 10
     """
-    from ..errors import UsageError
-    from ..term import parse_term
+    from ..errors import TermSyntaxError, UsageError
 
     s = settings_of(ctx)
-    try:
-        parsed = [parse_term(a) for a in args]
-    except Exception as e:  # TermSyntaxError
-        raise UsageError(f"bad argument: {e}") from None
+    parsed = []
+    if args:  # the parser loads only when there is something to parse
+        from ..term import parse_term
+        try:
+            parsed = [parse_term(a) for a in args]
+        except TermSyntaxError as e:
+            raise UsageError(f"bad argument: {e}") from None
     return await _run_on_nodes(s, lambda c, n: c.rpc(n, module, function, parsed, io=_io_writer(s)))
 
 

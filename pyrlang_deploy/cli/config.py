@@ -19,7 +19,6 @@ The cookie itself is never stored in the project file: only where to find it.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +67,8 @@ def find_project_file(start: Path | None = None) -> tuple[Path, dict[str, Any]] 
 
 
 def _load(path: Path, *, tool_table: bool) -> dict[str, Any]:
+    import tomllib  # only when a project file exists
+
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

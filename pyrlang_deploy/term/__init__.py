@@ -11,8 +11,6 @@ The Erlang <-> Python mapping is documented in ``types``.
 
 from .decoder import decode
 from .encoder import encode, encode_body
-from .format import format_term
-from .parse import parse_term
 from .types import (
     Atom,
     BitString,
@@ -24,6 +22,18 @@ from .types import (
     Port,
     Reference,
 )
+
+
+def __getattr__(name: str):
+    # the text side (printer, parser) loads on first use: the CLI's start-up stays short
+    if name == "format_term":
+        from .format import format_term
+        return format_term
+    if name == "parse_term":
+        from .parse import parse_term
+        return parse_term
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Atom",
