@@ -158,11 +158,17 @@ async def rollback(ctx: click.Context, vsn: str | None, **kw: Any) -> int:
 async def _run_transition(s, opts: dict[str, Any], action) -> int:
     from .render import EventPrinter, render_install_report
 
-    printer = EventPrinter(quiet=s.quiet or s.json)
+    if not (s.quiet or s.json) and sys.stderr.isatty():
+        from .render import InstallProgress
+        printer = InstallProgress()
+    else:
+        printer = EventPrinter(quiet=s.quiet or s.json)
     opts["on_event"] = printer
-    async with open_cluster(s, need_all=False) as c:
-        report = await action(c, opts)
-    printer.close()
+    try:
+        async with open_cluster(s, need_all=False) as c:
+            report = await action(c, opts)
+    finally:
+        printer.close()
     if s.json:
         emit_json(report.to_json())
     else:

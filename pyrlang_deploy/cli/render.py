@@ -115,6 +115,48 @@ class EventPrinter:
         pass
 
 
+class InstallProgress:
+    """On a terminal: one progress bar per node through its steps (upload counts its bytes).
+
+    Log lines (EventPrinter) are kept for pipes and CI, where bars would be noise.
+    """
+
+    STEPS = ("upload", "unpack", "check", "install", "verify", "permanent")
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(TextColumn("{task.fields[node]}"), BarColumn(bar_width=30),
+                           TextColumn("{task.description}"), TimeElapsedColumn(),
+                           console=err_console(), transient=False)
+        self._tasks: dict[str, object] = {}
+        self._p.start()
+
+    def _task(self, node: str):
+        if node not in self._tasks:
+            self._tasks[node] = self._p.add_task("waiting", node=node, total=len(self.STEPS))
+        return self._tasks[node]
+
+    def __call__(self, ev: "Event") -> None:
+        t = self._task(ev.node)
+        base = self.STEPS.index(ev.step) if ev.step in self.STEPS else None
+        if ev.state == "progress" and ev.total:
+            self._p.update(t, completed=ev.done / ev.total, description=f"upload {ev.done * 100 // ev.total}%")
+        elif ev.state == "start" and base is not None:
+            self._p.update(t, completed=base, description=f"{ev.step}…")
+        elif ev.state == "ok" and base is not None:
+            self._p.update(t, completed=base + 1, description=f"{ev.step} ✔")
+        elif ev.state == "fail":
+            self._p.update(t, description=f"[bold red]{ev.step} failed[/bold red]")
+        elif ev.state == "info" and ev.step in ("crash", "rollback", "wait", "lease"):
+            self._p.console.print(f"{ev.node} {ev.step}: {ev.detail}", highlight=False, markup=False)
+            if ev.step == "rollback":
+                self._p.update(t, description="rolled back")
+
+    def close(self) -> None:
+        self._p.stop()
+
+
 _RESULT_STYLE = {"permanent": "green", "already": "green", "installed": "yellow", "rolled_back": "yellow",
                  "untouched": "dim", "failed": "bold red", "rollback_failed": "bold red"}
 
