@@ -164,11 +164,22 @@ async def _run_transition(s, opts: dict[str, Any], action) -> int:
     else:
         printer = EventPrinter(quiet=s.quiet or s.json)
     opts["on_event"] = printer
+    pending = None
+    if opts.get("tar") is not None:
+        # read and check the tarball in a thread while we connect (hashing and zlib drop the GIL)
+        import asyncio
+
+        from ..release.tarball import inspect_tarball
+        pending = asyncio.ensure_future(asyncio.to_thread(inspect_tarball, Path(opts["tar"])))
     try:
         async with open_cluster(s, need_all=False) as c:
+            if pending is not None:
+                opts["tar"] = await pending
             report = await action(c, opts)
     finally:
         printer.close()
+        if pending is not None and not pending.done():
+            pending.cancel()
     if s.json:
         emit_json(report.to_json())
     else:

@@ -107,7 +107,7 @@ class InstallReport:
 
 @dataclass
 class InstallOptions:
-    tar: Path | None = None
+    tar: Path | TarballInfo | None = None   # a path, or a tarball inspected already
     strategy: str = "canary"
     batch: int = 1
     verify: tuple[str, str, list[Any]] | None = None
@@ -224,8 +224,14 @@ class Installer:
         release = next(iter(names - {None}), "?")
 
         need_rel = [n for n in todo + installed if nodes[n].release(self.vsn) is None]
-        if self.opts.tar:
-            self.tar = inspect_tarball(Path(self.opts.tar), expect_vsn=self.vsn)
+        if isinstance(self.opts.tar, TarballInfo):      # inspected already (the CLI overlaps it)
+            self.tar = self.opts.tar
+            if self.tar.vsn != self.vsn:
+                raise PreflightError(f"{self.tar.path.name} holds release {self.tar.name} {self.tar.vsn}, "
+                                     f"not {self.vsn}")
+        elif self.opts.tar:
+            self.tar = await asyncio.to_thread(inspect_tarball, Path(self.opts.tar), self.vsn)
+        if self.tar is not None:
             if self.tar.name != release and release != "?":
                 raise PreflightError(f"{self.tar.path.name} is release {self.tar.name}, the nodes run {release}")
         elif need_rel:

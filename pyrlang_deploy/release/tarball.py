@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -68,37 +69,25 @@ def parse_consult(text: str) -> Any:
     return parse_term(body)
 
 
-def _digests(path: Path) -> tuple[int, str, str]:
-    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            sha.update(chunk)
-            md5.update(chunk)
-            size += len(chunk)
-    return size, sha.hexdigest(), md5.hexdigest()
-
-
 def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
-    """Open and check a release tarball; PreflightError naming the file and the problem otherwise."""
+    """Open and check a release tarball; PreflightError naming the file and the problem otherwise.
+
+    One read of the file: digests of the bytes, then the whole gzip stream
+    decompressed in memory (its CRC and length checked: tarfile alone stops quietly
+    at a damaged header and would call a corrupt file "no .rel inside"), then the
+    tar parsed from memory.
+    """
     path = Path(path)
     if not path.is_file():
         raise PreflightError(f"tarball {path} does not exist")
     try:
-        size, sha, md5 = _digests(path)
-        # the whole gzip stream, so its CRC is checked: tarfile alone stops quietly at a
-        # damaged header and would report a corrupt file as "no .rel inside"
-        with gzip.open(path, "rb") as g:
-            while g.read(1 << 20):
-                pass
-        with tarfile.open(path, "r:gz") as tar:
-            # read every member first: a corrupted archive fails here (CRC, zlib, truncation),
-            # not on a node, and not as a misleading "no .rel inside"
-            for m in tar:
-                if m.isfile():
-                    f = tar.extractfile(m)
-                    while f.read(1 << 20):
-                        pass
-            names = tar.getnames()
+        raw = path.read_bytes()
+        size, sha, md5 = len(raw), hashlib.sha256(raw).hexdigest(), hashlib.md5(raw).hexdigest()
+        data = gzip.decompress(raw)
+        del raw
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            members = tar.getmembers()
+            names = [m.name for m in members]
             rels = [n for n in names if n.startswith("releases/") and n.endswith(".rel") and n.count("/") == 2]
             if not rels:
                 raise PreflightError(f"{path.name}: not a release tarball (no releases/VSN/NAME.rel inside)")
@@ -108,6 +97,9 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
             relup = None
             if relup_name in names:
                 relup = parse_relup(parse_consult(tar.extractfile(relup_name).read().decode("utf-8")))
+            short = [m.name for m in members if m.isfile() and m.offset_data + m.size > len(data)]
+            if short:
+                raise PreflightError(f"{path.name}: corrupt release tarball ({short[0]} is truncated)")
     except PreflightError:
         raise
     except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
