@@ -7,9 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import pytest
 
 ERLDEPLOY = [sys.executable, "-m", "pyrlang_deploy.cli.main"]
 

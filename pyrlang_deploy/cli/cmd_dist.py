@@ -7,7 +7,7 @@ import sys
 import asyncclick as click
 
 from .output import emit_json
-from .runner import exit_code_for, open_cluster, settings_of
+from .runner import exit_code_for, open_cluster, report_per_node, settings_of
 from .settings import global_options
 
 
@@ -28,17 +28,7 @@ async def ping(ctx: click.Context) -> int:
         for n, e in c.unreachable.items():
             from ..cluster import NodeResult
             res[n] = NodeResult(n, error=e)
-    errors = [r.error for r in res.values() if not r.ok]
-    if s.json:
-        emit_json({"ok": not errors, "nodes": [r.to_json() for r in res.values()]})
-    else:
-        for r in res.values():
-            if r.ok:
-                if not s.quiet:
-                    print(f"{r.node}: pong ({r.value['rtt_ms']} ms, OTP {r.value['otp']})")
-            else:
-                print(f"erldeploy: error: {r.error}", file=sys.stderr)
-    return exit_code_for(errors)
+    return report_per_node(s, res, lambda v: f"pong ({v['rtt_ms']} ms, OTP {v['otp']})")
 
 
 def _atom(name: str):

@@ -8,9 +8,8 @@ from typing import Any
 
 import asyncclick as click
 
-from ..errors import ErldeployError, UsageError
-from .output import console, emit_json, err_console
-from .runner import exit_code_for, open_cluster, settings_of
+from .output import emit_json, err_console
+from .runner import open_cluster, report_per_node, settings_of
 from .settings import global_options
 
 
@@ -57,20 +56,9 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
         progress = _Progress(s, f"upload {tar.name}")
         with progress:
             res = await upload_everywhere(c, info, agent=not no_agent, progress=progress.update)
-    errors = [r.error for r in res.values() if not r.ok]
-    if s.json:
-        emit_json({"ok": not errors, "tarball": str(tar), "sha256": info.sha256,
-                   "nodes": [r.to_json() for r in res.values()]})
-    else:
-        for r in res.values():
-            if r.ok:
-                v = r.value
-                what = "already there (same checksum)" if v.skipped else f"{v.bytes} bytes written"
-                if not s.quiet:
-                    print(f"{r.node}: {v.path}: {what}")
-            else:
-                print(f"erldeploy: error: {r.error}", file=sys.stderr)
-    return exit_code_for(errors)
+    return report_per_node(
+        s, res, lambda v: f"{v.path}: " + ("already there (same checksum)" if v.skipped else f"{v.bytes} bytes written"),
+        tarball=str(tar), sha256=info.sha256)
 
 
 # --- install / rollback ---------------------------------------------------------
@@ -216,17 +204,7 @@ async def remove(ctx: click.Context, vsn: str) -> int:
 
 
 def _per_node_report(s, res, done_text: str) -> int:
-    errors = [r.error for r in res.values() if not r.ok]
-    if s.json:
-        emit_json({"ok": not errors, "nodes": [r.to_json() for r in res.values()]})
-    else:
-        for r in res.values():
-            if r.ok:
-                if not s.quiet:
-                    print(f"{r.node}: {r.value or done_text}")
-            else:
-                print(f"erldeploy: error: {r.error}", file=sys.stderr)
-    return exit_code_for(errors)
+    return report_per_node(s, res, lambda v: v or done_text)
 
 
 class _Progress:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import asyncclick as click
 
 from ..errors import ErldeployError
 from .settings import Settings, print_warnings, resolve
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -33,6 +37,24 @@ async def open_cluster(s: Settings, *, discover: bool | None = None, need_all: b
         yield c
     finally:
         await c.close()
+
+
+def report_per_node(s: Settings, res: dict, describe: Callable[[Any], str], **extra: Any) -> int:
+    """The usual ending of a per-node command: one JSON document, or a line per node
+    (successes on stdout unless --quiet, errors on stderr); returns the exit code."""
+    from .output import emit_json
+
+    errors = [r.error for r in res.values() if not r.ok]
+    if s.json:
+        emit_json({"ok": not errors, **extra, "nodes": [r.to_json() for r in res.values()]})
+    else:
+        for r in res.values():
+            if r.ok:
+                if not s.quiet:
+                    print(f"{r.node}: {describe(r.value)}")
+            else:
+                print(f"erldeploy: error: {r.error}", file=sys.stderr)
+    return exit_code_for(errors)
 
 
 def exit_code_for(errors: list[ErldeployError]) -> int:

@@ -252,8 +252,8 @@ class Installer:
         if self.opts.agent and relup is not None and from_vsn and relup.restarts_emulator(from_vsn):
             # nothing on the node survives the emulator restart to hold a lease
             self.opts.agent = False
-            notes.append(f"the relup restarts the emulator: installing with plain RPC, "
-                         f"no on-node lease across the reboot")
+            notes.append("the relup restarts the emulator: installing with plain RPC, "
+                         "no on-node lease across the reboot")
         # drop a tarball nobody needs
         need_upload = [n for n in need_rel] if self.tar else []
         need_unpack = list(need_rel)

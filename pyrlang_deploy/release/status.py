@@ -21,7 +21,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..errors import ErldeployError, RpcError
+from ..errors import RpcError
 from .terms import is_tagged, text
 
 if TYPE_CHECKING:

@@ -5,10 +5,7 @@ Every assertion about the nodes is read back with erl_call, not with erldeploy.
 
 from __future__ import annotations
 
-import gzip
 import io
-import re
-import shutil
 import signal
 import tarfile
 import time

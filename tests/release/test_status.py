@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import bump, releases_of
+from .conftest import releases_of
 
 
 def test_status_json_reports_every_node(cli, demo):
