@@ -101,6 +101,8 @@ class EventPrinter:
             err_console().print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/dim] {ev.node} upload "
                                 f"{ev.done * 100 // max(ev.total, 1)}% ({ev.done}/{ev.total} bytes)")
             return
+        if ev.state == "start" and ev.step not in ("upload", "install", "rollback"):
+            return   # the quick steps only say when they are done
         style = {"ok": "green", "fail": "bold red", "start": "", "info": "yellow"}.get(ev.state, "")
         took = f" ({ev.seconds:.2f}s)" if ev.seconds else ""
         detail = f": {ev.detail}" if ev.detail else ""

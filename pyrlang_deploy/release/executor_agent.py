@@ -45,7 +45,7 @@ class AgentExecutor:
             if crash is not None:
                 out.crash_reports.append(str(crash))
                 inst.emit(node, "crash", "info", str(crash))
-            elif ev.kind in ("stage", "rollback", "lease_expired"):
+            elif ev.kind in ("rollback", "lease_expired"):   # stages mirror our own events
                 inst.emit(node, ev.kind, "info", _brief(ev.data))
 
         res = await self.client.guard_install(node, inst.vsn, opts.lease, verify=opts.verify,
