@@ -484,6 +484,14 @@ class Installer:
             await self.roll_back_changed()
             await self.final_states()
             return self._report(False, f"{verb} {self.vsn} failed: {e}. Now: {self.final_summary()}", plan)
+        except asyncio.CancelledError:
+            # Ctrl-C: treated as a failure, so no node is left half-way without a word.
+            # A second Ctrl-C cancels this clean-up too (the agent's leases still cover it).
+            _uncancel()
+            await self.roll_back_changed()
+            await self.final_states()
+            return self._report(False, f"{verb} {self.vsn} interrupted; the upgraded nodes were rolled back. "
+                                f"Now: {self.final_summary()}", plan)
         errors = await self.make_permanent(plan)
         await self.final_states()
         if errors:
@@ -515,6 +523,13 @@ class Installer:
     def _report(self, ok: bool, message: str, plan: Plan | None, **kw: Any) -> InstallReport:
         return InstallReport(action=self.action, to_vsn=self.vsn, ok=ok, message=message, plan=plan,
                              nodes=list(self.outcomes.values()), **kw)
+
+
+def _uncancel() -> None:
+    """Take back the cancellation we are handling, so the clean-up's own awaits run."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def _naming(node: str, e: BaseException) -> str:

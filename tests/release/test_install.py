@@ -257,3 +257,19 @@ def _unchanged_except(demo, skip):
     for n in demo.nodes:
         if n != skip:
             assert releases_of(demo, n) == {"0.0.1": "permanent"}
+
+
+def test_ctrl_c_during_install_rolls_back_and_tells_the_state(cli, demo, demo_build):
+    proc = cli.popen("install", "0.0.2", "--tar", str(demo_build.tars["0.0.2"]), "--cluster", "--no-agent",
+                     "--verify", "timer:sleep(2000)")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and releases_of(demo, demo.nodes[0]).get("0.0.2") != "current":
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "interrupted" in out + err
+    for n in demo.nodes:
+        assert n in out
+        assert server_of(demo, n)[0] == "0.0.1"
+        assert releases_of(demo, n)["0.0.1"] == "permanent"
