@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
@@ -32,7 +31,7 @@ _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "
 @dataclass
 class Environment:
     name: str
-    source: Path
+    source: str
     seeds: list[str] = field(default_factory=list)
     cookie_file: str | None = None
     cookie_env: str | None = None
@@ -47,26 +46,40 @@ class Environment:
     lease: float | None = None
 
 
-def find_project_file(start: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
-    """The nearest erldeploy.toml, or pyproject.toml with [tool.erldeploy], from cwd upwards."""
+def find_project_file(start: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """The nearest erldeploy.toml, or pyproject.toml with [tool.erldeploy], from cwd upwards.
+
+    os.path rather than pathlib: this runs at every start and pathlib costs ~3 ms to import.
+    """
     explicit = os.environ.get("ERLDEPLOY_CONFIG")
     if explicit:
-        p = Path(explicit)
-        return p, _load(p, tool_table=p.name == "pyproject.toml")
-    d = (start or Path.cwd()).resolve()
-    for folder in [d, *d.parents]:
-        f = folder / "erldeploy.toml"
-        if f.is_file():
+        return explicit, _load(explicit, tool_table=os.path.basename(explicit) == "pyproject.toml")
+    folder = os.path.realpath(os.fspath(start) if start else os.getcwd())
+    while True:
+        f = os.path.join(folder, "erldeploy.toml")
+        if os.path.isfile(f):
             return f, _load(f, tool_table=False)
-        f = folder / "pyproject.toml"
-        if f.is_file():
+        f = os.path.join(folder, "pyproject.toml")
+        if os.path.isfile(f) and _mentions_erldeploy(f):
             data = _load(f, tool_table=True)
             if data:
                 return f, data
-    return None
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
-def _load(path: Path, *, tool_table: bool) -> dict[str, Any]:
+def _mentions_erldeploy(path: str) -> bool:
+    """A cheap look before parsing: most pyproject.toml files have no [tool.erldeploy] table."""
+    try:
+        with open(path, "rb") as fh:
+            return b"tool.erldeploy" in fh.read()
+    except OSError:
+        return False
+
+
+def _load(path: str, *, tool_table: bool) -> dict[str, Any]:
     import tomllib  # only when a project file exists
 
     try:
@@ -81,7 +94,7 @@ def _load(path: Path, *, tool_table: bool) -> dict[str, Any]:
     return data
 
 
-def load_environment(name: str | None, start: Path | None = None) -> Environment | None:
+def load_environment(name: str | None, start: str | None = None) -> Environment | None:
     found = find_project_file(start)
     if found is None:
         if name:

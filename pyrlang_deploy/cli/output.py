@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -10,6 +9,8 @@ from ..errors import ErldeployError
 
 
 def emit_json(doc: Any) -> None:
+    import json
+
     from ..jsonable import to_json
 
     json.dump(to_json(doc), sys.stdout, indent=2, ensure_ascii=False)

@@ -14,7 +14,6 @@ import socket
 import stat
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncclick as click
@@ -104,10 +103,11 @@ def qualify(node: str) -> str:
     return f"{node}@{socket.gethostname().split('.')[0]}"
 
 
-def _read_cookie_file(path: Path, warnings: list[str], *, required: bool) -> str | None:
+def _read_cookie_file(path: str, warnings: list[str], *, required: bool) -> str | None:
     try:
-        st = path.stat()
-        text = path.read_text(encoding="latin-1").strip()
+        st = os.stat(path)
+        with open(path, encoding="latin-1") as f:
+            text = f.read().strip()
     except FileNotFoundError:
         if required:
             raise UsageError(f"cookie file {path} does not exist") from None
@@ -154,15 +154,16 @@ def resolve(ctx: click.Context) -> Settings:
         if given.get("cookie_source") == "option":
             s.warnings.append("--cookie is visible to other users in the process list; prefer ERLDEPLOY_COOKIE or --cookie-file")
     elif given.get("cookie_file"):
-        s.cookie = _read_cookie_file(Path(given["cookie_file"]).expanduser(), s.warnings, required=True)
+        s.cookie = _read_cookie_file(os.path.expanduser(given["cookie_file"]), s.warnings, required=True)
     elif env and env.cookie_file:
-        s.cookie = _read_cookie_file(Path(env.cookie_file).expanduser(), s.warnings, required=True)
+        s.cookie = _read_cookie_file(os.path.expanduser(env.cookie_file), s.warnings, required=True)
     elif env and env.cookie_env:
         s.cookie = os.environ.get(env.cookie_env) or None
         if s.cookie is None:
             raise UsageError(f"environment {env.name!r} takes the cookie from ${env.cookie_env}, which is not set")
     else:
-        s.cookie = _read_cookie_file(Path.home() / ".erlang.cookie", s.warnings, required=False)
+        s.cookie = _read_cookie_file(os.path.join(os.path.expanduser("~"), ".erlang.cookie"), s.warnings,
+                                     required=False)
     return s
 
 

@@ -13,7 +13,6 @@ import os
 import secrets
 import struct
 import sys
-from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConnectError, HandshakeError, UsageError
@@ -42,9 +41,10 @@ _REF_ID0_LIMIT = 1 << 18  # the first word of a reference is 18 bits on the node
 
 def read_cookie_file(path: str | os.PathLike | None = None) -> str:
     """The cookie from ``~/.erlang.cookie`` (or ``path``), as ``erl`` reads it."""
-    p = Path(path) if path is not None else Path.home() / ".erlang.cookie"
+    p = os.fspath(path) if path is not None else os.path.join(os.path.expanduser("~"), ".erlang.cookie")
     try:
-        return p.read_text(encoding="latin-1").strip()
+        with open(p, encoding="latin-1") as f:
+            return f.read().strip()
     except OSError as exc:
         raise UsageError(f"cannot read cookie file {p}: {exc.strerror or exc}") from None
 
