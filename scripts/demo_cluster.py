@@ -55,6 +55,38 @@ class ClusterError(RuntimeError):
     """The demo cluster could not be started, reached or evaluated on."""
 
 
+def reap_helpers(workdir: Path, wait: float = 5.0) -> None:
+    """The emulators' helper programs (inet_gethost runs in its own process group and
+    exits only when it notices its port closed) live in our node roots: wait for them,
+    and kill any that linger, so stop() leaves nothing behind."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = _pids_with_exe_under(workdir)
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            return
+        time.sleep(0.02)
+
+
+def _pids_with_exe_under(path: Path) -> list[int]:
+    found = []
+    prefix = str(path.resolve())
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/exe").startswith(prefix):
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
 @dataclass
 class Cluster:
     nodes: list[str]            # full node names, "demo1@127.0.0.1", ...
@@ -123,6 +155,8 @@ class Cluster:
         if self.epmd_pid is not None and self.epmd_pid not in live:
             kill_pid(self.epmd_pid, must_contain=f"epmd -port {self.epmd_port} ")
         self._procs.clear()
+        reap_helpers(self.workdir)
+
 
     def save(self) -> None:
         # The cookie itself stays in its 0400 file.
