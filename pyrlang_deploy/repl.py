@@ -73,7 +73,7 @@ def _displayhook(value: Any) -> None:
 
     builtins._ = value
     from .cli.output import console
-    from .release.install import InstallReport
+    from .release.report import InstallReport
     from .release.status import ClusterStatus
 
     if isinstance(value, ClusterStatus):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .output import console, err_console
 
 if TYPE_CHECKING:
-    from ..release.install import Event, InstallReport
+    from ..release.report import Event, InstallReport
     from ..release.status import ClusterStatus
 
 _STATE_STYLE = {"permanent": "green", "current": "yellow", "unpacked": "cyan", "old": "dim"}

@@ -15,94 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ErldeployError, NodeDown, PreflightError, ReleaseError
+from ..errors import ErldeployError, NodeDown, ReleaseError
+from .preflight import build_plan, check_where_unpacked, previous_release
+from .report import Event, InstallReport, NodeOutcome, Plan
 from .status import ClusterStatus, NodeStatus, cluster_status
 from .steps import NodeSteps
-from .tarball import TarballInfo, inspect_tarball
+from .tarball import TarballInfo
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
 
-SCHEMA = "erldeploy.install/1"
 STRATEGIES = ("canary", "rolling", "all")
-
-
-@dataclass
-class Event:
-    """Progress, for people (the CLI draws it) and for logs."""
-
-    node: str
-    step: str        # upload | unpack | check | install | verify | permanent | rollback | wait
-    state: str       # start | ok | fail | info | progress
-    detail: str = ""
-    seconds: float = 0.0
-    done: int = 0
-    total: int = 0
-
-
-@dataclass
-class NodeOutcome:
-    node: str
-    from_vsn: str | None
-    to_vsn: str
-    result: str = "untouched"  # untouched | already | installed | permanent | failed | rolled_back | rollback_failed
-    error: str | None = None
-    current: str | None = None
-    permanent: str | None = None
-    crash_reports: list[str] = field(default_factory=list)
-    steps: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"node": self.node, "from": self.from_vsn, "to": self.to_vsn, "result": self.result,
-                "error": self.error, "current": self.current, "permanent": self.permanent,
-                "crash_reports": self.crash_reports, "seconds": {k: round(v, 3) for k, v in self.steps.items()}}
-
-
-@dataclass
-class Plan:
-    release: str
-    from_vsn: str | None
-    to_vsn: str
-    direction: str                      # up | down
-    batches: list[list[str]]            # install order
-    already_permanent: list[str]
-    installed_not_permanent: list[str]
-    need_upload: list[str]
-    need_unpack: list[str]
-    tarball: str | None
-    agent: bool
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "release", "from_vsn", "to_vsn", "direction", "batches", "already_permanent",
-            "installed_not_permanent", "need_upload", "need_unpack", "tarball", "agent", "notes")}
-
-
-@dataclass
-class InstallReport:
-    action: str                 # install | rollback
-    to_vsn: str
-    ok: bool
-    message: str
-    plan: Plan | None = None
-    noop: bool = False
-    dry_run: bool = False
-    nodes: list[NodeOutcome] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "action": self.action, "ok": self.ok, "vsn": self.to_vsn,
-                "message": self.message, "noop": self.noop, "dry_run": self.dry_run,
-                "plan": self.plan.to_json() if self.plan else None,
-                "nodes": [n.to_json() for n in self.nodes]}
 
 
 @dataclass
@@ -139,18 +66,6 @@ def parse_verify(spec: str | None) -> tuple[str, str, list[Any]] | None:
     return mod, fun, args
 
 
-def _batches(nodes: list[str], strategy: str, batch: int) -> list[list[str]]:
-    if not nodes:
-        return []
-    batch = max(1, batch)
-    if strategy == "all":
-        return [list(nodes)]
-    if strategy == "canary":
-        first, rest = nodes[:1], nodes[1:]
-        return [first] + [rest[i:i + batch] for i in range(0, len(rest), batch)]
-    return [nodes[i:i + batch] for i in range(0, len(nodes), batch)]
-
-
 class Installer:
     """One install (or rollback) run over a connected cluster."""
 
@@ -179,121 +94,7 @@ class Installer:
     # --- preflight --------------------------------------------------------
 
     async def preflight(self) -> Plan:
-        members = list(self.c.members)
-        if self.c.unreachable:
-            lines = "; ".join(_naming(n, e) for n, e in self.c.unreachable.items())
-            raise PreflightError(f"preflight refused, no node was changed: unreachable: {lines}")
-        if not members:
-            raise PreflightError("preflight: no node to act on")
-        self.status = st = await cluster_status(self.c, members, full=False)
-        problems: list[str] = []
-        for n in st.nodes:
-            if not n.reachable:
-                problems.append(f"{n.node}: unreachable ({n.error})")
-            elif not n.release_handler:
-                problems.append(f"{n.node}: release_handler is not running (is sasl started?)")
-            elif not n.releases_file:
-                problems.append(f"{n.node}: no RELEASES file in {n.releases_dir}: a `mix release`? "
-                                "release_handler can not hot-upgrade it until a real RELEASES file exists")
-        if problems:
-            raise PreflightError("preflight refused, no node was changed: " + "; ".join(problems))
-
-        nodes = {n.node: n for n in st.nodes}
-        notes: list[str] = []
-        done = [n for n in members if nodes[n].permanent == self.vsn and nodes[n].current == self.vsn]
-        installed = [n for n in members if nodes[n].current == self.vsn and nodes[n].permanent != self.vsn]
-        todo = [n for n in members if nodes[n].current != self.vsn]
-        for n in members:
-            self.outcomes[n] = NodeOutcome(n, nodes[n].current, self.vsn, current=nodes[n].current,
-                                           permanent=nodes[n].permanent)
-        for n in done:
-            self.outcomes[n].result = "already"
-
-        # every node must come from the same release: the one permanent beneath a half-done install
-        origins = {}
-        for n in todo:
-            origins.setdefault(nodes[n].current, []).append(n)
-        for n in installed:
-            origins.setdefault(nodes[n].permanent, []).append(n)
-        if len(origins) > 1:
-            parts = "; ".join(f"{v} on {', '.join(ns)}" for v, ns in origins.items())
-            raise PreflightError(f"preflight refused, no node was changed: the nodes run different releases "
-                                 f"({parts}); bring them to one release first")
-        from_vsn = next(iter(origins), None)
-        names = {nodes[n].release_name for n in members}
-        release = next(iter(names - {None}), "?")
-
-        need_rel = [n for n in todo + installed if nodes[n].release(self.vsn) is None]
-        if isinstance(self.opts.tar, TarballInfo):      # inspected already (the CLI overlaps it)
-            self.tar = self.opts.tar
-            if self.tar.vsn != self.vsn:
-                raise PreflightError(f"{self.tar.path.name} holds release {self.tar.name} {self.tar.vsn}, "
-                                     f"not {self.vsn}")
-        elif self.opts.tar:
-            self.tar = await asyncio.to_thread(inspect_tarball, Path(self.opts.tar), self.vsn)
-        if self.tar is not None:
-            if self.tar.name != release and release != "?":
-                raise PreflightError(f"{self.tar.path.name} is release {self.tar.name}, the nodes run {release}")
-        elif need_rel:
-            # uploaded earlier (`erldeploy upload`) but not unpacked: fine, no tarball needed here
-            self.staged_tar = f"{release}-{self.vsn}.tar.gz"
-            res = await self.c.each(lambda n: self.c.rpc(
-                n, "filelib", "is_regular", [f"{nodes[n].releases_dir}/{self.staged_tar}"]), need_rel)
-            missing = [n for n in need_rel if not (res[n].ok and res[n].value is True)]
-            if missing:
-                    raise PreflightError(f"release {self.vsn} is not on {', '.join(missing)} and no tarball was "
-                                     f"given (--tar PATH); known there: "
-                                     f"{', '.join(r.vsn for r in nodes[missing[0]].releases) or 'none'}")
-
-        direction = "up"
-        if todo and from_vsn is not None:
-            direction = await self._check_relup(from_vsn, todo[0], nodes[todo[0]])
-        relup = self.tar.relup if self.tar else None
-        if self.opts.agent and relup is not None and from_vsn and relup.restarts_emulator(from_vsn):
-            # nothing on the node survives the emulator restart to hold a lease
-            self.opts.agent = False
-            notes.append("the relup restarts the emulator: installing with plain RPC, "
-                         "no on-node lease across the reboot")
-        # drop a tarball nobody needs
-        need_upload = [n for n in need_rel] if self.tar else []
-        need_unpack = list(need_rel)
-        if self.tar is not None and self.tar.erts != nodes[members[0]].erts_version:
-            notes.append(f"release {self.vsn} needs ERTS {self.tar.erts}, the nodes run "
-                         f"{nodes[members[0]].erts_version}: the install restarts the emulator")
-        return Plan(release=release, from_vsn=from_vsn, to_vsn=self.vsn, direction=direction,
-                    batches=_batches(todo, self.opts.strategy, self.opts.batch),
-                    already_permanent=done, installed_not_permanent=installed,
-                    need_upload=need_upload, need_unpack=need_unpack,
-                    tarball=str(self.tar.path) if self.tar else None, agent=self.opts.agent, notes=notes)
-
-    async def _check_relup(self, from_vsn: str, probe: str, st: NodeStatus) -> str:
-        """An up entry for from_vsn in the target's relup (and a down entry back), or a down
-        entry to the target in the running release's relup."""
-        from .relup import parse_relup
-
-        target_relup = self.tar.relup if self.tar else None
-        if target_relup is None and not self.tar and st.release(self.vsn) is not None:
-            term = await self.steps.read_term_file(probe, f"{st.releases_dir}/{self.vsn}/relup")
-            target_relup = parse_relup(term) if term is not None else None
-        elif target_relup is None and self.staged_tar:
-            term = await self.steps.relup_in_tarball(probe, f"{st.releases_dir}/{self.staged_tar}", self.vsn)
-            target_relup = parse_relup(term) if term is not None else None
-        if target_relup is not None and from_vsn in target_relup.up_from:
-            if from_vsn not in target_relup.down_to:
-                raise PreflightError(f"preflight refused: the relup of {self.vsn} can upgrade from {from_vsn} "
-                                     f"but has no down instructions back to it, so a failed install could "
-                                     f"not be rolled back")
-            return "up"
-        term = await self.steps.read_term_file(probe, f"{st.releases_dir}/{from_vsn}/relup")
-        running_relup = parse_relup(term) if term is not None else None
-        if running_relup is not None and self.vsn in running_relup.down_to:
-            return "down"
-        if target_relup is None:
-            raise PreflightError(f"preflight refused: release {self.vsn} has no relup (missing relup), "
-                                 f"so it can not be hot-installed over {from_vsn}")
-        known = ", ".join(sorted(target_relup.up_from)) or "none"
-        raise PreflightError(f"preflight refused: the relup of {self.vsn} has no entry for the running "
-                             f"version {from_vsn} (it upgrades from: {known})")
+        return await build_plan(self)
 
     # --- staging ------------------------------------------------------------
 
@@ -475,7 +276,7 @@ class Installer:
         if not plan.batches and not plan.installed_not_permanent:
             return self._report(True, f"{self.vsn} is already permanent on every node: nothing to do",
                                 plan, noop=True)
-        await self._check_where_unpacked(plan)
+        await check_where_unpacked(self, plan)
         if self.opts.dry_run:
             return self._report(True, f"dry run: the {verb} {self.vsn} passed preflight", plan, dry_run=True)
         try:
@@ -498,16 +299,6 @@ class Installer:
             return self._report(False, f"{verb} {self.vsn} verified everywhere but make_permanent failed: "
                                 + "; ".join(errors) + f". Now: {self.final_summary()}", plan)
         return self._report(True, f"{verb} {self.vsn} done: every node runs it, permanent", plan)
-
-    async def _check_where_unpacked(self, plan: Plan) -> None:
-        ready = [n for b in plan.batches for n in b if n not in plan.need_unpack]
-        res = await self.c.each(lambda n: self.steps.check_install(n, self.vsn), ready)
-        bad = [str(r.error) for r in res.values() if not r.ok]
-        if bad:
-            raise PreflightError("preflight refused: " + "; ".join(bad))
-        if plan.need_unpack and self.opts.dry_run:
-            plan.notes.append(f"check_install_release runs after unpacking, node by node, on "
-                              f"{', '.join(plan.need_unpack)}")
 
     def final_summary(self) -> str:
         """Which node is in which state, grouped: the sentence printed after a failure."""
@@ -532,12 +323,6 @@ def _uncancel() -> None:
         task.uncancel()
 
 
-def _naming(node: str, e: BaseException) -> str:
-    """The error's text, led by the full node name unless it already has it."""
-    text = str(e)
-    return text if text.startswith(node) else f"{node}: {text}"
-
-
 class _InstallFailed(Exception):
     pass
 
@@ -550,29 +335,6 @@ async def install(cluster: "Cluster", vsn: str, **options: Any) -> InstallReport
     finally:
         if inst._executor is not None:
             await inst._executor.close()
-
-
-async def previous_release(cluster: "Cluster") -> str:
-    """The release to go back to: the permanent one under a not-yet-permanent install,
-    else the most recently replaced (`old`) one, agreed by every node."""
-    st = await cluster_status(cluster, cluster.members, full=False)
-    choices = {}
-    for n in st.nodes:
-        if not n.reachable:
-            raise PreflightError(f"preflight: {n.node} unreachable ({n.error}); no node was changed")
-        if n.current and not n.current_is_permanent:
-            choices[n.node] = n.permanent
-        else:
-            olds = [r.vsn for r in n.releases if r.state == "old"]
-            choices[n.node] = olds[0] if olds else None
-    vals = set(choices.values())
-    if None in vals:
-        lacking = [n for n, v in choices.items() if v is None]
-        raise PreflightError(f"nothing to roll back to on {', '.join(lacking)}: no old release there")
-    if len(vals) > 1:
-        parts = "; ".join(f"{n}: {v}" for n, v in choices.items())
-        raise PreflightError(f"the nodes would roll back to different releases ({parts}); name one: rollback VSN")
-    return vals.pop()
 
 
 async def rollback(cluster: "Cluster", vsn: str | None = None, **options: Any) -> InstallReport:
