@@ -59,3 +59,14 @@ def erl_node(epmd, tmp_path):
     finally:
         for node in started:
             node.kill()
+
+
+@pytest.fixture
+async def pair(erl_node, epmd):
+    """(LocalNode, ErlNode): our hidden node already connected to a fresh target node."""
+    from pyrlang_deploy.dist.node import LocalNode
+
+    target = erl_node()
+    async with LocalNode(cookie=target.cookie, epmd_port=epmd.port) as node:
+        await node.connect(target.node)
+        yield node, target

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
-import pytest
 
 CLI = [sys.executable, "-m", "pyrlang_deploy.cli.main"]
 
@@ -45,7 +43,7 @@ def test_options_before_and_after_the_command_and_json(erl_node):
 
 
 def test_node_list_from_env_and_many_nodes(erl_node):
-    n1, n2 = erl_node(), erl_node()
+    n1 = erl_node()
     n2_cookie_same = erl_node(cookie=n1.cookie)
     p = run(n1, "rpc", "erlang", "node", env_extra={"ERLDEPLOY_NODE": f"{n1.node},{n2_cookie_same.node}"})
     assert p.returncode == 0, p.stderr
@@ -114,7 +112,7 @@ def test_node_killed_during_the_call(erl_node):
     proc = subprocess.Popen([*CLI, "rpc", "-n", n.node, "timer", "sleep", "20000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     time.sleep(1.0)
-    n.kill(signal.SIGKILL)
+    n.kill()
     out, err = proc.communicate(timeout=15)
     assert proc.returncode == 1, err
     assert f"{n.node} went down during the call" in err or "connection to" in err

@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 
-from pyrlang_deploy.dist.node import LocalNode
 from pyrlang_deploy.errors import MailboxClosed, ReceiveTimeout
 from pyrlang_deploy.term import Atom, Pid, Reference
 from tests.support.nodes import erl_eval
@@ -21,14 +20,6 @@ ECHO = """
         end),
     register(Name, P),
     P."""
-
-
-@pytest.fixture
-async def pair(erl_node, epmd):
-    target = erl_node()
-    async with LocalNode(cookie=target.cookie, epmd_port=epmd.port) as node:
-        await node.connect(target.node)
-        yield node, target
 
 
 async def test_send_to_a_registered_process_and_receive(pair):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 
 import pytest
@@ -11,14 +10,6 @@ import pytest
 from pyrlang_deploy.dist.node import LocalNode
 from pyrlang_deploy.errors import NodeDown, RpcError, RpcTimeout
 from pyrlang_deploy.term import Atom
-
-
-@pytest.fixture
-async def pair(erl_node, epmd):
-    target = erl_node()
-    async with LocalNode(cookie=target.cookie, epmd_port=epmd.port) as node:
-        await node.connect(target.node)
-        yield node, target
 
 
 async def test_values_round_trip(pair):
@@ -71,7 +62,7 @@ async def test_node_killed_during_a_call_fails_at_once(pair):
     other = asyncio.ensure_future(node.rpc(t.node, "timer", "sleep", [10000]))
     await asyncio.sleep(0.3)
     t0 = time.monotonic()
-    t.kill(signal.SIGKILL)
+    t.kill()
     for fut in (call, other):
         with pytest.raises(NodeDown) as e:
             await asyncio.wait_for(fut, 5)

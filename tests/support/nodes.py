@@ -11,14 +11,19 @@ import itertools
 import os
 import secrets
 import shutil
-import signal
 import socket
-import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 _counter = itertools.count(1)
+
+# The demo cluster's stdlib-only helpers (free port, epmd, killing a process group).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import demo_cluster as _cluster  # noqa: E402
+
+free_port = _cluster.free_port
 
 
 def require(tool: str) -> str:
@@ -29,49 +34,16 @@ def require(tool: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def unique_name(prefix: str = "t") -> str:
     return f"{prefix}{os.getpid()}_{next(_counter)}_{secrets.token_hex(2)}"
 
 
-def epmd_names(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> list[str] | None:
+def epmd_names(port: int) -> list[str] | None:
     """Names registered with the epmd on ``port``; None if it does not answer."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(struct.pack(">HB", 1, 110))
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
+        return list(_cluster.epmd_names(port))
     except OSError:
         return None
-    names = []
-    for line in data[4:].decode("utf-8", "replace").splitlines():
-        parts = line.split()
-        if len(parts) == 5 and parts[0] == "name":
-            names.append(parts[1])
-    return names
-
-
-def _kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-    # children of our child (erl_child_setup, inet_gethost) are in the session we created
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 class Epmd:
@@ -81,20 +53,12 @@ class Epmd:
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 10.0) -> "Epmd":
-        self.proc = subprocess.Popen(
-            [require("epmd"), "-port", str(self.port)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, "ERL_EPMD_PORT": str(self.port)},
-        )
-        deadline = time.monotonic() + timeout
-        while epmd_names(self.port) is None:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"epmd on port {self.port} exited with {self.proc.returncode}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"epmd on port {self.port} did not start within {timeout}s")
-            time.sleep(0.02)
+    def start(self) -> "Epmd":
+        require("epmd")
+        try:
+            self.proc = _cluster.start_epmd(self.port, Path(os.devnull))
+        except _cluster.ClusterError as e:
+            raise RuntimeError(str(e)) from None
         return self
 
     def names(self) -> list[str]:
@@ -102,7 +66,7 @@ class Epmd:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _kill(self.proc)
+            _cluster.kill_proc(self.proc)
 
     def __enter__(self) -> "Epmd":
         return self.start()
@@ -181,10 +145,10 @@ class ErlNode:
     def alive_now(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Kill the node (SIGKILL by default: no goodbye on the socket)."""
+    def kill(self) -> None:
+        """SIGKILL the node (no goodbye on the socket) and its helper processes."""
         if self.proc is not None:
-            _kill(self.proc, sig)
+            _cluster.kill_proc(self.proc)
 
     stop = kill
 
@@ -196,20 +160,8 @@ class ErlNode:
 
 
 async def erl_eval(local, node: str, src: str, bindings: dict | None = None, timeout: float = 10.0):
-    """Evaluate Erlang expressions (``"X = 1, X + 1."``) on ``node`` through RPC.
+    """Evaluate Erlang expressions (``"X = 1, X + 1."``) on ``node``: the product's own
+    remote evaluation, with ``bindings`` for pids, refs and other values."""
+    from pyrlang_deploy.remote_eval import eval_erlang
 
-    ``bindings`` maps variable names to values (pids, refs, ...). Spawned funs are
-    interpreted closures, which is enough to set up processes for a test.
-    """
-    from pyrlang_deploy.term import Atom
-
-    ok, tokens, _ = await local.rpc(node, "erl_scan", "string", [src], timeout=timeout)
-    assert ok == "ok", tokens
-    ok, exprs = await local.rpc(node, "erl_parse", "parse_exprs", [tokens], timeout=timeout)
-    assert ok == "ok", exprs
-    b = await local.rpc(node, "erl_eval", "new_bindings", [], timeout=timeout)
-    for name, value in (bindings or {}).items():
-        b = await local.rpc(node, "erl_eval", "add_binding", [Atom(name), value, b], timeout=timeout)
-    value = await local.rpc(node, "erl_eval", "exprs", [exprs, b], timeout=timeout)
-    assert value[0] == "value", value
-    return value[1]
+    return await eval_erlang(local.rpc, node, src, bindings, timeout=timeout)
