@@ -258,6 +258,9 @@ check_current(#{vsn := Vsn}) ->
         {error, R} -> [{not_current, R}]
     end.
 
+%% Versions of the release's applications that run must match the .rel. Apps that do
+%% not run are left alone, as the controller's own check does: `load` / `none` start
+%% types and included applications are in the .rel but never in which_applications().
 check_apps(#{expected_apps := Expected}) ->
     Running = [{A, V} || {A, _, V} <- application:which_applications()],
     Bad = lists:filtermap(
@@ -267,7 +270,7 @@ check_apps(#{expected_apps := Expected}) ->
                     case lists:keyfind(App, 1, Running) of
                         {_, Want} -> false;
                         {_, Have} -> {true, {App0, Want, Have}};
-                        false -> {true, {App0, Want, not_running}}
+                        false -> false
                     end;
                (_) -> false
             end, Expected),

@@ -38,9 +38,9 @@ def to_json(value: Any) -> Any:
         return str(value)
     if isinstance(value, t.ImproperList):
         return {"improper_list": [to_json(v) for v in value.elements], "tail": to_json(value.tail)}
-    if is_dataclass(value) and not isinstance(value, (t.Pid, t.Reference, t.Port, t.ExportFun, t.LocalFun, t.BitString)):
-        if hasattr(value, "to_json"):
-            return value.to_json()
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if is_dataclass(value):  # the term types are not dataclasses: they print in Erlang syntax below
         return {f.name: to_json(getattr(value, f.name)) for f in fields(value)}
     from .term import format_term
     return format_term(value)

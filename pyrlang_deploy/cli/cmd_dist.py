@@ -6,6 +6,7 @@ import sys
 
 import asyncclick as click
 
+from ..term.types import Atom
 from .output import emit_json
 from .runner import exit_code_for, open_cluster, report_per_node, settings_of
 from .settings import global_options
@@ -22,7 +23,7 @@ async def ping(ctx: click.Context) -> int:
     async with open_cluster(s, need_all=False) as c:
         async def one(n: str):
             t0 = time.perf_counter()
-            otp = await c.rpc(n, "erlang", "system_info", [_atom("otp_release")])
+            otp = await c.rpc(n, "erlang", "system_info", [Atom("otp_release")])
             return {"rtt_ms": round((time.perf_counter() - t0) * 1000, 3), "otp": str(otp)}
         res = await c.each(one)
         for n, e in c.unreachable.items():
@@ -31,9 +32,6 @@ async def ping(ctx: click.Context) -> int:
     return report_per_node(s, res, lambda v: f"pong ({v['rtt_ms']} ms, OTP {v['otp']})")
 
 
-def _atom(name: str):
-    from ..term import Atom
-    return Atom(name)
 
 
 @click.command()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import asyncclick as click
 
-from .output import emit_json, err_console
+from .output import emit_json
 from .runner import open_cluster, report_per_node, settings_of
 from .settings import global_options
 
@@ -51,11 +50,18 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
     from ..release.tarball import inspect_tarball
     from ..release.transfer import upload_everywhere
 
+    from ..release.report import Event
+    from .render import progress_renderer
+
     info = inspect_tarball(tar)
-    async with open_cluster(s) as c:
-        progress = _Progress(s, f"upload {tar.name}")
-        with progress:
-            res = await upload_everywhere(c, info, agent=not no_agent, progress=progress.update)
+    printer = progress_renderer(s, steps=("upload",))
+    try:
+        async with open_cluster(s) as c:
+            res = await upload_everywhere(
+                c, info, agent=not no_agent,
+                progress=lambda node, done, total: printer(Event(node, "upload", "progress", done=done, total=total)))
+    finally:
+        printer.close()
     return report_per_node(
         s, res, lambda v: f"{v.path}: " + ("already there (same checksum)" if v.skipped else f"{v.bytes} bytes written"),
         tarball=str(tar), sha256=info.sha256)
@@ -144,13 +150,9 @@ async def rollback(ctx: click.Context, vsn: str | None, **kw: Any) -> int:
 
 
 async def _run_transition(s, opts: dict[str, Any], action) -> int:
-    from .render import EventPrinter, render_install_report
+    from .render import progress_renderer, render_install_report
 
-    if not (s.quiet or s.json) and sys.stderr.isatty():
-        from .render import InstallProgress
-        printer = InstallProgress()
-    else:
-        printer = EventPrinter(quiet=s.quiet or s.json)
+    printer = progress_renderer(s)
     opts["on_event"] = printer
     pending = None
     if opts.get("tar") is not None:
@@ -183,11 +185,7 @@ async def _run_transition(s, opts: dict[str, Any], action) -> int:
 @click.pass_context
 async def permanent(ctx: click.Context, vsn: str) -> int:
     """Make release VSN permanent (what a restart boots) on every node; VSN must be current there."""
-    s = settings_of(ctx)
-    from ..release.manage import make_permanent_everywhere
-    async with open_cluster(s) as c:
-        res = await make_permanent_everywhere(c, vsn)
-    return _per_node_report(s, res, f"{vsn} is permanent")
+    return await _manage(ctx, "make_permanent_everywhere", vsn)
 
 
 @click.command()
@@ -196,41 +194,13 @@ async def permanent(ctx: click.Context, vsn: str) -> int:
 @click.pass_context
 async def remove(ctx: click.Context, vsn: str) -> int:
     """Remove release VSN from every node (refused for the current and the permanent release)."""
+    return await _manage(ctx, "remove_everywhere", vsn)
+
+
+async def _manage(ctx: click.Context, action: str, vsn: str) -> int:
+    from ..release import manage
+
     s = settings_of(ctx)
-    from ..release.manage import remove_everywhere
     async with open_cluster(s) as c:
-        res = await remove_everywhere(c, vsn)
-    return _per_node_report(s, res, f"{vsn} removed")
-
-
-def _per_node_report(s, res, done_text: str) -> int:
-    return report_per_node(s, res, lambda v: v or done_text)
-
-
-class _Progress:
-    """A rich progress bar per node on stderr (nothing in --json or --quiet mode)."""
-
-    def __init__(self, s, title: str):
-        self.enabled = not (s.json or s.quiet) and sys.stderr.isatty()
-        self.title = title
-        self._p = None
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-            self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                               TransferSpeedColumn(), console=err_console(), transient=False)
-            self._p.__enter__()
-        return self
-
-    def update(self, node: str, done: int, total: int) -> None:
-        if not self._p:
-            return
-        if node not in self._tasks:
-            self._tasks[node] = self._p.add_task(f"{node}", total=total)
-        self._p.update(self._tasks[node], completed=done)
-
-    def __exit__(self, *exc):
-        if self._p:
-            self._p.__exit__(*exc)
+        res = await getattr(manage, action)(c, vsn)
+    return report_per_node(s, res, str)

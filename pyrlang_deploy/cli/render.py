@@ -125,7 +125,8 @@ class InstallProgress:
 
     STEPS = ("upload", "unpack", "check", "install", "verify", "permanent")
 
-    def __init__(self) -> None:
+    def __init__(self, steps: tuple[str, ...] = STEPS) -> None:
+        self.steps = steps
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._p = Progress(TextColumn("{task.fields[node]}"), BarColumn(bar_width=30),
@@ -136,14 +137,14 @@ class InstallProgress:
 
     def _task(self, node: str):
         if node not in self._tasks:
-            self._tasks[node] = self._p.add_task("waiting", node=node, total=len(self.STEPS))
+            self._tasks[node] = self._p.add_task("waiting", node=node, total=len(self.steps))
         return self._tasks[node]
 
     def __call__(self, ev: "Event") -> None:
         t = self._task(ev.node)
-        base = self.STEPS.index(ev.step) if ev.step in self.STEPS else None
-        if ev.state == "progress" and ev.total:
-            self._p.update(t, completed=ev.done / ev.total, description=f"upload {ev.done * 100 // ev.total}%")
+        base = self.steps.index(ev.step) if ev.step in self.steps else None
+        if ev.state == "progress" and ev.total and base is not None:
+            self._p.update(t, completed=base + ev.done / ev.total, description=f"upload {ev.done * 100 // ev.total}%")
         elif ev.state == "start" and base is not None:
             self._p.update(t, completed=base, description=f"{ev.step}…")
         elif ev.state == "ok" and base is not None:
@@ -157,6 +158,13 @@ class InstallProgress:
 
     def close(self) -> None:
         self._p.stop()
+
+
+def progress_renderer(s, steps: tuple[str, ...] = InstallProgress.STEPS):
+    """Bars on a terminal, log lines elsewhere, nothing with --json or --quiet."""
+    if not (s.quiet or s.json) and sys.stderr.isatty():
+        return InstallProgress(steps)
+    return EventPrinter(quiet=s.quiet or s.json)
 
 
 _RESULT_STYLE = {"permanent": "green", "already": "green", "installed": "yellow", "rolled_back": "yellow",

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncclick as click
 
+from ..cookie import read_cookie_file
 from ..errors import UsageError
 
 _META_KEY = "erldeploy.globals"
@@ -103,24 +103,6 @@ def qualify(node: str) -> str:
     return f"{node}@{socket.gethostname().split('.')[0]}"
 
 
-def _read_cookie_file(path: str, warnings: list[str], *, required: bool) -> str | None:
-    try:
-        st = os.stat(path)
-        with open(path, encoding="latin-1") as f:
-            text = f.read().strip()
-    except FileNotFoundError:
-        if required:
-            raise UsageError(f"cookie file {path} does not exist") from None
-        return None
-    except OSError as e:
-        raise UsageError(f"cannot read cookie file {path}: {e.strerror}") from None
-    if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
-        warnings.append(f"cookie file {path} is readable by other users (chmod 400 {path})")
-    if not text:
-        raise UsageError(f"cookie file {path} is empty")
-    return text
-
-
 def resolve(ctx: click.Context) -> Settings:
     given: dict[str, Any] = ctx.find_root().meta.get(_META_KEY, {})
     s = Settings()
@@ -154,16 +136,15 @@ def resolve(ctx: click.Context) -> Settings:
         if given.get("cookie_source") == "option":
             s.warnings.append("--cookie is visible to other users in the process list; prefer ERLDEPLOY_COOKIE or --cookie-file")
     elif given.get("cookie_file"):
-        s.cookie = _read_cookie_file(os.path.expanduser(given["cookie_file"]), s.warnings, required=True)
+        s.cookie = read_cookie_file(os.path.expanduser(given["cookie_file"]), warnings=s.warnings)
     elif env and env.cookie_file:
-        s.cookie = _read_cookie_file(os.path.expanduser(env.cookie_file), s.warnings, required=True)
+        s.cookie = read_cookie_file(os.path.expanduser(env.cookie_file), warnings=s.warnings)
     elif env and env.cookie_env:
         s.cookie = os.environ.get(env.cookie_env) or None
         if s.cookie is None:
             raise UsageError(f"environment {env.name!r} takes the cookie from ${env.cookie_env}, which is not set")
     else:
-        s.cookie = _read_cookie_file(os.path.join(os.path.expanduser("~"), ".erlang.cookie"), s.warnings,
-                                     required=False)
+        s.cookie = read_cookie_file(required=False, warnings=s.warnings)
     return s
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import struct
 import sys
 from typing import Any, Callable
 
+from ..cookie import read_cookie_file  # noqa: F401 (re-exported: dist.read_cookie_file)
 from ..errors import ConnectError, HandshakeError, UsageError
 from ..term.types import Atom, Pid, Reference
 from . import control as ctl
@@ -37,16 +37,6 @@ _U32 = struct.Struct(">I")
 _PID_ID_LIMIT = 1 << 15  # erl_interface's pid number width; every OTP accepts it
 _PID_SERIAL_LIMIT = 1 << 13
 _REF_ID0_LIMIT = 1 << 18  # the first word of a reference is 18 bits on the node
-
-
-def read_cookie_file(path: str | os.PathLike | None = None) -> str:
-    """The cookie from ``~/.erlang.cookie`` (or ``path``), as ``erl`` reads it."""
-    p = os.fspath(path) if path is not None else os.path.join(os.path.expanduser("~"), ".erlang.cookie")
-    try:
-        with open(p, encoding="latin-1") as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise UsageError(f"cannot read cookie file {p}: {exc.strerror or exc}") from None
 
 
 class _Sink(LocalProcess):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable
 
 from ..errors import AgentError, ErldeployError, NodeDown, ReceiveTimeout, RpcError
 from ..term.types import Atom, ExportFun, Pid
+from .upload import UploadResult
 
 if TYPE_CHECKING:
     from ..dist.node import LocalNode
@@ -52,16 +53,6 @@ EventCb = Callable[["GuardEvent"], Any]
 
 
 # ---------------------------------------------------------------- results
-
-@dataclass(frozen=True)
-class UploadResult:
-    node: str
-    path: str            # the tarball's final path on the node
-    bytes: int
-    skipped: bool        # the node already had this exact file
-    algo: str            # "sha256" or "md5" (a node without crypto)
-    seconds: float
-
 
 @dataclass(frozen=True)
 class CrashReport:

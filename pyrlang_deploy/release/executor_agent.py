@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 
 class AgentExecutor:
+    # the guard checks (check_install_release), installs and verifies on the node itself
+    verifies_on_node = True
+
     def __init__(self, inst: "Installer"):
         self.inst = inst
         self.client = AgentClient(inst.c.node)

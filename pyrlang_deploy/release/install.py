@@ -126,6 +126,8 @@ class Installer:
         if not self.expected_apps:
             self.expected_apps = (self.tar.apps if self.tar else
                                   await self.steps.release_apps(node, st.releases_dir, self.vsn))
+        if self.executor.verifies_on_node:
+            return   # the agent's guard runs check_install_release itself, first
         t0 = time.perf_counter()
         await self.steps.check_install(node, self.vsn)
         out.steps["check"] = time.perf_counter() - t0
@@ -205,7 +207,10 @@ class Installer:
         out.steps["install"] = time.perf_counter() - t0
         self.emit(node, "install", "ok", seconds=time.perf_counter() - t0)
         out.result = "installed"
-        await self._verify_step(node)
+        if self.executor.verifies_on_node:
+            self.emit(node, "verify", "ok", "checked and verified on the node by the agent")
+        else:
+            await self._verify_step(node)
 
     async def make_permanent(self, plan: Plan) -> list[str]:
         nodes = plan.installed_not_permanent + [n for b in plan.batches for n in b]

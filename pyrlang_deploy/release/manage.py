@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 async def make_permanent_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeResult[str]"]:
-    st = await cluster_status(c, c.members)
+    st = await cluster_status(c, c.members, full=False)
     problems = []
     for n in st.nodes:
         if n.current != vsn and n.permanent != vsn:
@@ -35,7 +35,7 @@ async def make_permanent_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeRe
 
 
 async def remove_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeResult[str]"]:
-    st = await cluster_status(c, c.members)
+    st = await cluster_status(c, c.members, full=False)
     problems = []
     for n in st.nodes:
         rel = n.release(vsn)

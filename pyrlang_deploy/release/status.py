@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import RpcError
+from ..term.types import Atom
 from .terms import is_tagged, text
 
 if TYPE_CHECKING:
@@ -182,9 +183,6 @@ class ClusterStatus:
                 "problems": self.problems(), "nodes": [n.to_json() for n in self.nodes]}
 
 
-def _atom(name: str):
-    from ..term import Atom
-    return Atom(name)
 
 
 # Applications that ship with Erlang/OTP or Elixir: their modules are not checked for
@@ -229,15 +227,15 @@ async def node_status(cluster: "Cluster", node: str, *, full: bool = True) -> No
             return default
 
     (otp, erts, root, rdir_env, apps, loaded, modified, wall, rh, cwd) = await asyncio.gather(
-        rpc(node, "erlang", "system_info", [_atom("otp_release")]),
-        rpc(node, "erlang", "system_info", [_atom("version")]),
+        rpc(node, "erlang", "system_info", [Atom("otp_release")]),
+        rpc(node, "erlang", "system_info", [Atom("version")]),
         rpc(node, "code", "root_dir", []),
-        rpc(node, "application", "get_env", [_atom("sasl"), _atom("releases_dir")]),
+        rpc(node, "application", "get_env", [Atom("sasl"), Atom("releases_dir")]),
         rpc(node, "application", "which_applications", []),
         rpc(node, "application", "loaded_applications", []),
         safe(modified_modules(cluster, node), []) if full else asyncio.sleep(0, []),
-        rpc(node, "erlang", "statistics", [_atom("wall_clock")]),
-        rpc(node, "erlang", "whereis", [_atom("release_handler")]),
+        rpc(node, "erlang", "statistics", [Atom("wall_clock")]),
+        rpc(node, "erlang", "whereis", [Atom("release_handler")]),
         rpc(node, "file", "get_cwd", []),
     )
     st = NodeStatus(node=node, otp_release=text(otp), erts_version=text(erts), root_dir=text(root))

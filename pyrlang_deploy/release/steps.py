@@ -14,16 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConnectError, NodeDown, ReleaseError, RpcError, RpcTimeout
+from ..errors import ConnectError, NodeDown, ReleaseError, RpcError, RpcTimeout, TermSyntaxError
+from ..term.types import Atom
 from .terms import is_tagged, show, text
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
 
 
-def _a(name: str):
-    from ..term import Atom
-    return Atom(name)
 
 
 @dataclass
@@ -59,7 +57,7 @@ class NodeSteps:
                            node=node)
 
     async def check_install(self, node: str, vsn: str) -> None:
-        r = await self.c.rpc(node, "release_handler", "check_install_release", [vsn, [_a("purge")]],
+        r = await self.c.rpc(node, "release_handler", "check_install_release", [vsn, [Atom("purge")]],
                              timeout=self.install_timeout)
         if not is_tagged(r, "ok"):
             raise ReleaseError(f"{node}: check_install_release({vsn}) failed: "
@@ -69,7 +67,7 @@ class NodeSteps:
         """install_release; on a timeout or a dropped connection, find out what really happened."""
         try:
             r = await self.c.rpc(node, "release_handler", "install_release",
-                                 [vsn, [(_a("update_paths"), True)]], timeout=self.install_timeout)
+                                 [vsn, [(Atom("update_paths"), True)]], timeout=self.install_timeout)
         except RpcTimeout:
             return InstallAnswer("timeout", f"no answer within {self.install_timeout:.0f} s")
         except NodeDown:
@@ -95,8 +93,8 @@ class NodeSteps:
             try:
                 await self.c.node.connect(node, timeout=5.0)
                 st = await self.c.rpc(node, "init", "get_status", [], timeout=5.0)
-                if st == (_a("started"), _a("started")):
-                    rh = await self.c.rpc(node, "erlang", "whereis", [_a("release_handler")], timeout=5.0)
+                if st == (Atom("started"), Atom("started")):
+                    rh = await self.c.rpc(node, "erlang", "whereis", [Atom("release_handler")], timeout=5.0)
                     if rh != "undefined":
                         return
             except (ConnectError, NodeDown, RpcError) as e:
@@ -130,18 +128,19 @@ class NodeSteps:
         return None
 
     async def relup_in_tarball(self, node: str, tar_path: str, vsn: str) -> Any:
-        """The relup inside a tarball on the node, read in memory with erl_tar (nothing extracted)."""
+        """The relup inside a tarball on the node, read in memory with erl_tar (nothing
+        extracted) and parsed here like a local tarball's relup."""
+        from .tarball import parse_consult
+
         member = f"releases/{vsn}/relup"
         r = await self.c.rpc(node, "erl_tar", "extract",
-                             [tar_path, [(_a("files"), [member]), _a("memory"), _a("compressed")]])
+                             [tar_path, [(Atom("files"), [member]), Atom("memory"), Atom("compressed")]])
         if not (is_tagged(r, "ok", 2) and r[1]):
             return None
-        body = r[1][0][1]
-        parsed = await self.c.rpc(node, "erl_scan", "string", [body.decode("utf-8")])
-        if not is_tagged(parsed, "ok"):
+        try:
+            return parse_consult(r[1][0][1].decode("utf-8"))
+        except (TermSyntaxError, UnicodeDecodeError):  # treated like a missing relup: refused
             return None
-        term = await self.c.rpc(node, "erl_parse", "parse_term", [parsed[1]])
-        return term[1] if is_tagged(term, "ok", 2) else None
 
     async def release_apps(self, node: str, releases_dir: str, vsn: str) -> dict[str, str]:
         """App versions of an unpacked release, from its .rel file on the node."""

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 async def upload_everywhere(c: "Cluster", tar: TarballInfo, *, agent: bool = True,
                             progress: Callable[[str, int, int], None] | None = None
                             ) -> dict[str, "NodeResult"]:
-    st = await cluster_status(c, c.members)
+    st = await cluster_status(c, c.members, full=False)
     dirs = {n.node: n.releases_dir for n in st.nodes if n.reachable}
 
     def cb(node: str):

@@ -7,11 +7,13 @@ already there with the same digest makes the upload a no-op.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import ReleaseError
 from ..remote_eval import eval_erlang
+from ..term.types import Atom
 from .terms import show
 
 if TYPE_CHECKING:
@@ -23,26 +25,31 @@ CHUNK = 1 << 20
 _MD5_OF_FILE = "case file:read_file(F) of {ok, B} -> erlang:md5(B); {error, R} -> {error, R} end."
 
 
-@dataclass
+@dataclass(frozen=True)
 class UploadResult:
+    """What one node's upload did (the agent's and the plain-RPC path alike)."""
+
     node: str
-    path: str
+    path: str            # the tarball's final path on the node
     bytes: int
-    skipped: bool
+    skipped: bool        # the node already had this exact file
+    algo: str            # "sha256" or "md5" (a node without crypto; the plain path)
+    seconds: float
 
 
 async def upload_plain(c: "Cluster", node: str, tar: "TarballInfo", releases_dir: str,
                        progress: Callable[[int, int], None] | None = None) -> UploadResult:
+    t0 = time.monotonic()
     final = f"{releases_dir}/{tar.path.name}"
     part = final + ".part"
     want = bytes.fromhex(tar.md5)
     if await eval_erlang(c.rpc, node, _MD5_OF_FILE, {"F": final}) == want:
-        return UploadResult(node, final, 0, True)
+        return UploadResult(node, final, 0, True, "md5", time.monotonic() - t0)
     sent = 0
     with open(tar.path, "rb") as f:
         first = True
         while chunk := f.read(CHUNK):
-            mode = [] if first else [_atom("append")]
+            mode = [] if first else [Atom("append")]
             r = await c.rpc(node, "file", "write_file", [part, chunk, mode])
             if r != "ok":
                 raise ReleaseError(f"{node}: writing {part} failed: {show(r)}", node=node)
@@ -59,9 +66,4 @@ async def upload_plain(c: "Cluster", node: str, tar: "TarballInfo", releases_dir
     r = await c.rpc(node, "file", "rename", [part, final])
     if r != "ok":
         raise ReleaseError(f"{node}: renaming {part} into place failed: {show(r)}", node=node)
-    return UploadResult(node, final, sent, False)
-
-
-def _atom(name: str):
-    from ..term import Atom
-    return Atom(name)
+    return UploadResult(node, final, sent, False, "md5", time.monotonic() - t0)
