@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
 
-from .errors import ConnectError, ErldeployError
+from .errors import ErldeployError
 
 T = TypeVar("T")
 
@@ -80,30 +80,20 @@ class Cluster:
     async def refresh(self) -> list[str]:
         """Connect to the seeds (and with discover=True, to every member they know)."""
         self.unreachable.clear()
-        order: list[str] = []
-        for n in self.seeds:
-            if n not in order:
-                order.append(n)
+        order = list(dict.fromkeys(self.seeds))
         results = await self._connect_many(order)
         if self.discover:
             known = [r.node for r in results if r.ok]
             lists = await self.each(lambda n: self.rpc(n, "erlang", "nodes", []), known)
-            extra: list[str] = []
-            for r in lists.values():
-                if r.ok:
-                    for m in r.value:
-                        m = str(m)
-                        if m not in order and m not in extra:
-                            extra.append(m)
+            seen = {str(m) for r in lists.values() if r.ok for m in r.value}
+            extra = sorted(seen - set(order))
             if extra:
                 results += await self._connect_many(extra)
                 order += extra
-        self.members = [r.node for r in results if r.ok]
+        self.members = [r.node for r in results if r.ok]   # seeds first, then discovered, sorted
         for r in results:
             if not r.ok:
                 self.unreachable[r.node] = r.error
-        # keep the user's order: seeds first, then discovered members sorted
-        self.members.sort(key=lambda n: (n not in self.seeds, self.seeds.index(n) if n in self.seeds else 0, n))
         return self.members
 
     async def _connect_many(self, nodes: list[str]) -> list[NodeResult[None]]:
@@ -112,14 +102,9 @@ class Cluster:
         res = await self.each(one, nodes)
         return [res[n] for n in nodes]
 
-    @property
-    def all_nodes(self) -> list[str]:
-        """Members plus the nodes we could not reach (for reports that must name everyone)."""
-        return self.members + [n for n in self.unreachable if n not in self.members]
-
     async def rpc(self, node: str, module: str, function: str, args: Iterable[Any] = (),
                   *, timeout: float | None = None, io: Callable[[str], None] | None = None) -> Any:
-        return await self.node.rpc(node, module, function, list(args),
+        return await self.node.rpc(node, module, function, args,
                                    timeout=self.timeout if timeout is None else timeout, io=io)
 
     async def each(self, fn: Callable[[str], Awaitable[T]], nodes: Iterable[str] | None = None
@@ -141,10 +126,10 @@ class Cluster:
         return {r.node: r for r in done}
 
     async def rpc_all(self, module: str, function: str, args: Iterable[Any] = (),
-                      nodes: Iterable[str] | None = None, *, timeout: float | None = None
-                      ) -> dict[str, NodeResult[Any]]:
+                      nodes: Iterable[str] | None = None, *, timeout: float | None = None,
+                      io: Callable[[str], None] | None = None) -> dict[str, NodeResult[Any]]:
         a = list(args)
-        return await self.each(lambda n: self.rpc(n, module, function, a, timeout=timeout), nodes)
+        return await self.each(lambda n: self.rpc(n, module, function, a, timeout=timeout, io=io), nodes)
 
     # --- release management (lazy: the release package is heavier) ---------
 
@@ -159,11 +144,3 @@ class Cluster:
     async def rollback(self, vsn: str | None = None, **options: Any):
         from .release.install import rollback
         return await rollback(self, vsn, **options)
-
-    def require_members(self) -> list[str]:
-        if not self.members:
-            first = next(iter(self.unreachable.values()), None)
-            if first is not None:
-                raise first
-            raise ConnectError("no node reachable")
-        return self.members

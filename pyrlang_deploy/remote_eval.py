@@ -25,11 +25,11 @@ async def eval_erlang(rpc: Rpc, node: str, source: str, bindings: dict[str, Any]
     text = source if source.rstrip().endswith(".") else source + "."
     scanned = await rpc(node, "erl_scan", "string", [text])
     if not (isinstance(scanned, tuple) and scanned[0] == "ok"):
-        raise RpcError(f"{node}: syntax error: {await _explain(rpc, node, 'erl_scan', scanned)}",
+        raise RpcError(f"{node}: syntax error: {await _explain(rpc, node, scanned)}",
                        node=node, reason=scanned)
     parsed = await rpc(node, "erl_parse", "parse_exprs", [scanned[1]])
     if not (isinstance(parsed, tuple) and parsed[0] == "ok"):
-        raise RpcError(f"{node}: syntax error: {await _explain(rpc, node, 'erl_parse', parsed)}",
+        raise RpcError(f"{node}: syntax error: {await _explain(rpc, node, parsed)}",
                        node=node, reason=parsed)
     # built on the node: the binding structure differs between OTP versions (orddict, map)
     binds = await rpc(node, "erl_eval", "new_bindings", [])
@@ -44,7 +44,7 @@ async def eval_erlang(rpc: Rpc, node: str, source: str, bindings: dict[str, Any]
     raise RpcError(f"{node}: unexpected eval result {format_term(value)}", node=node, reason=value)
 
 
-async def _explain(rpc: Rpc, node: str, module: str, err: Any) -> str:
+async def _explain(rpc: Rpc, node: str, err: Any) -> str:
     from .release.terms import show, text
 
     # {error, {Location, Module, Descriptor}, EndLocation}

@@ -95,7 +95,7 @@ def _displayhook(value: Any) -> None:
     console().print(Syntax(text, "erlang", theme="ansi_dark", background_color="default", word_wrap=True))
 
 
-def _namespace(cluster: Any, loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
+def _namespace(cluster: Any) -> dict[str, Any]:
     from . import term
     from .remote_eval import eval_erlang
 
@@ -107,7 +107,7 @@ def _namespace(cluster: Any, loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
         return await cluster.rpc(node, module, function, list(args), timeout=timeout, io=out)
 
     async def rpc_all(module: str, function: str, args: Any = ()) -> dict[str, Any]:
-        res = await cluster.each(lambda n: cluster.rpc(n, module, function, list(args), io=out))
+        res = await cluster.rpc_all(module, function, args, io=out)
         return {n: (r.value if r.ok else f"error: {r.error}") for n, r in res.items()}
 
     async def erl(node: str, source: str) -> Any:
@@ -157,7 +157,7 @@ async def run_shell(cluster: Any) -> int:
     import signal
 
     loop = asyncio.get_running_loop()
-    ns = _namespace(cluster, loop)
+    ns = _namespace(cluster)
     console = ClusterConsole(ns, loop)
     finished: asyncio.Future[int] = loop.create_future()
 

@@ -38,7 +38,7 @@ class AgentExecutor:
         await self.client.upload(node, tar.path, progress=progress, sha256=tar.sha256, md5=tar.md5,
                                  releases_dir=releases_dir)
 
-    async def install(self, node: str, from_vsn: str | None) -> None:
+    async def install(self, node: str) -> None:
         inst, opts = self.inst, self.inst.opts
         self.touched.add(node)
         out = inst.outcomes[node]

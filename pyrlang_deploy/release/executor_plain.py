@@ -28,11 +28,11 @@ class PlainExecutor:
                      progress: Callable[[int, int], None] | None = None) -> None:
         await upload_plain(self.c, node, tar, releases_dir, progress)
 
-    async def install(self, node: str, from_vsn: str | None) -> None:
-        await self._move(node, self.inst.vsn, from_vsn)
+    async def install(self, node: str) -> None:
+        await self._move(node, self.inst.vsn)
 
     async def abort(self, node: str, back_to: str) -> None:
-        await self._move(node, back_to, self.inst.vsn)
+        await self._move(node, back_to)
 
     async def commit(self, node: str) -> None:
         await self.steps.make_permanent(node, self.inst.vsn)
@@ -40,7 +40,7 @@ class PlainExecutor:
     async def close(self) -> None:
         pass
 
-    async def _move(self, node: str, to: str, frm: str | None) -> None:
+    async def _move(self, node: str, to: str) -> None:
         """install_release(to) and find out, whatever the answer, which release the node runs."""
         ans = await self.steps.install(node, to)
         if ans.kind == "ok":

@@ -198,7 +198,7 @@ class Installer:
         t0 = time.perf_counter()
         self.emit(node, "install", "start", f"{out.from_vsn} -> {self.vsn}")
         try:
-            await self.executor.install(node, out.from_vsn)
+            await self.executor.install(node)
         except ErldeployError as e:
             out.result = "failed"
             out.error = str(e)

@@ -98,7 +98,7 @@ async def build_plan(inst: "Installer") -> Plan:
             n, "filelib", "is_regular", [f"{nodes[n].releases_dir}/{inst.staged_tar}"]), need_rel)
         missing = [n for n in need_rel if not (res[n].ok and res[n].value is True)]
         if missing:
-                raise PreflightError(f"release {inst.vsn} is not on {', '.join(missing)} and no tarball was "
+            raise PreflightError(f"release {inst.vsn} is not on {', '.join(missing)} and no tarball was "
                                  f"given (--tar PATH); known there: "
                                  f"{', '.join(r.vsn for r in nodes[missing[0]].releases) or 'none'}")
 
@@ -111,8 +111,7 @@ async def build_plan(inst: "Installer") -> Plan:
         inst.opts.agent = False
         notes.append("the relup restarts the emulator: installing with plain RPC, "
                      "no on-node lease across the reboot")
-    # drop a tarball nobody needs
-    need_upload = [n for n in need_rel] if inst.tar else []
+    need_upload = list(need_rel) if inst.tar else []
     need_unpack = list(need_rel)
     if inst.tar is not None and inst.tar.erts != nodes[members[0]].erts_version:
         notes.append(f"release {inst.vsn} needs ERTS {inst.tar.erts}, the nodes run "
