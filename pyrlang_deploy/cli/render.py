@@ -67,14 +67,15 @@ def render_status(st: "ClusterStatus", *, quiet: bool = False) -> None:
             con.print(a)
         loaded = [(n.node, n.loaded_not_running) for n in st.reachable if n.loaded_not_running]
         for node, lst in loaded:
-            con.print(f"[dim]{node}: loaded, not running: "
-                      + ", ".join(f"{x.name} {x.vsn}" for x in lst) + "[/dim]")
+            con.print(Text(f"{node}: loaded, not running: " + ", ".join(f"{x.name} {x.vsn}" for x in lst),
+                           style="dim"))
     for p in st.problems():
-        con.print(f"[bold red]![/bold red] {p}")
+        con.print(Text("! ", style="bold red") + Text(p))
     if st.one_release:
         n = st.reachable[0]
-        con.print(f"[green]cluster on one release:[/green] {n.release_name} {n.current} (permanent) "
-                  f"on {len(st.reachable)} node{'s' if len(st.reachable) != 1 else ''}")
+        con.print(Text("cluster on one release: ", style="green")
+                  + Text(f"{n.release_name} {n.current} (permanent) on {len(st.reachable)} "
+                         f"node{'s' if len(st.reachable) != 1 else ''}"))
     else:
         con.print("[bold red]cluster is not on one permanent release[/bold red]")
 
@@ -103,15 +104,16 @@ class EventPrinter:
             return
         if ev.state == "start" and ev.step not in ("upload", "install", "rollback"):
             return   # the quick steps only say when they are done
-        style = {"ok": "green", "fail": "bold red", "start": "", "info": "yellow"}.get(ev.state, "")
+        from rich.text import Text
+
+        style = {"ok": "green", "fail": "bold red", "info": "yellow"}.get(ev.state, "")
         took = f" ({ev.seconds:.2f}s)" if ev.seconds else ""
         detail = f": {ev.detail}" if ev.detail else ""
-        err_console().print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/dim] {ev.node} "
-                            f"[{style}]{self._ICON.get(ev.state, '')} {ev.step}{detail}{took}[/{style}]"
-                            if style else
-                            f"[dim]{time.monotonic() - self.t0:6.1f}s[/dim] {ev.node} "
-                            f"{self._ICON.get(ev.state, '')} {ev.step}{detail}{took}",
-                            highlight=False, markup=True)
+        # Text, not markup: details are Erlang terms, full of [brackets]
+        line = Text(f"{time.monotonic() - self.t0:6.1f}s ", style="dim")
+        line.append(f"{ev.node} ")
+        line.append(f"{self._ICON.get(ev.state, '')} {ev.step}{detail}{took}", style=style)
+        err_console().print(line, highlight=False)
 
     def close(self) -> None:
         pass
@@ -192,7 +194,7 @@ def render_install_report(rep: "InstallReport", *, quiet: bool = False) -> None:
             if p.need_unpack:
                 con.print(f"  unpack on: {', '.join(p.need_unpack)}")
         for note in p.notes:
-            con.print(f"  [yellow]note:[/yellow] {note}")
+            con.print(Text("  note: ", style="yellow") + Text(note))
     if not rep.dry_run and not rep.noop and rep.nodes:
         t = Table(title="Result per node", title_justify="left")
         for col in ("node", "result", "from", "now current", "permanent", "detail"):
@@ -203,8 +205,9 @@ def render_install_report(rep: "InstallReport", *, quiet: bool = False) -> None:
         con.print(t)
         for o in rep.nodes:
             for cr in o.crash_reports:
-                con.print(f"[red]{o.node} crash report:[/red] {cr}")
+                con.print(Text(f"{o.node} crash report: ", style="red") + Text(cr))
     style = "green" if rep.ok else "bold red"
-    (con if rep.ok else err_console()).print(f"[{style}]{rep.message}[/{style}]")
+    # Text, not markup: the message quotes Erlang terms, [lists] included
+    (con if rep.ok else err_console()).print(Text(rep.message, style=style))
     if not rep.ok:
         sys.stderr.flush()
