@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Callable
 
-from ..errors import AgentError, ConnectError, ErldeployError, NodeDown, ReleaseError
+from ..errors import AgentError, ErldeployError, ReleaseError
 from .agent_client import AgentClient, GuardEvent
 
 if TYPE_CHECKING:
@@ -93,12 +93,9 @@ class AgentExecutor:
                 await self._renewer
             except asyncio.CancelledError:
                 pass
-        # leave nothing behind; a node with a live guard keeps it (its lease still protects it)
-        for node in sorted(self.touched - self.guarded):
-            try:
-                await self.client.unload(node)
-            except (ErldeployError, ConnectError, NodeDown):
-                pass
+        # leave nothing behind, on every node at once; a node with a live guard keeps it
+        # (its lease still protects it)
+        await self.inst.c.each(self.client.unload, sorted(self.touched - self.guarded))
 
     # --- lease -----------------------------------------------------------------------
 
