@@ -67,7 +67,7 @@ class Cluster:
         await self.close()
 
     async def open(self) -> None:
-        from .dist.node import LocalNode
+        from .erldist.node import LocalNode
 
         self.node = LocalNode(name=self.name, cookie=self.cookie, epmd_port=self.epmd_port)
         await self.refresh()

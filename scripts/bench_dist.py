@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyrlang_deploy.dist.node import LocalNode, read_cookie_file  # noqa: E402
+from pyrlang_deploy.erldist.node import LocalNode, read_cookie_file  # noqa: E402
 
 SLICE_CALLS = 2000  # calls per sequential slice
 INFLIGHT = 64

@@ -25,7 +25,7 @@ def oracle():
         node.close()
 
 
-# --- hidden node (pyrlang_deploy.dist): a private epmd and real erl nodes ----------------
+# --- hidden node (pyrlang_deploy.erldist): a private epmd and real erl nodes ----------------
 # Every node gets a unique name; every process started here is killed by pid at teardown.
 
 
@@ -64,7 +64,7 @@ def erl_node(epmd, tmp_path):
 @pytest.fixture
 async def pair(erl_node, epmd):
     """(LocalNode, ErlNode): our hidden node already connected to a fresh target node."""
-    from pyrlang_deploy.dist.node import LocalNode
+    from pyrlang_deploy.erldist.node import LocalNode
 
     target = erl_node()
     async with LocalNode(cookie=target.cookie, epmd_port=epmd.port) as node:

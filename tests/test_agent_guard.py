@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrlang_deploy.dist.node import LocalNode
+from pyrlang_deploy.erldist.node import LocalNode
 from pyrlang_deploy.errors import AgentError
 from pyrlang_deploy.release.agent_client import MODULES, AgentClient, GuardEvent
 from pyrlang_deploy.term.types import Atom
@@ -200,7 +200,7 @@ async def test_abort_rolls_back_now_and_answers_with_the_old_version(build, clus
 
 CONTROLLER = textwrap.dedent("""
     import asyncio, json, sys
-    from pyrlang_deploy.dist.node import LocalNode
+    from pyrlang_deploy.erldist.node import LocalNode
     from pyrlang_deploy.release.agent_client import AgentClient
 
     async def main(cookie, port, vsn, lease, nodes):

@@ -16,7 +16,7 @@ from typing import Generator
 
 import pytest
 
-from pyrlang_deploy.dist.node import LocalNode
+from pyrlang_deploy.erldist.node import LocalNode
 from pyrlang_deploy.errors import AgentError
 from pyrlang_deploy.release.agent_client import AgentBeams, AgentClient, shipped_beams
 from pyrlang_deploy.term.types import Atom

@@ -25,7 +25,7 @@ from ..term.types import Atom, ExportFun, Pid
 from .upload import UploadResult
 
 if TYPE_CHECKING:
-    from ..dist.node import LocalNode
+    from ..erldist.node import LocalNode
 
 # Load order does not matter to the VM; keep the API module last so that
 # "erldeploy_agent is loaded" implies the rest is too.

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from pyrlang_deploy.dist.node import LocalNode
+from pyrlang_deploy.erldist.node import LocalNode
 from pyrlang_deploy.errors import NodeDown
 from pyrlang_deploy.term import Atom
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from pyrlang_deploy.dist.node import LocalNode
-from pyrlang_deploy.dist.process import Mailbox
+from pyrlang_deploy.erldist.node import LocalNode
+from pyrlang_deploy.erldist.process import Mailbox
 from pyrlang_deploy.errors import CookieRejected, EpmdUnreachable, NodeNotFound
 from pyrlang_deploy.term import Atom
 from tests.support.nodes import erl_eval, free_port

@@ -14,7 +14,7 @@ import struct
 import sys
 from typing import Any, Callable
 
-from ..cookie import read_cookie_file  # noqa: F401 (re-exported: dist.read_cookie_file)
+from ..cookie import read_cookie_file  # noqa: F401 (re-exported: erldist.node.read_cookie_file)
 from ..errors import ConnectError, HandshakeError, UsageError
 from ..term.types import Atom, Pid, Reference
 from . import control as ctl

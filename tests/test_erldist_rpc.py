@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pyrlang_deploy.dist.node import LocalNode
+from pyrlang_deploy.erldist.node import LocalNode
 from pyrlang_deploy.errors import NodeDown, RpcError, RpcTimeout
 from pyrlang_deploy.term import Atom
 

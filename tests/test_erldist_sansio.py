@@ -9,16 +9,16 @@ import struct
 
 import pytest
 
-from pyrlang_deploy.dist import control as ctl
-from pyrlang_deploy.dist import epmd, wire
-from pyrlang_deploy.dist.flags import (
+from pyrlang_deploy.erldist import control as ctl
+from pyrlang_deploy.erldist import epmd, wire
+from pyrlang_deploy.erldist.flags import (
     CLIENT_FLAGS, MANDATORY_25, MANDATORY_26, REQUIRED_PEER_FLAGS, DFlag, describe, missing_flags,
 )
-from pyrlang_deploy.dist.framing import FrameReader, data_frame
-from pyrlang_deploy.dist.handshake import ClientHandshake, State, gen_digest
-from pyrlang_deploy.dist.io_server import chardata_to_str
-from pyrlang_deploy.dist.names import is_long_host, own_host, split_node
-from pyrlang_deploy.dist.timers import Deadlines
+from pyrlang_deploy.erldist.framing import FrameReader, data_frame
+from pyrlang_deploy.erldist.handshake import ClientHandshake, State, gen_digest
+from pyrlang_deploy.erldist.io_server import chardata_to_str
+from pyrlang_deploy.erldist.names import is_long_host, own_host, split_node
+from pyrlang_deploy.erldist.timers import Deadlines
 from pyrlang_deploy.errors import CookieRejected, HandshakeError, UsageError
 from pyrlang_deploy.term import Atom, ImproperList, Pid, Reference, decode, encode
 
