@@ -268,6 +268,13 @@ def test_relx_foreground_mode(tmp_path):
     assert wait_gone(tmp_path) == []
 
 
+def test_stop_by_script(pair, nodes):
+    (node,) = nodes.start(pair, pair.new.vsn, n=1)
+    pid = node.os_pid()
+    assert node.stop_by_script() is True, "bin/NAME stop: the node and its helpers exit by themselves"
+    assert node.pids() == [] and not _alive(pid)
+
+
 # --- the upgrade tarball works (plain release_handler, as a reference for the installer) -----
 
 def adopt_mix(node: realrel.RelNode, vsn: str) -> None:

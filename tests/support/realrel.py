@@ -473,19 +473,29 @@ class RelNode:
 
     stop = kill
 
-    def stop_by_script(self, timeout: float = 30.0) -> None:
-        """`bin/NAME stop` (the graceful way), then make sure nothing of the root is left."""
-        subprocess.run([str(self.script), "stop"], check=False, cwd=self.root, env=self.env(), stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=timeout)
+    def stop_by_script(self, timeout: float = 30.0) -> bool:
+        """`bin/NAME stop` (the graceful way); True when every process of the root then exited
+        by itself within `timeout`. Whatever is left is killed either way."""
+        try:
+            subprocess.run([str(self.script), "stop"], check=False, cwd=self.root, env=self.env(),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
         deadline = time.monotonic() + timeout
         while self.pids() and time.monotonic() < deadline:
             time.sleep(0.1)
+        graceful = not self.pids()
         self.kill()
+        return graceful
 
-    def restart(self, timeout: float = BOOT_TIMEOUT) -> RelNode:
-        """Kill the node and start it again by its own script: what it boots is what the
-        script chooses (relx: its hard-coded version; mix: releases/start_erl.data)."""
-        self.kill()
+    def restart(self, timeout: float = BOOT_TIMEOUT, *, graceful: bool = False) -> RelNode:
+        """Stop the node (SIGKILL, or `bin/NAME stop` when graceful) and start it again by its
+        own script: what it boots is the script's choice (LAYOUTS.md: relx its hard-coded
+        version, mix releases/start_erl.data, Distillery var/start_erl.data)."""
+        if graceful:
+            self.stop_by_script()
+        else:
+            self.kill()
         return self.start(timeout)
 
     def log_tail(self, chars: int = 1500) -> str:
