@@ -240,7 +240,7 @@ def test_two_nodes_boot_by_their_own_script(pair, long, tmp_path):
                 pids[node.node] = node.pids()
             # started by the release's own script, detached under run_erl (the daemon way)
             for node in started:
-                exes = {realrel._exe_name(p) for p in pids[node.node]}
+                exes = {realrel.exe_name(p) for p in pids[node.node]}
                 assert {"beam.smp", "run_erl"} <= exes, exes
                 assert node.launcher.poll() is not None, "the daemon command returned"
             other = started[1].node

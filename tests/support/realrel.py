@@ -459,7 +459,7 @@ class RelNode:
             _cluster.kill_proc(self.launcher)
         deadline = time.monotonic() + wait
         while pids := self.pids():
-            first = [p for p in pids if _exe_name(p) in ("heart", "run_erl")]
+            first = [p for p in pids if exe_name(p) in ("heart", "run_erl")]
             for pid in first + [p for p in pids if p not in first]:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -563,7 +563,8 @@ class RelNode:
         return self.eval_py("code:root_dir()")
 
 
-def _exe_name(pid: int) -> str:
+def exe_name(pid: int) -> str:
+    """The file name of the executable a process runs (beam.smp, run_erl, heart...); "" if gone."""
     try:
         return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
