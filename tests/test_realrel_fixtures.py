@@ -9,7 +9,9 @@ process behind. These tests also pin down the layout facts tests/fixtures/LAYOUT
 from __future__ import annotations
 
 import ast
+import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -273,6 +275,22 @@ def test_stop_by_script(pair, nodes):
     pid = node.os_pid()
     assert node.stop_by_script() is True, "bin/NAME stop: the node and its helpers exit by themselves"
     assert node.pids() == [] and not _alive(pid)
+
+
+def test_heart_restarts_a_killed_emulator_and_teardown_kills_heart(pair, tmp_path):
+    """With -heart, SIGKILL of the emulator alone brings the node back by its own script
+    (what restart upgrades rely on); Nodes' teardown still leaves nothing running."""
+    with Epmd() as epmd:
+        with realrel.Nodes(tmp_path, epmd.port) as nodes:
+            (node,) = nodes.start(pair, pair.old.vsn, n=1, heart=True)
+            assert "heart" in {realrel.exe_name(p) for p in node.pids()}
+            first = node.os_pid()
+            os.kill(first, signal.SIGKILL)
+            assert node.wait_booted(other_than=first) != first      # heart re-ran bin/NAME
+            assert node.script_id() == (pair.name, pair.old.vsn)
+        assert wait_gone(tmp_path) == [], "heart killed too: nothing restarted the node after teardown"
+        time.sleep(1)
+        assert live_processes_under(tmp_path) == []
 
 
 # --- the upgrade tarball works (plain release_handler, as a reference for the installer) -----

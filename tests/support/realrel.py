@@ -48,7 +48,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 CACHE = REPO / "build" / "realrel"
 UPGRADE_ESCRIPT = FIXTURES / "upgrade_tar.escript"
 # Bump when the builders below change what they produce (the sources are hashed anyway).
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3
 BOOT_TIMEOUT = 60.0
 
 
@@ -368,6 +368,7 @@ class RelNode:
     home: Path              # HOME for erl_call: holds .erlang.cookie
     modules: Modules
     mode: str = "daemon"    # relx: daemon | foreground; mix: daemon | start; distillery: start | foreground
+    heart: bool = False     # -heart: heart restarts the node by its script when the emulator dies
     launcher: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -393,20 +394,27 @@ class RelNode:
         env = _cluster.node_env(self.home, self.epmd_port)
         env.pop("RELEASE_VSN", None)        # mix's launcher would take it over start_erl.data
         flag = "name" if self.long else "sname"
+        flags = []                          # extra emulator flags
+        if self.long:
+            flags.append("-kernel inet_dist_use_interface {127,0,0,1}")    # distribution on loopback
+        if self.heart:
+            flags.append("-heart")
         if self.tool == "mix":
             env.update(RELEASE_NODE=self.node, RELEASE_COOKIE=self.cookie, RELEASE_DISTRIBUTION=flag,
                        RELEASE_TMP=str(self.root / "tmp"))
-            if self.long:   # distribution on loopback only
-                env["ELIXIR_ERL_OPTIONS"] = "-kernel inet_dist_use_interface {127,0,0,1}"
-        else:   # relx and the Distillery layout: ${VAR}s in vm.args
+            if flags:
+                env["ELIXIR_ERL_OPTIONS"] = " ".join(flags)
+            if self.heart:   # what mix's env.sh template does when heart is enabled
+                env["HEART_COMMAND"] = f"{self.script} {self.mode}"
+        else:   # relx and the Distillery layout: ${VAR}s in vm.args; their start commands set HEART_COMMAND
             env.update(FIXTURE_NAME_FLAG=f"-{flag}", FIXTURE_NODE=self.node, FIXTURE_COOKIE=self.cookie)
             for var in ("REL_VSN", "ERTS_VSN", "RELEASE_MUTABLE_DIR", "PIPE_DIR", "RUNNER_LOG_DIR"):
                 env.pop(var, None)      # would override what the launchers choose
             if self.tool == "relx":
                 env.update(PIPE_DIR=str(self.root / "tmp" / "pipe") + "/", RUNNER_LOG_DIR=str(self.log_dir),
                            RELX_RPC_TIMEOUT="10")
-            if self.long:
-                env["ERL_AFLAGS"] = "-kernel inet_dist_use_interface {127,0,0,1}"
+            if flags:
+                env["ERL_AFLAGS"] = " ".join(flags)
         return env
 
     def start(self, timeout: float = BOOT_TIMEOUT) -> RelNode:
@@ -443,9 +451,28 @@ class RelNode:
         except _cluster.ClusterError:
             return False
 
+    def wait_booted(self, timeout: float = BOOT_TIMEOUT, *, other_than: int | None = None) -> int:
+        """Wait until the node answers and has booted, as an emulator other than OS pid
+        `other_than` when given (after heart, a restart upgrade or a failed install restarted
+        it); returns the emulator's OS pid."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._booted():
+                try:
+                    pid = self.os_pid()
+                except _cluster.ClusterError:
+                    pid = None
+                if pid is not None and pid != other_than:
+                    return pid
+            if time.monotonic() > deadline:
+                raise FixtureError(f"{self.node}: not booted again within {timeout:g}s: {self.log_tail()}")
+            time.sleep(0.2)
+
     def pids(self) -> list[int]:
-        """OS pids of every process running an executable of this root (its erts)."""
-        return _cluster._pids_with_exe_under(self.root)
+        """OS pids of every live process of this root: those running one of its executables
+        (beam.smp, run_erl, heart, erl_child_setup, inet_gethost) and those whose command line
+        names it (its start script, also when heart has just re-run it)."""
+        return _root_pids(self.root)
 
     def os_pid(self) -> int:
         """The emulator's OS pid, as the node itself reports it."""
@@ -563,6 +590,22 @@ class RelNode:
         return self.eval_py("code:root_dir()")
 
 
+def _root_pids(root: Path) -> list[int]:
+    prefix = str(root.resolve()) + "/"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            exe = os.readlink(f"/proc/{entry}/exe")
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue    # gone, or a zombie (no exe): nothing left to kill
+        if exe.startswith(prefix) or prefix in cmdline:
+            found.append(int(entry))
+    return found
+
+
 def exe_name(pid: int) -> str:
     """The file name of the executable a process runs (beam.smp, run_erl, heart...); "" if gone."""
     try:
@@ -600,20 +643,20 @@ class Nodes:
         return root
 
     def make(self, pair: Pair, vsn: str, *, long: bool = True, mode: str | None = None,
-             alive: str | None = None, tarball: Path | None = None) -> RelNode:
+             alive: str | None = None, tarball: Path | None = None, heart: bool = False) -> RelNode:
         """A node's root, ready to start (not started)."""
         alive = alive or unique_name(pair.tool[:3])
         root = self.root_for(pair, vsn, alive, tarball)
         node = RelNode(pair.tool, pair.name, root, alive, long, self.cookie, self.epmd_port, self.home,
-                       pair.modules, mode or DEFAULT_MODE[pair.tool])
+                       pair.modules, mode or DEFAULT_MODE[pair.tool], heart)
         self.nodes.append(node)
         return node
 
     def start(self, pair: Pair, vsn: str, n: int = 2, *, long: bool = True, mode: str | None = None,
-              join: bool = True) -> list[RelNode]:
+              join: bool = True, heart: bool = False) -> list[RelNode]:
         """n nodes of VSN, each in its own root, started concurrently by the release's own
         script; joined into one cluster (net_adm:ping) unless join=False."""
-        made = [self.make(pair, vsn, long=long, mode=mode) for _ in range(n)]
+        made = [self.make(pair, vsn, long=long, mode=mode, heart=heart) for _ in range(n)]
         with ThreadPoolExecutor(max_workers=n) as pool:
             list(pool.map(RelNode.start, made))
         if join and n > 1:
