@@ -20,6 +20,18 @@ and the private epmd port, and kills every OS process of those roots (the emulat
 heart, erl_child_setup, inet_gethost: found by their executable under the root) at exit.
 What a node runs is read back with `erl_call` (RelNode.eval, which_releases, ...), never
 with erldeploy.
+
+    @pytest.fixture
+    def nodes(tmp_path):
+        with Epmd() as epmd, realrel.Nodes(tmp_path, epmd.port) as started:
+            yield started
+
+    def test_upgrade(nodes):
+        pair = realrel.build_mix()
+        a, b = nodes.start(pair, pair.old.vsn, n=2)      # joined; a.cookie, a.epmd_port, a.root
+        ... erldeploy install pair.new.vsn --tar pair.upgrade_tarball -n a.node ...
+        assert a.which_releases()[0] == (pair.new.vsn, "current") and a.state_version() == 2
+        a.restart()                                       # by bin/NAME: boots what its script picks
 """
 
 from __future__ import annotations
