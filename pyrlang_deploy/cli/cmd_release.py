@@ -70,7 +70,9 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
 # --- install / rollback ---------------------------------------------------------
 
 def _install_options(f):
-    f = click.option("--strategy", type=click.Choice(["canary", "rolling", "all"]), default=None,
+    from ..release.plan import STRATEGIES
+
+    f = click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=None,
                      help="canary (default): one node, then the rest in batches; rolling: batches; all: at once.")(f)
     f = click.option("--batch", type=int, default=None, help="Nodes per batch (default 1).")(f)
     f = click.option("--verify", "verify", metavar="MOD:FUN", default=None,

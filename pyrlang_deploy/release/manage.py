@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import PreflightError, ReleaseError
 from .status import cluster_status
+from .steps import make_permanent
 from .terms import show
 
 if TYPE_CHECKING:
@@ -26,9 +27,7 @@ async def make_permanent_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeRe
     async def one(node: str) -> str:
         if by_node[node].permanent == vsn:
             return f"{vsn} already permanent"
-        r = await c.rpc(node, "release_handler", "make_permanent", [vsn])
-        if r != "ok":
-            raise ReleaseError(f"{node}: make_permanent({vsn}) failed: {show(r)}", node=node)
+        await make_permanent(c, node, vsn)
         return f"{vsn} is now permanent"
 
     return await c.each(one)

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import RpcError
 from ..term.types import Atom
-from .terms import is_tagged, text
+from .terms import current_and_permanent, is_tagged, text
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
+    from .nodeops import NodeOps
 
 SCHEMA = "erldeploy.status/1"
 
@@ -73,13 +74,12 @@ class NodeStatus:
 
     @property
     def permanent(self) -> str | None:
-        return next((r.vsn for r in self.releases if r.state == "permanent"), None)
+        return current_and_permanent((r.vsn, r.state) for r in self.releases)[1]
 
     @property
     def current(self) -> str | None:
         """The release running now: `current` when one is installed but not permanent."""
-        cur = next((r.vsn for r in self.releases if r.state == "current"), None)
-        return cur or self.permanent
+        return current_and_permanent((r.vsn, r.state) for r in self.releases)[0]
 
     @property
     def release_name(self) -> str | None:
@@ -203,7 +203,7 @@ def _app_of_beam(path: str) -> str | None:
     return None
 
 
-async def modified_modules(cluster: "Cluster", node: str) -> list[str]:
+async def modified_modules(cluster: "NodeOps", node: str) -> list[str]:
     """Like code:modified_modules/0, limited to modules outside OTP's own applications."""
     loaded = await cluster.rpc(node, "code", "all_loaded", [])
     mods = [m for m, path in loaded
@@ -214,7 +214,7 @@ async def modified_modules(cluster: "Cluster", node: str) -> list[str]:
     return [str(m) for m, st in states if st == "modified"]
 
 
-async def node_status(cluster: "Cluster", node: str, *, full: bool = True) -> NodeStatus:
+async def node_status(cluster: "NodeOps", node: str, *, full: bool = True) -> NodeStatus:
     """One node's snapshot; every RPC in flight at once on the node's connection.
 
     full=False skips what the installer does not need (modified modules)."""
@@ -266,14 +266,18 @@ async def node_status(cluster: "Cluster", node: str, *, full: bool = True) -> No
     return st
 
 
+async def statuses(ops: "NodeOps", nodes: Iterable[str], *, full: bool = True) -> list[NodeStatus]:
+    """One snapshot per node, in the order given; an unreachable node is a snapshot saying so."""
+    targets = list(nodes)
+    res = await ops.each(lambda n: node_status(ops, n, full=full), targets)
+    return [res[n].value if res[n].ok else NodeStatus(node=n, reachable=False, error=str(res[n].error))
+            for n in targets]
+
+
 async def cluster_status(cluster: "Cluster", nodes: Iterable[str] | None = None, *,
                          full: bool = True) -> ClusterStatus:
-    targets = list(cluster.members if nodes is None else nodes)
-    res = await cluster.each(lambda n: node_status(cluster, n, full=full), targets)
-    out = []
-    for n in targets:
-        r = res[n]
-        out.append(r.value if r.ok else NodeStatus(node=n, reachable=False, error=str(r.error)))
+    """Every member's snapshot (or the given nodes'), the unreachable seeds included."""
+    out = await statuses(cluster, cluster.members if nodes is None else nodes, full=full)
     if nodes is None:
         for n, e in cluster.unreachable.items():
             out.append(NodeStatus(node=n, reachable=False, error=str(e)))

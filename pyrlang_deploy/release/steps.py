@@ -16,12 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectError, NodeDown, ReleaseError, RpcError, RpcTimeout, TermSyntaxError
 from ..term.types import Atom
-from .terms import is_tagged, show, text
+from .terms import current_and_permanent, error_reason, is_tagged, show, text
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from .nodeops import NodeOps
 
 
+async def make_permanent(ops: "NodeOps", node: str, vsn: str, *, timeout: float | None = None) -> None:
+    """release_handler:make_permanent(vsn): what a restart boots from now on."""
+    r = await ops.rpc(node, "release_handler", "make_permanent", [vsn], timeout=timeout)
+    if r != "ok":
+        raise ReleaseError(f"{node}: make_permanent({vsn}) failed: {show(r)}", node=node)
 
 
 @dataclass
@@ -34,8 +39,8 @@ class InstallAnswer:
 class NodeSteps:
     """release_handler calls on one cluster, node by node."""
 
-    def __init__(self, cluster: "Cluster", *, install_timeout: float = 600.0, restart_wait: float = 120.0):
-        self.c = cluster
+    def __init__(self, ops: "NodeOps", *, install_timeout: float = 600.0, restart_wait: float = 120.0):
+        self.c = ops
         self.install_timeout = install_timeout
         self.restart_wait = restart_wait
 
@@ -44,24 +49,20 @@ class NodeSteps:
         return [(text(r[0]), text(r[1]), str(r[3])) for r in rels]
 
     async def current_and_permanent(self, node: str) -> tuple[str | None, str | None]:
-        rels = await self.which_releases(node)
-        perm = next((v for _, v, s in rels if s == "permanent"), None)
-        cur = next((v for _, v, s in rels if s == "current"), None) or perm
-        return cur, perm
+        return current_and_permanent((v, s) for _, v, s in await self.which_releases(node))
 
     async def unpack(self, node: str, tar_stem: str) -> str:
         r = await self.c.rpc(node, "release_handler", "unpack_release", [tar_stem], timeout=self.install_timeout)
         if is_tagged(r, "ok", 2):
             return text(r[1])
-        raise ReleaseError(f"{node}: unpack_release({tar_stem}) failed: {show(r[1] if is_tagged(r, 'error', 2) else r)}",
-                           node=node)
+        raise ReleaseError(f"{node}: unpack_release({tar_stem}) failed: {show(error_reason(r))}", node=node)
 
     async def check_install(self, node: str, vsn: str) -> None:
         r = await self.c.rpc(node, "release_handler", "check_install_release", [vsn, [Atom("purge")]],
                              timeout=self.install_timeout)
         if not is_tagged(r, "ok"):
             raise ReleaseError(f"{node}: check_install_release({vsn}) failed: "
-                               f"{show(r[1] if is_tagged(r, 'error', 2) else r)}", node=node)
+                               f"{show(error_reason(r))}", node=node)
 
     async def install(self, node: str, vsn: str) -> InstallAnswer:
         """install_release; on a timeout or a dropped connection, find out what really happened."""
@@ -81,17 +82,14 @@ class NodeSteps:
         return InstallAnswer("error", show(r), raw=r)
 
     async def make_permanent(self, node: str, vsn: str) -> None:
-        r = await self.c.rpc(node, "release_handler", "make_permanent", [vsn], timeout=self.install_timeout)
-        if r != "ok":
-            raise ReleaseError(f"{node}: make_permanent({vsn}) failed: {show(r)}", node=node)
+        await make_permanent(self.c, node, vsn, timeout=self.install_timeout)
 
     async def wait_back(self, node: str, *, timeout: float | None = None) -> None:
         """Wait for a restarting node to answer again with release_handler running."""
         deadline = time.monotonic() + (self.restart_wait if timeout is None else timeout)
         last: Exception | None = None
         while time.monotonic() < deadline:
-            try:
-                await self.c.node.connect(node, timeout=5.0)
+            try:   # the call reconnects: a restarted node is a new connection
                 st = await self.c.rpc(node, "init", "get_status", [], timeout=5.0)
                 if st == (Atom("started"), Atom("started")):
                     rh = await self.c.rpc(node, "erlang", "whereis", [Atom("release_handler")], timeout=5.0)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import PreflightError
 from .relup import Relup, parse_relup
+from .terms import text as _text
 
 
 @dataclass
@@ -117,7 +118,3 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
         raise PreflightError(f"{path.name} holds release {info.name} {info.vsn}, not {expect_vsn}")
     return info
 
-
-def _text(v: Any) -> str:
-    from .terms import text
-    return text(v)

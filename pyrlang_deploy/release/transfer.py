@@ -21,7 +21,7 @@ async def upload_everywhere(c: "Cluster", tar: TarballInfo, *, agent: bool = Tru
         return (lambda done, total: progress(node, done, total)) if progress else None
 
     if agent:
-        from .agent_client import AgentClient
+        from .agent import AgentClient
         client = AgentClient(c.node)
         try:
             return await c.each(lambda n: client.upload(n, tar.path, releases_dir=dirs[n], sha256=tar.sha256,
