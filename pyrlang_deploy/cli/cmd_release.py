@@ -84,10 +84,13 @@ def _install_options(f):
                      help="Agent lease: a node rolls itself back if the controller is silent this long (default 30).")(f)
     f = click.option("--install-timeout", type=float, default=600.0, metavar="SECONDS",
                      help="How long one node's install_release may take (default 600).")(f)
+    f = click.option("--replace-unpacked", is_flag=True,
+                     help="Where VSN is unpacked from another build, remove it and unpack the tarball's.")(f)
     return f
 
 
-def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_timeout, tar=None) -> dict[str, Any]:
+def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_timeout, replace_unpacked=False,
+                  tar=None) -> dict[str, Any]:
     from ..release.install import parse_verify
 
     env = s.environment
@@ -98,7 +101,7 @@ def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_
         verify=parse_verify(verify or (env.verify if env else None)),
         dry_run=dry_run, agent=not no_agent,
         lease=lease or (env.lease if env and env.lease else 30.0),
-        install_timeout=install_timeout,
+        install_timeout=install_timeout, replace_unpacked=replace_unpacked,
     )
 
 

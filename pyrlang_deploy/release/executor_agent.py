@@ -45,10 +45,10 @@ class AgentExecutor:
 
     # --- steps ---------------------------------------------------------------------
 
-    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str,
+    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str, name: str,
                      progress: Callable[[int, int], None] | None = None) -> None:
         self.touched.add(node)
-        await self.client.upload(node, tar.path, progress=progress, sha256=tar.sha256, md5=tar.md5,
+        await self.client.upload(node, tar.path, progress=progress, name=name, sha256=tar.sha256, md5=tar.md5,
                                  releases_dir=releases_dir)
 
     async def install(self, node: str, out: "NodeOutcome", expected_apps: dict[str, str]) -> None:

@@ -28,9 +28,9 @@ class PlainExecutor:
         self.emit = emit
         self.vsn = vsn
 
-    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str,
+    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str, name: str,
                      progress: Callable[[int, int], None] | None = None) -> None:
-        await upload_plain(self.ops, node, tar, releases_dir, progress)
+        await upload_plain(self.ops, node, tar, releases_dir, progress, name=name)
 
     async def install(self, node: str, outcome: "NodeOutcome", expected_apps: dict[str, str]) -> None:
         await self.move(node, self.vsn)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..errors import ErldeployError, NodeDown, ReleaseError
+from . import adopt, boot, consolidated
 from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
 from .preflight import check_where_unpacked, prepare, previous_release
@@ -48,11 +49,12 @@ class InstallOptions:
     lease: float = 30.0
     install_timeout: float = 600.0
     restart_wait: float = 120.0
+    replace_unpacked: bool = False
     on_event: Callable[[Event], None] | None = None
 
     def plan_options(self, vsn: str) -> PlanOptions:
         return PlanOptions(vsn=vsn, strategy=self.strategy, batch=self.batch, agent=self.agent,
-                           dry_run=self.dry_run)
+                           dry_run=self.dry_run, replace_unpacked=self.replace_unpacked)
 
 
 def parse_verify(spec: str | None) -> tuple[str, str, list[Any]] | None:
@@ -80,7 +82,7 @@ class Executor(Protocol):
 
     verifies_on_node: bool
 
-    async def upload(self, node: str, tar: TarballInfo, releases_dir: str,
+    async def upload(self, node: str, tar: TarballInfo, releases_dir: str, name: str,
                      progress: Callable[[int, int], None] | None = None) -> None: ...
     async def install(self, node: str, outcome: NodeOutcome, expected_apps: dict[str, str]) -> None: ...
     async def commit(self, node: str) -> None: ...
@@ -130,6 +132,7 @@ class Installer:
         self.action = action
         self.outcomes = outcomes_of(plan)
         self.expected_apps: dict[str, str] = dict(plan.expected_apps)
+        self.switched: set[str] = set()      # nodes whose consolidated protocols moved to the target
 
     # --- staging ------------------------------------------------------------
 
@@ -142,17 +145,20 @@ class Installer:
             if r != "ok":
                 raise ReleaseError(f"{node}: cannot set the cwd to the release root {t.root_dir}: {r}", node=node)
             self.emit(node, "cwd", "info", f"cwd {t.cwd} -> {t.root_dir} (RELEASES has relative lib paths)")
+        if node in plan.replace_unpacked:    # a stale build of VSN: release_handler may remove it (unpacked)
+            await self.steps.remove_release(node, self.vsn)
+            self.emit(node, "replace", "info", f"removed the stale unpacked release {self.vsn}")
         if node in plan.need_upload:
             t0 = time.perf_counter()
             self.emit(node, "upload", "start", f"{plan.tar.size} bytes")
-            await self.executor.upload(node, plan.tar, t.releases_dir,
+            await self.executor.upload(node, plan.tar, t.releases_dir, plan.layout.upload_name,
                                        progress=lambda done, total: self.emit(
                                            node, "upload", "progress", done=done, total=total))
             out.steps["upload"] = time.perf_counter() - t0
             self.emit(node, "upload", "ok", seconds=out.steps["upload"])
         if node in plan.need_unpack:
             t0 = time.perf_counter()
-            await self.steps.unpack(node, plan.unpack_name)
+            await self.steps.unpack_as(node, t.releases_dir, plan.layout)
             out.steps["unpack"] = time.perf_counter() - t0
             self.emit(node, "unpack", "ok", seconds=out.steps["unpack"])
         if not self.expected_apps:
@@ -221,15 +227,46 @@ class Installer:
         out.steps["install"] = time.perf_counter() - t0
         self.emit(node, "install", "ok", seconds=time.perf_counter() - t0)
         out.apply(Change.INSTALLED)
+        await self._switch_consolidated(node, out.from_vsn, self.vsn)
         if self.executor.verifies_on_node:
             self.emit(node, "verify", "ok", "checked and verified on the node by the agent")
         else:
             await self._verify_step(node)
 
+    async def _switch_consolidated(self, node: str, from_vsn: str | None, to_vsn: str) -> None:
+        """mix releases: the target's consolidated protocols (update_paths does not switch them)."""
+        if not from_vsn:
+            return
+        t = self.plan.target(node)
+        try:
+            done = await consolidated.switch(self.c, node, t.releases_dir, from_vsn, to_vsn)
+        except ErldeployError as e:
+            self.outcomes[node].apply(Change.FAILED, str(e))
+            raise
+        if done:
+            (self.switched.add if to_vsn == self.vsn else self.switched.discard)(node)
+            self.emit(node, "protocols", "info", done)
+
+    async def adopt_all(self) -> None:
+        async def one(node: str) -> None:
+            self.emit(node, "adopt", "start")
+            self.emit(node, "adopt", "ok", await adopt.adopt(self.c, self.plan.target(node)))
+
+        res = await self.c.each(one, self.plan.adopt)
+        failed = [r for r in res.values() if not r.ok]
+        for r in failed:
+            self.outcomes[r.node].apply(Change.FAILED, str(r.error))
+        if failed:
+            raise _InstallFailed("adoption failed: " + "; ".join(str(r.error) for r in failed))
+
     async def make_permanent(self) -> list[str]:
         async def one(node: str) -> None:
             t0 = time.perf_counter()
             await self.executor.commit(node)
+            t = self.plan.target(node)
+            for line in await boot.keep_in_step(self.c, node, t.root_dir, t.releases_dir, self.plan.release,
+                                                self.vsn):
+                self.emit(node, "boot", "info", line)
             self.outcomes[node].steps["permanent"] = time.perf_counter() - t0
             self.outcomes[node].apply(Change.COMMITTED)
             self.emit(node, "permanent", "ok", seconds=time.perf_counter() - t0)
@@ -266,6 +303,12 @@ class Installer:
                 self.emit(o.node, "rollback", "fail", str(e))
                 return
             o.steps["rollback"] = time.perf_counter() - t0
+            if o.node in self.switched:
+                try:
+                    await self._switch_consolidated(o.node, self.vsn, o.from_vsn)
+                except ErldeployError as e:
+                    o.apply(Change.ROLLBACK_FAILED, f"rollback failed: {e}")
+                    return
             o.apply(Change.ROLLED_BACK)
             self.emit(o.node, "rollback", "ok", seconds=time.perf_counter() - t0)
 
@@ -285,6 +328,7 @@ class Installer:
     async def run(self) -> InstallReport:
         verb = _verb(self.action)
         try:
+            await self.adopt_all()
             await self.install_batches()
         except (_InstallFailed, ErldeployError) as e:
             await self.roll_back_changed()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import PreflightError, ReleaseError
 from .status import cluster_status
+from .boot import keep_in_step
 from .steps import make_permanent
 from .terms import show
 
@@ -28,7 +29,9 @@ async def make_permanent_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeRe
         if by_node[node].permanent == vsn:
             return f"{vsn} already permanent"
         await make_permanent(c, node, vsn)
-        return f"{vsn} is now permanent"
+        n = by_node[node]
+        done = await keep_in_step(c, node, n.root_dir, n.releases_dir, n.release_name or "", vsn)
+        return f"{vsn} is now permanent" + "".join(f"; {d}" for d in done)
 
     return await c.each(one)
 

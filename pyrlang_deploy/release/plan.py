@@ -16,11 +16,12 @@ tarball where no tarball was given, then the relup (up entry and down path).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import PreflightError
 
 if TYPE_CHECKING:
+    from .layouts import Layout
     from .relup import Relup
     from .status import NodeStatus
     from .tarball import TarballInfo
@@ -37,6 +38,16 @@ class PlanOptions:
     batch: int = 1
     agent: bool = True
     dry_run: bool = False
+    replace_unpacked: bool = False      # remove a stale unpacked VSN and unpack the tarball's
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What preflight read on one node beyond its status."""
+
+    writable: bool | None = None        # a new file can be made in the releases dir (None: not probed)
+    free_bytes: int | None = None       # free space in the releases dir's file system
+    unpacked_relup: "Relup | None" = None   # the target's relup as unpacked there (stale-release check)
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,8 @@ class NodeTarget:
     releases_dir: str = ""
     cwd: str = ""
     cwd_ok: bool = True
+    adoption: str | None = None          # create | restart (status.NodeStatus.adoption)
+    rel_file: str | None = None          # the .rel create_RELEASES reads
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,9 @@ class Plan:
     notes: tuple[str, ...] = ()
     # not part of the JSON report: what the run needs
     nodes: tuple[NodeTarget, ...] = field(default=(), repr=False)
-    unpack_name: str = ""                           # the name given to unpack_release
+    layout: "Layout | None" = None                  # the unpack name, where the tarball goes (layouts.py)
+    adopt: tuple[str, ...] = ()                     # nodes adopted before anything else (mix releases)
+    replace_unpacked: tuple[str, ...] = ()          # nodes whose stale unpacked VSN is removed first
     tar: "TarballInfo | None" = field(default=None, repr=False, compare=False)
     expected_apps: tuple[tuple[str, str], ...] = ()  # app -> vsn of the target .rel, when known here
 
@@ -104,7 +119,13 @@ class Plan:
                 "already_permanent": list(self.already_permanent),
                 "installed_not_permanent": list(self.installed_not_permanent),
                 "need_upload": list(self.need_upload), "need_unpack": list(self.need_unpack),
-                "tarball": self.tarball, "agent": self.agent, "notes": list(self.notes)}
+                "tarball": self.tarball, "agent": self.agent, "notes": list(self.notes),
+                "layout": self.layout.tool if self.layout else None, "adopt": list(self.adopt),
+                "replace_unpacked": list(self.replace_unpacked)}
+
+    @property
+    def unpack_name(self) -> str:
+        return self.layout.unpack_name if self.layout else ""
 
 
 def check_strategy(strategy: str) -> None:
@@ -153,9 +174,9 @@ def survey(statuses: Sequence["NodeStatus"], vsn: str) -> Survey:
             problems.append(f"{n.node}: unreachable ({n.error})")
         elif not n.release_handler:
             problems.append(f"{n.node}: release_handler is not running (is sasl started?)")
-        elif not n.releases_file:
-            problems.append(f"{n.node}: no RELEASES file in {n.releases_dir}: a `mix release`? "
-                            "release_handler can not hot-upgrade it until a real RELEASES file exists")
+        elif n.adoption == "create" and not n.rel_file:
+            problems.append(f"{n.node}: no RELEASES file in {n.releases_dir} and no releases/"
+                            f"{n.current}/*.rel to adopt it from: release_handler can not hot-upgrade it")
     if problems:
         raise PreflightError(REFUSED + "; ".join(problems))
     done = tuple(n.node for n in statuses if n.permanent == vsn and n.current == vsn)
@@ -183,20 +204,27 @@ def staged_name(release: str, vsn: str) -> str:
 
 
 def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups: Relups,
-         options: PlanOptions, *, staged: frozenset[str] = frozenset()) -> Plan:
+         options: PlanOptions, *, staged: frozenset[str] = frozenset(), staged_layout: "Layout | None" = None,
+         facts: Mapping[str, NodeFacts] | None = None) -> Plan:
     """The plan, or the PreflightError that refuses it.
 
     statuses: every member, in order; tarball: the one given, inspected (or None);
-    relups: what preflight read; staged: the nodes that hold staged_name() already."""
+    relups: what preflight read; staged: the nodes that hold staged_name() already, and
+    staged_layout that tarball's layout; facts: per node, what else preflight read."""
     vsn = options.vsn
+    facts = facts or {}
     sv = survey(statuses, vsn)
     by = {n.node: n for n in statuses}
     tar = tarball
+    replace: tuple[str, ...] = ()
     if tar is not None:
         if tar.vsn != vsn:
             raise PreflightError(f"{tar.path.name} holds release {tar.name} {tar.vsn}, not {vsn}")
         if tar.name != sv.release and sv.release != "?":
             raise PreflightError(f"{tar.path.name} is release {tar.name}, the nodes run {sv.release}")
+        replace = _stale(statuses, tar, facts, options)
+        if replace:
+            sv = replace_survey(sv, replace, [n.node for n in statuses])
     elif sv.need_rel:
         missing = [n for n in sv.need_rel if n not in staged]
         if missing:
@@ -223,15 +251,26 @@ def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups
     order = batches(sv.todo, options.strategy, options.batch)
     if sv.need_rel and options.dry_run:
         notes.append(f"check_install_release runs after unpacking, node by node, on {', '.join(sv.need_rel)}")
-    unpack = (tar.path.name[:-len(".tar.gz")] if tar is not None
-              else staged_name(sv.release, vsn)[:-len(".tar.gz")])
+    layout = tar.layout if tar is not None else staged_layout
+    need_upload = sv.need_rel if tar is not None else ()
+    _check_space(by, facts, need_upload, sv.need_rel, tar)
+    adopt = tuple(n.node for n in statuses if n.adoption and n.node not in sv.done)
+    if adopt:
+        notes.append(f"adopts {', '.join(adopt)} first (no usable RELEASES: create_RELEASES from the running "
+                     "release's .rel, then restart release_handler under sasl_sup)")
+    if layout is not None and layout.tool == "relx" and sv.todo:
+        notes.append(f"relx start script: after make_permanent, bin/{layout.name}-{vsn} is copied over "
+                     f"bin/{layout.name} (it hard-codes the version it boots)")
+    if layout is not None and layout.tool == "distillery" and sv.todo:
+        notes.append("Distillery start script: var/start_erl.data is rewritten after make_permanent "
+                     "(release_handler never updates it)")
     return Plan(release=sv.release, from_vsn=sv.from_vsn, to_vsn=vsn, direction=direction,
                 batches=order, already_permanent=sv.done, installed_not_permanent=sv.installed,
-                need_upload=sv.need_rel if tar is not None else (), need_unpack=sv.need_rel,
+                need_upload=need_upload, need_unpack=sv.need_rel,
                 tarball=str(tar.path) if tar is not None else None, agent=agent, notes=tuple(notes),
                 nodes=tuple(NodeTarget(n.node, n.current, n.permanent, n.root_dir, n.releases_dir, n.cwd,
-                                       n.cwd_ok) for n in statuses),
-                unpack_name=unpack, tar=tar,
+                                       n.cwd_ok, n.adoption, n.rel_file) for n in statuses),
+                layout=layout, adopt=adopt, replace_unpacked=replace, tar=tar,
                 expected_apps=tuple(sorted(tar.apps.items())) if tar is not None else ())
 
 
@@ -259,3 +298,59 @@ def needs_running_relup(vsn: str, from_vsn: str, target: "Relup | None") -> bool
     """The running release's relup is read only when the target's cannot decide."""
     del vsn
     return target is None or from_vsn not in target.up_from
+
+
+def _stale(statuses: Sequence["NodeStatus"], tar: "TarballInfo", facts: Mapping[str, NodeFacts],
+           options: PlanOptions) -> tuple[str, ...]:
+    """Nodes where VSN is unpacked from another build than this tarball (its apps or its
+    relup differ): refused, or with --replace-unpacked, replaced."""
+    stale: dict[str, str] = {}
+    want_libs = {f"{a}-{v}" for a, v in tar.apps.items()}
+    for n in statuses:
+        rel = n.release(options.vsn)
+        if rel is None or rel.state != "unpacked":
+            continue
+        why = []
+        if rel.libs and set(rel.libs) != want_libs:
+            diff = sorted(set(rel.libs) ^ want_libs)
+            why.append(f"its applications differ ({', '.join(diff[:4])}{'...' if len(diff) > 4 else ''})")
+        f = facts.get(n.node)
+        if f is not None and tar.relup is not None and not _same_relup(f.unpacked_relup, tar.relup):
+            why.append("its relup differs" if f.unpacked_relup is not None else "it has no relup")
+        if why:
+            stale[n.node] = " and ".join(why)
+    if stale and not options.replace_unpacked:
+        parts = "; ".join(f"{n}: {why}" for n, why in stale.items())
+        raise PreflightError(f"{REFUSED}release {options.vsn} is already unpacked from another build ({parts}). "
+                             f"Run again with --replace-unpacked to remove it there (release_handler:"
+                             f"remove_release) and unpack {tar.path.name}")
+    return tuple(stale)
+
+
+def _same_relup(a: "Relup | None", b: "Relup") -> bool:
+    return a is not None and a.up_from == b.up_from and a.down_to == b.down_to
+
+
+def replace_survey(sv: Survey, replace: tuple[str, ...], order: list[str]) -> Survey:
+    """The survey once the stale unpacked releases are gone: those nodes need the tarball."""
+    need = set(sv.need_rel) | set(replace)
+    return Survey(sv.done, sv.installed, sv.todo, sv.from_vsn, sv.release,
+                  tuple(n for n in order if n in need))
+
+
+def _check_space(by: Mapping[str, "NodeStatus"], facts: Mapping[str, NodeFacts], need_upload: Sequence[str],
+                 need_unpack: Sequence[str], tar: "TarballInfo | None") -> None:
+    problems = []
+    for n in need_unpack:
+        f = facts.get(n)
+        if f is None:
+            continue
+        if f.writable is False:
+            problems.append(f"{n}: the releases dir {by[n].releases_dir} is not writable")
+            continue
+        need = (tar.unpacked_size + (tar.size if n in need_upload else 0)) if tar is not None else 0
+        if f.free_bytes is not None and need and f.free_bytes < need:
+            problems.append(f"{n}: {f.free_bytes // 1024} KiB free in {by[n].releases_dir}, the release "
+                            f"needs {need // 1024} KiB (tarball and unpacked)")
+    if problems:
+        raise PreflightError(REFUSED + "; ".join(problems))

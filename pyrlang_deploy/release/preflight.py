@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..errors import PreflightError
-from .plan import Plan, PlanOptions, Relups, needs_running_relup, plan, staged_name, survey
+from .layouts import detect
+from .plan import NodeFacts, Plan, PlanOptions, Relups, needs_running_relup, plan, staged_name, survey
 from .relup import Relup, parse_relup
 from .status import NodeStatus, statuses
 from .tarball import TarballInfo, inspect_tarball
@@ -50,10 +51,35 @@ async def prepare(ops: "NodeOps", steps: "NodeSteps", members: Iterable[str], un
                              sv.need_rel)
         staged = frozenset(n for n in sv.need_rel if res[n].ok and res[n].value is True)
     relups = Relups()
+    staged_layout = None
     lacking = staged_tar is not None and not staged >= set(sv.need_rel)   # plan() refuses that first
     if sv.probe is not None and sv.from_vsn is not None and not lacking:
         relups = await _read_relups(steps, by[sv.probe], options.vsn, sv.from_vsn, info, staged_tar)
-    return plan(sts, info, relups, options, staged=staged)
+    if staged_tar is not None and not lacking:
+        probe = sv.need_rel[0]
+        members = await steps.tar_members(probe, f"{by[probe].releases_dir}/{staged_tar}")
+        staged_layout = detect(members, sv.release, options.vsn)
+    facts = await _node_facts(ops, steps, sts, options.vsn, info)
+    return plan(sts, info, relups, options, staged=staged, staged_layout=staged_layout, facts=facts)
+
+
+async def _node_facts(ops: "NodeOps", steps: "NodeSteps", sts: list[NodeStatus], vsn: str,
+                      info: TarballInfo | None) -> dict[str, NodeFacts]:
+    """Per node that will unpack: can its releases dir take the release (writable, free
+    space); where VSN is unpacked already: the relup it has (a stale build?)."""
+    async def one(n: NodeStatus) -> NodeFacts:
+        rel = n.release(vsn)
+        if rel is not None and rel.state != "unpacked":
+            return NodeFacts()
+        relup = None
+        if rel is not None and info is not None:
+            relup = _parsed(await steps.read_term_file(n.node, f"{n.releases_dir}/{vsn}/relup"))
+        writable, free = await steps.releases_dir_room(n.node, n.releases_dir)
+        return NodeFacts(writable=writable, free_bytes=free, unpacked_relup=relup)
+
+    todo = [n for n in sts if n.current != vsn]
+    res = await ops.each(lambda node: one(next(n for n in todo if n.node == node)), [n.node for n in todo])
+    return {node: r.value for node, r in res.items() if r.ok}
 
 
 async def _read_relups(steps: "NodeSteps", st: NodeStatus, vsn: str, from_vsn: str, info: TarballInfo | None,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pyrlang_deploy.errors import PreflightError, UsageError
-from pyrlang_deploy.release.plan import STRATEGIES, PlanOptions, Relups, batches, plan
+from pyrlang_deploy.release.layouts import Layout
+from pyrlang_deploy.release.plan import STRATEGIES, NodeFacts, PlanOptions, Relups, batches, plan
 from pyrlang_deploy.release.relup import Relup
 from pyrlang_deploy.release.status import NodeStatus, ReleaseInfo
 from pyrlang_deploy.release.tarball import TarballInfo
@@ -23,7 +24,11 @@ def tar(vsn: str = "0.0.2", *, up=("0.0.1",), down=("0.0.1",), name: str = "demo
         instrs=()) -> TarballInfo:
     relup = Relup(vsn, {v: list(instrs) for v in up}, {v: list(instrs) for v in down})
     return TarballInfo(path=Path(f"/t/{name}-{vsn}.tar.gz"), name=name, vsn=vsn, erts=erts, apps={"demo": vsn},
-                       relup=relup, size=10, sha256="", md5="")
+                       relup=relup, size=10, sha256="", md5="", layout=SYSTOOLS(name, vsn))
+
+
+def SYSTOOLS(name: str, vsn: str) -> Layout:
+    return Layout("systools", name, vsn, f"{name}-{vsn}", None)
 
 
 ON_001 = [node(f"n{i}", ("0.0.1", "permanent")) for i in range(1, 4)]
@@ -97,7 +102,8 @@ def test_tarball_of_another_version_or_release_is_refused():
 def test_no_tarball_needs_the_staged_one_on_every_node():
     with pytest.raises(PreflightError, match="not on n2, n3 and no tarball"):
         plan(ON_001, None, Relups(target=tar().relup), OPTS, staged=frozenset({"n1"}))
-    p = plan(ON_001, None, Relups(target=tar().relup), OPTS, staged=frozenset({"n1", "n2", "n3"}))
+    p = plan(ON_001, None, Relups(target=tar().relup), OPTS, staged=frozenset({"n1", "n2", "n3"}),
+             staged_layout=SYSTOOLS("demo", "0.0.2"))
     assert p.need_upload == () and p.need_unpack == ("n1", "n2", "n3") and p.unpack_name == "demo-0.0.2"
 
 
@@ -130,5 +136,48 @@ def test_dry_run_notes_where_check_install_runs_later():
     p = plan(ON_001, tar(), Relups(), PlanOptions(vsn="0.0.2", dry_run=True))
     assert p.notes[-1].startswith("check_install_release runs after unpacking")
     sts = [node("n1", ("0.0.2", "unpacked"), ("0.0.1", "permanent"))]
+    sts[0].releases[0].libs = ["demo-0.0.2"]
     p = plan(sts, tar(), Relups(), OPTS)
     assert p.unpacked_already == ("n1",) and p.need_unpack == ()
+
+
+# --- issue 8: adoption, stale unpacked releases, room on the node ---------------------------------
+
+def test_mix_node_is_adopted_first_and_the_plan_says_so():
+    mix = node("n1", ("0.0.1", "permanent"), releases_file=False)
+    mix.releases[0].libs = []
+    mix.rel_file = "/r/n1/releases/0.0.1/demo.rel"
+    p = plan([mix] + ON_001[1:], tar(), Relups(), OPTS)
+    assert p.adopt == ("n1",) and p.target("n1").adoption == "create"
+    assert any(n.startswith("adopts n1 first") for n in p.notes) and p.to_json()["adopt"] == ["n1"]
+    invented = node("n2", ("0.0.1", "permanent"))
+    invented.releases[0].libs = []
+    assert plan([invented], tar(), Relups(), OPTS).target("n2").adoption == "restart"
+
+
+def test_mix_node_without_a_rel_cannot_be_adopted():
+    mix = node("n1", ("0.0.1", "permanent"), releases_file=False)
+    with pytest.raises(PreflightError, match="no RELEASES file .* no releases/0.0.1/\\*.rel to adopt"):
+        plan([mix], tar(), Relups(), OPTS)
+
+
+def test_stale_unpacked_release_is_named_and_replaced_on_request():
+    sts = [node("n1", ("0.0.2", "unpacked"), ("0.0.1", "permanent")), node("n2", ("0.0.1", "permanent"))]
+    sts[0].releases[0].libs = ["demo-0.0.2"]
+    other = Relup("0.0.2", {"0.0.0": []}, {"0.0.0": []})      # built for another upgrade path
+    facts = {"n1": NodeFacts(unpacked_relup=other)}
+    with pytest.raises(PreflightError, match="n1: its relup differs.*--replace-unpacked"):
+        plan(sts, tar(), Relups(), OPTS, facts=facts)
+    p = plan(sts, tar(), Relups(), PlanOptions(vsn="0.0.2", replace_unpacked=True), facts=facts)
+    assert p.replace_unpacked == ("n1",) and p.need_unpack == ("n1", "n2") and p.need_upload == ("n1", "n2")
+    same = {"n1": NodeFacts(unpacked_relup=tar().relup)}
+    assert plan(sts, tar(), Relups(), OPTS, facts=same).need_unpack == ("n2",)
+
+
+def test_unwritable_or_full_releases_dir_is_refused_naming_the_node():
+    with pytest.raises(PreflightError, match="n2: the releases dir /r/n2/releases is not writable"):
+        plan(ON_001, tar(), Relups(), OPTS, facts={"n2": NodeFacts(writable=False)})
+    t = tar()
+    t.unpacked_size = 10 << 20
+    with pytest.raises(PreflightError, match="n3: 1024 KiB free"):
+        plan(ON_001, t, Relups(), OPTS, facts={"n3": NodeFacts(writable=True, free_bytes=1 << 20)})

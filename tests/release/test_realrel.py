@@ -1,0 +1,69 @@
+"""Users' real releases end to end: rebar3/relx and `mix release` nodes started by their own
+start scripts, upgraded by erldeploy (mix: adopted first), restarted by that script (it boots
+the new release), rolled back, state kept across code_change. Read back with erl_call."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import realrel
+from tests.support.nodes import Epmd
+
+from .conftest import RelCli
+
+
+@pytest.fixture
+def rel_nodes(tmp_path):
+    with Epmd() as epmd, realrel.Nodes(tmp_path, epmd.port) as started:
+        yield started
+
+
+@pytest.mark.parametrize("tool", ["relx", "mix"])
+def test_real_release_upgrade_restart_rollback(tool, relx_pair, mix_pair, rel_nodes):
+    pair = {"relx": relx_pair, "mix": mix_pair}[tool]
+    old, new = pair.old.vsn, pair.new.vsn
+    a, b = rel_nodes.start(pair, old, n=2)
+    cli = RelCli(rel_nodes)
+    counts = {n.node: [n.bump() for _ in range(i + 2)][-1] for i, n in enumerate((a, b))}
+
+    code, st = cli.json("status")
+    problems = " ".join(st["problems"])
+    if tool == "mix":   # status names it and changes nothing
+        assert "mix release, not adopted yet (install adopts it)" in problems
+        assert not (a.root / "releases" / "RELEASES").exists()
+    p = cli("install", new, "--tar", str(pair.upgrade_tarball), "--dry-run")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert ("adopt first" in p.stdout) == (tool == "mix")
+    assert {"relx": "as 'relxapp' (relx layout)", "mix": f"as '{new}/mixapp' (mix layout)"}[tool] in p.stdout
+    if tool == "mix":
+        assert not (a.root / "releases" / "RELEASES").exists()     # a dry run adopts nothing
+
+    p = cli("install", new, "--tar", str(pair.upgrade_tarball))
+    assert p.returncode == 0, p.stdout + p.stderr
+    for n in (a, b):
+        assert n.which_releases()[:2] == [(new, "permanent"), (old, "old")], n.node
+        assert n.state_version() == 2 and n.bump() == counts[n.node] + 1       # state kept across code_change
+        assert n.plain_value() == new and n.module_loaded(pair.modules.added)
+        assert (n.root / "releases" / new / f"{pair.name}.rel").is_file()     # the .rel is still there
+        assert not list((n.root / "releases").rglob("*.tar.gz"))
+        if tool == "relx":    # its start script now boots the new release
+            assert f'REL_VSN="{new}"' in (n.root / "bin" / pair.name).read_text()
+        if tool == "mix":     # the new consolidated protocols run
+            where = n.eval("code:which('Elixir.Mixapp.Describe')")
+            assert f"releases/{new}/consolidated" in where, where
+    code, st = cli.json("status")
+    assert st["one_release"] and not [x for x in st["problems"] if "restart starts" in x], st["problems"]
+
+    b.restart()                                   # by bin/NAME, as a service manager would
+    assert b.script_id() == (pair.name, new) and b.current_vsn() == new
+
+    p = cli("rollback")
+    assert p.returncode == 0, p.stdout + p.stderr
+    for n in (a, b):
+        assert n.current_vsn() == old and dict(n.which_releases())[old] == "permanent", n.node
+        assert n.state_version() == 1 and n.plain_value() == old
+    assert a.bump() == counts[a.node] + 2          # a kept its state through up and down
+    if tool == "mix":
+        assert f"releases/{old}/consolidated" in a.eval("code:which('Elixir.Mixapp.Describe')")
+    b.restart()
+    assert b.script_id() == (pair.name, old) and b.current_vsn() == old
