@@ -7,11 +7,12 @@ reads `releases/NAME.rel` for the name NAME (a missing member is silently skippe
     tool        .rel members                              unpack as   tarball placed at
     systools    releases/N-V.rel, releases/V/N-V.rel      "N-V"       releases/N-V.tar.gz
     relx        releases/N.rel, releases/V/N.rel          "N"         releases/N.tar.gz
-    distillery  releases/V/N.rel (+ releases/V/N.sh ...)  "V/N"       releases/V/N.tar.gz
+    distillery  releases/N.rel, releases/V/N.rel, V/N.sh  "N"         releases/N.tar.gz
+                (without releases/N.rel: "V/N", releases/V/N.tar.gz)
     mix         releases/V/N.rel (+ V/consolidated ...)   "V/N"       releases/V/N.tar.gz
     other       releases/V/N.rel only (Castle-style too)  "V/N"       releases/V/N.tar.gz
 
-relx is unpacked as "N" (not relx's own "V/N"), so releases/V/N.rel survives; where "V/N" is
+relx and Distillery are unpacked as "N" (not their own "V/N"), so releases/V/N.rel survives; where "V/N" is
 the only name that works, release_handler deletes releases/V/N.rel and we write it back
 (`restore_rel`): our verification and the tools' own scripts read it.
 
@@ -70,12 +71,13 @@ def detect(members: Iterable[str], name: str, vsn: str) -> Layout:
     if inner not in names:
         raise PreflightError(f"release {name} {vsn}: no releases/{name}-{vsn}.rel, releases/{name}.rel "
                              f"or {inner} in the tarball: release_handler could not unpack it")
-    if f"releases/{name}.rel" in names:
-        return Layout("relx", name, vsn, name, None)
     sub = f"releases/{vsn}/"
+    distillery = f"{sub}{name}.sh" in names or any(m.startswith(f"{sub}libexec/") for m in names)
+    if f"releases/{name}.rel" in names:
+        return Layout("distillery" if distillery else "relx", name, vsn, name, None)
     if f"{sub}elixir" in names or any(m.startswith(f"{sub}consolidated/") for m in names):
         tool = "mix"          # Castle-style upgrades are mix tarballs with a relup added
-    elif f"{sub}{name}.sh" in names or any(m.startswith(f"{sub}libexec/") for m in names):
+    elif distillery:
         tool = "distillery"
     else:
         tool = "other"

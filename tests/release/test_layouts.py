@@ -23,6 +23,7 @@ REL = '{release, {"app", "1.0.1"}, {erts, "13.1.5"}, [{kernel, "8.5.3"}, {app, "
      "releases/1.0.1/app.rel"),
     (["releases/1.0.1/app.rel", "releases/1.0.1/app.sh", "releases/1.0.1/libexec/env.sh"], "distillery",
      "1.0.1/app", "releases/1.0.1/app.rel"),
+    (["releases/app.rel", "releases/1.0.1/app.rel", "releases/1.0.1/app.sh"], "distillery", "app", None),
     (["releases/1.0.1/app.rel", "releases/1.0.1/relup"], "other", "1.0.1/app", "releases/1.0.1/app.rel"),
 ])
 def test_unpack_name_comes_from_the_content(members, tool, unpack, restore):
@@ -86,8 +87,9 @@ def test_inspect_refuses_an_entry_leaving_the_root_naming_it(tmp_path):
         inspect_tarball(sym)
 
 
-def test_real_tools_tarballs(relx_pair, mix_pair):
-    for pair, tool, unpack in ((relx_pair, "relx", "relxapp"), (mix_pair, "mix", f"{mix_pair.new.vsn}/mixapp")):
+def test_real_tools_tarballs(relx_pair, mix_pair, distillery_pair):
+    for pair, tool, unpack in ((relx_pair, "relx", "relxapp"), (mix_pair, "mix", f"{mix_pair.new.vsn}/mixapp"),
+                               (distillery_pair, "distillery", "relxapp")):
         for path in (pair.new.tarball, pair.upgrade_tarball):
             info = inspect_tarball(path)
             assert (info.name, info.vsn) == (pair.name, pair.new.vsn)

@@ -1,4 +1,4 @@
-"""Users' real releases end to end: rebar3/relx and `mix release` nodes started by their own
+"""Users' real releases end to end: rebar3/relx, `mix release` and Distillery-layout nodes started by their own
 start scripts, upgraded by erldeploy (mix: adopted first), restarted by that script (it boots
 the new release), rolled back, state kept across code_change. Read back with erl_call."""
 
@@ -18,9 +18,9 @@ def rel_nodes(tmp_path):
         yield started
 
 
-@pytest.mark.parametrize("tool", ["relx", "mix"])
-def test_real_release_upgrade_restart_rollback(tool, relx_pair, mix_pair, rel_nodes):
-    pair = {"relx": relx_pair, "mix": mix_pair}[tool]
+@pytest.mark.parametrize("tool", ["relx", "mix", "distillery"])
+def test_real_release_upgrade_restart_rollback(tool, relx_pair, mix_pair, distillery_pair, rel_nodes):
+    pair = {"relx": relx_pair, "mix": mix_pair, "distillery": distillery_pair}[tool]
     old, new = pair.old.vsn, pair.new.vsn
     a, b = rel_nodes.start(pair, old, n=2)
     cli = RelCli(rel_nodes)
@@ -34,7 +34,8 @@ def test_real_release_upgrade_restart_rollback(tool, relx_pair, mix_pair, rel_no
     p = cli("install", new, "--tar", str(pair.upgrade_tarball), "--dry-run")
     assert p.returncode == 0, p.stdout + p.stderr
     assert ("adopt first" in p.stdout) == (tool == "mix")
-    assert {"relx": "as 'relxapp' (relx layout)", "mix": f"as '{new}/mixapp' (mix layout)"}[tool] in p.stdout
+    assert {"relx": "as 'relxapp' (relx layout)", "mix": f"as '{new}/mixapp' (mix layout)",
+            "distillery": "as 'relxapp' (distillery layout)"}[tool] in p.stdout
     if tool == "mix":
         assert not (a.root / "releases" / "RELEASES").exists()     # a dry run adopts nothing
 
@@ -48,6 +49,8 @@ def test_real_release_upgrade_restart_rollback(tool, relx_pair, mix_pair, rel_no
         assert not list((n.root / "releases").rglob("*.tar.gz"))
         if tool == "relx":    # its start script now boots the new release
             assert f'REL_VSN="{new}"' in (n.root / "bin" / pair.name).read_text()
+        if tool == "distillery":    # the file its launcher reads, which release_handler never writes
+            assert (n.root / "var" / "start_erl.data").read_text().split()[1] == new
         if tool == "mix":     # the new consolidated protocols run
             where = n.eval("code:which('Elixir.Mixapp.Describe')")
             assert f"releases/{new}/consolidated" in where, where
