@@ -84,6 +84,18 @@ def detect(members: Iterable[str], name: str, vsn: str) -> Layout:
     return Layout(tool, name, vsn, f"{vsn}/{name}", inner)
 
 
+def kept_old(members: Iterable[str], layout: Layout) -> list[str]:
+    """Tarball files outside lib/, erts-*/ and releases/VSN/ that release_handler's
+    keep_old_files extraction leaves as the node has them, beyond those install handles
+    (bin/NAME, start_erl.data) or that must stay the node's own (RELEASES, COOKIE)."""
+    n, v = layout.name, layout.vsn
+    handled = {f"bin/{n}", f"bin/{n}-{v}", f"releases/{n}.rel", f"releases/{n}-{v}.rel",
+               "releases/start_erl.data", "releases/RELEASES", "releases/COOKIE"}
+    return sorted(m for m in members
+                  if not m.endswith("/") and m not in handled
+                  and not m.startswith(("lib/", "erts-", f"releases/{v}/")))
+
+
 # --- what the node's start script boots next -------------------------------------------------
 
 _REL_VSN = re.compile(r'^REL_VSN="([^"$]+)"', re.M)

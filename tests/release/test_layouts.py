@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pyrlang_deploy.errors import PreflightError
-from pyrlang_deploy.release.layouts import detect, next_boot, script_vsn, unsafe_entry
+from pyrlang_deploy.release.layouts import detect, kept_old, next_boot, script_vsn, unsafe_entry
 from pyrlang_deploy.release.tarball import inspect_tarball
 
 REL = '{release, {"app", "1.0.1"}, {erts, "13.1.5"}, [{kernel, "8.5.3"}, {app, "1.0.1"}]}.\n'
@@ -95,3 +95,9 @@ def test_real_tools_tarballs(relx_pair, mix_pair, distillery_pair):
             assert (info.name, info.vsn) == (pair.name, pair.new.vsn)
             assert info.layout.tool == tool and info.layout.unpack_name == unpack
         assert inspect_tarball(pair.upgrade_tarball).relup is not None
+
+
+def test_kept_old_files_named():
+    members = ["bin/app", "bin/app-1.0.1", "bin/nodetool", "releases/app.rel", "releases/1.0.1/app.rel",
+               "releases/RELEASES", "releases/start_erl.data", "lib/app-1.0.1/ebin/app.app", "erts-13.1.5/bin/beam.smp"]
+    assert kept_old(members, detect(members, "app", "1.0.1")) == ["bin/nodetool"]
