@@ -75,8 +75,6 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         self.closed = False
         self.close_reason = ""
-        # monitors we hold on processes over there: ref -> (our process, target as DOWN shows it)
-        self.monitors: dict[Any, tuple[Any, Any]] = {}
         self._waiters: set[Waiter] = set()
         self._wq: list | None = None  # frames waiting for this loop pass's single send
         self._streaming = False  # write_large is in the middle of a frame
@@ -118,7 +116,7 @@ class Connection:
         pass leave in one ``send`` (in order) instead of one system call each.
         """
         if self.closed:
-            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+            raise NodeDown.lost(self.peer, self.close_reason)
         q = self._wq
         if q is not None:
             q.append(data)
@@ -139,7 +137,7 @@ class Connection:
         """
         async with self._large_lock:
             if self.closed:
-                raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+                raise NodeDown.lost(self.peer, self.close_reason)
             self._flush()
             self._wq = []  # hold everything else back until the frame is complete
             self._streaming = True
@@ -152,8 +150,7 @@ class Connection:
                     mv = memoryview(p)
                     for off in range(0, len(mv), _CHUNK):
                         if self.closed:
-                            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})",
-                                           node=self.peer)
+                            raise NodeDown.lost(self.peer, self.close_reason)
                         write(mv[off:off + _CHUNK])
                         if proto.paused:
                             await proto.drain()
@@ -181,7 +178,7 @@ class Connection:
         """Encode and write one control message (and its payload term)."""
         msg = None if payload is _NO_PAYLOAD else encode(payload)
         if self.closed:
-            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+            raise NodeDown.lost(self.peer, self.close_reason)
         self._write_now(data_frame(encode(c.term()), msg))
 
     async def drain(self) -> None:
@@ -305,7 +302,7 @@ class Connection:
         hit = send_target(frame)
         if hit is not None:
             # a reply or io request to one of our RPC pids: no control decode needed
-            proc = node._wire.get(hit[0])
+            proc = node.table.calls.get(hit[0])
             if proc is not None:
                 proc.deliver_frame(frame, hit[1])
                 return
@@ -314,7 +311,7 @@ class Connection:
         term, off = decode(frame, 1)
         op = term[0] if type(term) is tuple and term else None
         if op == 2 or op == 22:  # SEND / SEND_SENDER: the hot path of every reply
-            proc = node._local(term[2])
+            proc = node.table.lookup(term[2])
             if proc is not None:
                 proc.deliver(decode(frame, off)[0])
             else:
@@ -344,7 +341,7 @@ class Connection:
                 w.connection_lost(self, reason)
             except Exception:
                 log.exception("waiter failed on connection loss")
-        self._protocol.fail_drain(NodeDown(f"connection to {self.peer} lost ({reason})", node=self.peer))
+        self._protocol.fail_drain(NodeDown.lost(self.peer, reason))
         self.node._connection_lost(self, reason)
 
     def close(self, reason: str = "disconnected") -> None:

@@ -53,14 +53,8 @@ class RpcCall(LocalProcess):
     def __init__(self, node: "LocalNode", conn: "Connection", future: asyncio.Future, peer: str,
                  module: str, function: str, nargs: int, io: Callable[[str], Any] | None,
                  pid_ids: tuple[int, int], wire_pid: bytes, ref_ids: tuple[int, int, int], wire_ref: bytes) -> None:
-        # slots set directly: this runs once per call on the hot path
-        self.node = node
+        LocalProcess.__init__(self, node, None)  # the Pid object is made on first use
         self.conn = conn
-        self.name = None
-        self.monitored_by = None
-        self.links = None
-        self.monitoring = False
-        self.closed = False
         self.future = future
         self.peer = peer
         self.module = module
@@ -74,14 +68,15 @@ class RpcCall(LocalProcess):
         self.reply_prefix = b"\x83h\x02" + wire_ref  # {Ref, ...
         self.timeout = 0.0
 
-    @property  # type: ignore[override]
-    def pid(self) -> Pid:
-        return Pid(self.node._atom, self._ids[0], self._ids[1], self.node.creation)
+    def _make_pid(self) -> Pid:
+        table = self.node.table
+        return Pid(table.node, self._ids[0], self._ids[1], table.creation)
 
     @property
     def ref(self) -> Reference:
         if self._ref is None:
-            self._ref = Reference(self.node._atom, self.node.creation, self._ref_ids)
+            table = self.node.table
+            self._ref = Reference(table.node, table.creation, self._ref_ids)
         return self._ref
 
     @property
@@ -95,12 +90,13 @@ class RpcCall(LocalProcess):
         if self.closed:
             return
         self.closed = True
-        del self.node._wire[self.wire_pid]
+        node = self.node
+        effects = node.table.end_call(self.wire_pid, self)
         self.conn.remove_waiter(self)
         if self.timeout:
-            self.node._deadlines.remove(self)
-        if self.monitored_by or self.links:
-            self.node._process_exited(self, Atom("normal"))
+            node.deadlines(self.conn._loop).remove(self)
+        if effects:
+            node.apply(effects)
 
     def _reply(self, reply: Any) -> None:
         self._finish()
@@ -139,8 +135,7 @@ class RpcCall(LocalProcess):
     def connection_lost(self, conn: "Connection", reason: str) -> None:
         self._finish()
         if not self.future.done():
-            self.future.set_exception(
-                NodeDown(f"{self.peer} went down during the call to {self.mfa} ({reason})", node=self.peer))
+            self.future.set_exception(NodeDown.during_call(self.peer, self.mfa, reason))
 
     def expired(self) -> None:
         """The deadline passed (called by the node's deadline timer)."""
@@ -205,8 +200,9 @@ def start_call(node: "LocalNode", conn: "Connection", module: str, function: str
     awaited together without a Task each (see ``LocalNode.rpc_future``).
     """
     loop = conn._loop
-    pid_ids, wpid = node._new_wire_pid()
-    ref_ids, wref = node._new_wire_ref()
+    table = node.table
+    pid_ids, wpid = table.new_wire_pid()
+    ref_ids, wref = table.new_wire_ref()
     pieces = encode_call_frame(wpid, wref, module, function, args)
     if len(pieces) == 1:
         # send first, book-keep after: the node works on the call meanwhile, and
@@ -214,13 +210,13 @@ def start_call(node: "LocalNode", conn: "Connection", module: str, function: str
         conn.write(pieces[0])
     proc = RpcCall(node, conn, loop.create_future(), conn.peer, module, function, len(args), io,
                    pid_ids, wpid, ref_ids, wref)
-    node._wire[wpid] = proc
+    table.calls[wpid] = proc
     conn.add_waiter(proc)
     if timeout is not None:
         proc.timeout = timeout
-        node._deadlines_for(loop).add(timeout, proc)
+        node.deadlines(loop).add(timeout, proc)
     if len(pieces) > 1:
-        node._spawn(_write_large(conn, pieces, proc))
+        node.spawn(_write_large(conn, pieces, proc))
     return proc
 
 
@@ -245,21 +241,21 @@ async def call(node: "LocalNode", peer: str, module: str, function: str, args: A
     """
     if type(args) is not list:
         args = list(args)
-    conn = node._conns.get(peer)
-    if conn is None or conn.closed:
+    conn = node.connection(peer)
+    if conn is None:
         conn = await node.connect(peer)
     proc = start_call(node, conn, module, function, args, timeout, io)
     try:
         if conn._protocol.paused:
             await conn.drain()
-        elif node.inline_wait and len(node._wire) == 1 and conn._wq is None:
+        elif node.inline_wait and len(node.table.calls) == 1 and conn._wq is None:
             # the only call in flight on the node: read its reply right here, but
             # let the loop run at least every INLINE_SLICE seconds
             now = time.monotonic()
-            if now - node._last_yield < INLINE_SLICE:
+            if now - node.last_inline_yield < INLINE_SLICE:
                 if conn.wait_inline(proc.future, INLINE_BUDGET):
                     return proc.future.result()
-            node._last_yield = now
+            node.last_inline_yield = now
         return await proc.future
     except asyncio.CancelledError:
         proc.close()
@@ -275,8 +271,8 @@ def call_future(node: "LocalNode", peer: str, module: str, function: str, args: 
     """
     if type(args) is not list:
         args = list(args)
-    conn = node._conns.get(peer)
-    if conn is None or conn.closed:
+    conn = node.connection(peer)
+    if conn is None:
         return asyncio.ensure_future(call(node, peer, module, function, args, timeout=timeout, io=io))
     return start_call(node, conn, module, function, args, timeout, io).future
 

@@ -30,7 +30,7 @@ from .types import (
     Reference,
 )
 
-VERSION = 131
+from .tags import VERSION  # noqa: F401 (decoder.VERSION: the one table of tag bytes)
 
 # Building a big or deep structure (a large input; nesting this deep only comes
 # from odd or hostile input) makes the cyclic GC rescan the growing heap over
