@@ -41,7 +41,7 @@ async def status(ctx: click.Context) -> int:
 
 @click.command()
 @global_options
-@click.argument("tar", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("tar", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--no-agent", is_flag=True, help="Upload with plain RPC instead of the on-node agent.")
 @click.pass_context
 async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
@@ -118,7 +118,7 @@ def _find_tar(s, vsn: str) -> Path | None:
 @click.command()
 @global_options
 @click.argument("vsn")
-@click.option("--tar", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--tar", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Release tarball to upload where VSN is not unpacked yet.")
 @_install_options
 @click.pass_context

@@ -35,7 +35,7 @@ from ..term import decode
 from ..term import encode
 from . import control as ctl
 from .flags import DFlag
-from .framing import TICK_FRAME, FrameReader, data_frame
+from .framing import TICK_FRAME, FrameReader, FrameTooLarge, data_frame
 from .handshake import ClientHandshake, HandshakeResult, State
 from .wire import send_target
 
@@ -72,6 +72,9 @@ class Connection:
         self.exit_payload = bool(self.peer_flags & DFlag.EXIT_PAYLOAD)
         self._protocol = protocol
         self._transport: asyncio.Transport = protocol.transport
+        # the largest frame (and inflated compressed term) the peer may send
+        self.max_frame: int = node.max_frame
+        protocol.set_max_frame(self.max_frame)
         self._loop = asyncio.get_running_loop()
         self.closed = False
         self.close_reason = ""
@@ -292,10 +295,14 @@ class Connection:
                 continue
             try:
                 self._on_frame(frame)
-            except Exception as exc:  # one bad frame must not kill the connection
-                # the type only at warning level: the text may quote payload bytes
-                log.warning("dropped a frame from %s (%s)", self.peer, type(exc).__name__)
-                log.debug("frame handling error: %s", exc, exc_info=True)
+            except Exception as exc:
+                # A peer either speaks the protocol or is gone: after one frame we
+                # cannot read, nothing it sends can be trusted (no log line per frame).
+                log.debug("frame handling error from %s", self.peer, exc_info=True)
+                self.abort(f"{self.peer} sent a frame we cannot read: {_short(exc)}")
+                return
+            if self.closed:
+                return
 
     def _on_frame(self, frame: bytes) -> None:
         node = self.node
@@ -308,19 +315,20 @@ class Connection:
                 return
         if frame[0] != 112:
             raise DecodeError(f"frame kind {frame[0]} is not pass-through (112)")
-        term, off = decode(frame, 1)
+        limit = self.max_frame
+        term, off = decode(frame, 1, limit)
         op = term[0] if type(term) is tuple and term else None
         if op == 2 or op == 22:  # SEND / SEND_SENDER: the hot path of every reply
             proc = node.table.lookup(term[2])
             if proc is not None:
-                proc.deliver(decode(frame, off)[0])
+                proc.deliver(decode(frame, off, limit)[0])
             else:
                 log.debug("%s sent to a pid we do not have: %s", self.peer, term[2])
             return
         c = ctl.parse(term)
         if c is None:
             return
-        payload = decode(frame, off)[0] if c.PAYLOAD and off < len(frame) else None
+        payload = decode(frame, off, limit)[0] if c.PAYLOAD and off < len(frame) else None
         node._on_control(self, c, payload)
 
     # --- closing ----------------------------------------------------------------------
@@ -349,6 +357,17 @@ class Connection:
         self._lose(reason)
         self._transport.close()
 
+    def abort(self, reason: str) -> None:
+        """Drop a peer that broke the protocol: nothing more is read or written."""
+        self._lose(reason)
+        self._transport.abort()
+
+
+def _short(exc: Exception, limit: int = 160) -> str:
+    """An error's text for a one-line message: bounded (it may quote peer bytes)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class _DistProtocol(asyncio.Protocol):
     """Bytes in and out of one socket: handshake first, then frames."""
@@ -370,10 +389,19 @@ class _DistProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         transport.write(self.handshake.initiate())  # type: ignore[attr-defined]
 
+    def set_max_frame(self, limit: int) -> None:
+        self._reader.max_frame = limit
+
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn is not None:
-            frames = self._reader.feed(data)
+            if conn.closed:
+                return  # aborted: whatever else arrives is not read
+            try:
+                frames = self._reader.feed(data)
+            except FrameTooLarge as exc:
+                conn.abort(f"{conn.peer} sent {exc}")
+                return
             if frames:
                 conn._on_frames(frames)
             else:

@@ -19,6 +19,7 @@ from ..term.types import Atom, Pid, Reference
 from . import control as ctl
 from . import epmd
 from .connection import Connection, _DistProtocol
+from .framing import max_frame_from_env
 from .handshake import ClientHandshake
 from .names import is_long_host, own_host, split_node, unique_alive
 from .process import LocalProcess, Mailbox
@@ -37,6 +38,7 @@ from .rpc import call_future as _rpc_future
 from .timers import Deadlines
 
 log = logging.getLogger(__name__)
+FINISH_GRACE = 1.5  # what close() gives clean-up work on peers (see spawn(finish=True))
 
 
 class _Sink(LocalProcess):
@@ -56,6 +58,8 @@ class LocalNode:
     ``cookie``: None reads ``~/.erlang.cookie``.
     ``net_ticktime``: the peers' tick time if known; otherwise each connection asks
     its peer (``net_kernel:get_net_ticktime()``) right after connecting.
+    ``max_frame``: the largest frame a peer may send, in bytes (default
+    ``ERLDEPLOY_MAX_FRAME`` or 64 MiB); a bigger one drops that connection.
 
     The process table (``self.table``, sans-IO, proctable.py) decides what links,
     monitors and exits mean; this class owns the connections and carries out the
@@ -81,6 +85,7 @@ class LocalNode:
         net_ticktime: float | None = None,
         io_sink: Callable[[str], Any] | None = None,
         inline_wait: bool = True,
+        max_frame: int | None = None,
     ) -> None:
         self._cookie = read_cookie_file() if cookie is None else cookie
         self._host: str | None
@@ -93,6 +98,8 @@ class LocalNode:
         self.epmd_port = epmd_port
         self.net_ticktime = net_ticktime
         self.io_sink: Callable[[str], Any] = io_sink or _stdout_sink
+        # the largest frame a peer may send (and what a compressed term may inflate to)
+        self.max_frame = max_frame if max_frame is not None else max_frame_from_env()
         self.table = ProcessTable(self.creation)
         self._conns: dict[str, Connection] = {}
         self._connecting: dict[str, asyncio.Future[Connection]] = {}
@@ -102,6 +109,7 @@ class LocalNode:
         self.inline_wait = inline_wait
         self.last_inline_yield = 0.0
         self._tasks: set[asyncio.Task] = set()
+        self._finishing: set[asyncio.Task] = set()
         self._closed = False
         self._self_proc: _Sink | None = None
 
@@ -261,6 +269,8 @@ class LocalNode:
 
     async def close(self) -> None:
         """Close every connection and process; waiters fail with NodeDown."""
+        if self._finishing:
+            await asyncio.wait(set(self._finishing), timeout=FINISH_GRACE)
         self._closed = True
         for t in list(self._connecting.values()):
             t.cancel()
@@ -268,7 +278,7 @@ class LocalNode:
             conn.close("local node closed")
         for proc in list(self.table.procs.values()):
             proc.close(Atom("shutdown"))
-        for t in list(self._tasks):
+        for t in [*self._tasks, *self._finishing]:
             t.cancel()
         if self._deadlines is not None:
             self._deadlines.close()
@@ -281,11 +291,14 @@ class LocalNode:
         conn = self._conns.get(peer)
         return None if conn is None or conn.closed else conn
 
-    def spawn(self, coro: Any) -> asyncio.Task:
-        """Run ``coro`` as a task the node cancels when it closes."""
+    def spawn(self, coro: Any, *, finish: bool = False) -> asyncio.Task:
+        """Run ``coro`` as a task the node cancels when it closes; with ``finish``,
+        :meth:`close` first lets it end (clean-up on a peer, such as stopping a
+        timed-out call there), for at most FINISH_GRACE seconds."""
         task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._finishing if finish else self._tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return task
 
     _spawn = spawn  # the connect path's name for it

@@ -10,11 +10,12 @@ on one connection and each call's ``io:format`` output reaches that call's
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import NodeDown, RpcError, RpcTimeout
+from ..errors import NodeDown, RpcError, RpcTimeout, UsageError
 from ..term import decode, encode_body
 from ..term.types import Atom, Pid, Reference
 from . import wire
@@ -31,12 +32,14 @@ REX = Atom("rex")
 EMPTY = Atom("")
 BADRPC = Atom("badrpc")
 
+STOP_GRACE = 1.0  # how long stopping a timed-out call on the node may take
 INLINE_BUDGET = 0.001  # how long a lone call may hold the loop waiting for its reply
 INLINE_SLICE = 0.002  # the loop runs at least this often during back-to-back lone calls
 BIG_BINARY = 1 << 16  # args at least this large are written from the caller's buffer, not copied
 MAX_REASON_CHARS = 2000
 
 _u32 = struct.Struct(">I")
+log = logging.getLogger(__name__)
 
 
 class RpcCall(LocalProcess):
@@ -48,7 +51,7 @@ class RpcCall(LocalProcess):
     """
 
     __slots__ = ("conn", "future", "io", "peer", "module", "function", "nargs", "wire_pid",
-                 "reply_prefix", "timeout", "_ids", "_ref", "_ref_ids")
+                 "reply_prefix", "timeout", "stop_on_timeout", "stopping", "_ids", "_ref", "_ref_ids")
 
     def __init__(self, node: "LocalNode", conn: "Connection", future: asyncio.Future, peer: str,
                  module: str, function: str, nargs: int, io: Callable[[str], Any] | None,
@@ -67,6 +70,8 @@ class RpcCall(LocalProcess):
         self._ref_ids = ref_ids
         self.reply_prefix = b"\x83h\x02" + wire_ref  # {Ref, ...
         self.timeout = 0.0
+        self.stop_on_timeout = True
+        self.stopping: asyncio.Task | None = None  # the kill of our worker on the node
 
     def _make_pid(self) -> Pid:
         table = self.node.table
@@ -114,9 +119,9 @@ class RpcCall(LocalProcess):
         prefix = self.reply_prefix
         if frame.startswith(prefix, off) and len(frame) - off < 65536:
             # {OurRef, Reply}: decode only Reply (no Reference rebuilt, no tuple)
-            self._reply(decode(b"\x83" + frame[off + len(prefix):])[0])
+            self._reply(decode(b"\x83" + frame[off + len(prefix):], 0, self.conn.max_frame)[0])
             return
-        self.deliver(decode(frame, off)[0])
+        self.deliver(decode(frame, off, self.conn.max_frame)[0])
 
     def deliver(self, msg: Any) -> None:
         if type(msg) is tuple and len(msg) == 2 and msg[0] == self.ref:
@@ -138,8 +143,17 @@ class RpcCall(LocalProcess):
             self.future.set_exception(NodeDown.during_call(self.peer, self.mfa, reason))
 
     def expired(self) -> None:
-        """The deadline passed (called by the node's deadline timer)."""
+        """The deadline passed (called by the node's deadline timer).
+
+        Like erpc, a call that timed out does not go on running on the node: the
+        process rex started for it (and whatever it started under the same group
+        leader, our pid) is killed. The caller of :func:`call` gets the
+        RpcTimeout once that is done (at most STOP_GRACE later).
+        """
+        pid = self.pid  # before _finish: made from our ids, still valid as a name
         self._finish()
+        if self.stop_on_timeout and not self.conn.closed:
+            self.stopping = self.node.spawn(stop_calls_led_by(self.node, self.peer, pid), finish=True)
         if not self.future.done():
             self.future.set_exception(
                 RpcTimeout(f"{self.peer}: {self.mfa} timed out after {self.timeout:g}s", node=self.peer,
@@ -193,7 +207,7 @@ _CALL_HEAD = b"h\x05w\x04call"  # {call, M, F, Args, GroupLeader}
 
 
 def start_call(node: "LocalNode", conn: "Connection", module: str, function: str, args: list,
-               timeout: float | None, io: Callable[[str], Any] | None) -> RpcCall:
+               timeout: float | None, io: Callable[[str], Any] | None, stop_on_timeout: bool = True) -> RpcCall:
     """Send one call on an open connection; its ``future`` resolves to the result.
 
     Synchronous on purpose: many calls can be started in one event-loop pass and
@@ -214,6 +228,7 @@ def start_call(node: "LocalNode", conn: "Connection", module: str, function: str
     conn.add_waiter(proc)
     if timeout is not None:
         proc.timeout = timeout
+        proc.stop_on_timeout = stop_on_timeout
         node.deadlines(loop).add(timeout, proc)
     if len(pieces) > 1:
         node.spawn(_write_large(conn, pieces, proc))
@@ -230,21 +245,26 @@ async def _write_large(conn: "Connection", pieces: list, proc: RpcCall) -> None:
 
 
 async def call(node: "LocalNode", peer: str, module: str, function: str, args: Any = (), *,
-               timeout: float | None = 30.0, io: Callable[[str], Any] | None = None) -> Any:
+               timeout: float | None = 30.0, io: Callable[[str], Any] | None = None,
+               stop_on_timeout: bool = True) -> Any:
     """``module:function(*args)`` on ``peer`` through its ``rex`` server.
 
     Many calls may be in flight on one connection. Raises RpcError for a remote
     exception or ``{badrpc, R}`` (``.reason`` is R, the message shows it in Erlang
-    syntax), RpcTimeout after ``timeout`` seconds, NodeDown at once if the
-    connection goes. The call's io output (io:format in the called code) goes to
-    ``io`` (default: the node's ``io_sink``).
+    syntax), RpcTimeout after ``timeout`` seconds (a positive number, or None for
+    no limit), NodeDown at once if the connection goes. On timeout the call is
+    killed on the node before RpcTimeout is raised (``stop_on_timeout``), as erpc
+    does. The call's io output (io:format in the called code) goes to ``io``
+    (default: the node's ``io_sink``).
     """
     if type(args) is not list:
         args = list(args)
+    if timeout is not None and not 0 < timeout < _INF:
+        check_timeout(timeout)
     conn = node.connection(peer)
     if conn is None:
         conn = await node.connect(peer)
-    proc = start_call(node, conn, module, function, args, timeout, io)
+    proc = start_call(node, conn, module, function, args, timeout, io, stop_on_timeout)
     try:
         if conn._protocol.paused:
             await conn.drain()
@@ -260,6 +280,11 @@ async def call(node: "LocalNode", peer: str, module: str, function: str, args: A
     except asyncio.CancelledError:
         proc.close()
         raise
+    except RpcTimeout:
+        if proc.stopping is not None:
+            # the error comes once the call is stopped on the node (bounded)
+            await asyncio.wait((proc.stopping,), timeout=STOP_GRACE + 0.5)
+        raise
 
 
 def call_future(node: "LocalNode", peer: str, module: str, function: str, args: Any = (), *,
@@ -271,19 +296,57 @@ def call_future(node: "LocalNode", peer: str, module: str, function: str, args: 
     """
     if type(args) is not list:
         args = list(args)
+    if timeout is not None and not 0 < timeout < _INF:
+        check_timeout(timeout)
     conn = node.connection(peer)
     if conn is None:
         return asyncio.ensure_future(call(node, peer, module, function, args, timeout=timeout, io=io))
     return start_call(node, conn, module, function, args, timeout, io).future
 
 
+_INF = float("inf")
+
+# Kills what a timed-out call left running: rex's worker for it has our call's
+# pid as group leader (we pass it in the call), and so does anything it spawned.
+_STOP_SOURCE = ("[exit(P, kill) || P <- erlang:processes(), P =/= self(), "
+                "erlang:process_info(P, group_leader) =:= {group_leader, Leader}], ok.")
+
+
+async def stop_calls_led_by(node: "LocalNode", peer: str, leader: Pid) -> None:
+    """Kill the processes on ``peer`` whose group leader is our pid ``leader``."""
+    from ..remote_eval import eval_erlang
+
+    def rpc(n: str, m: str, f: str, a: Any = (), **kw: Any) -> Any:
+        kw["timeout"] = STOP_GRACE
+        return call(node, n, m, f, a, stop_on_timeout=False, **kw)
+
+    try:
+        await eval_erlang(rpc, peer, _STOP_SOURCE, {"Leader": leader})
+    except Exception as exc:  # the node may be gone or busy; the timeout is reported anyway
+        log.debug("could not stop the timed-out call on %s: %s", peer, exc)
+
+
+def check_timeout(timeout: Any) -> float:
+    """A call timeout in seconds: a positive, finite number (UsageError otherwise)."""
+    try:
+        t = float(timeout)
+    except (TypeError, ValueError):
+        t = _NAN
+    if not 0 < t < _INF:
+        raise UsageError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return t
+
+
+_NAN = float("nan")
+
+
 def format_reason(reason: Any) -> str:
     """A failure reason in Erlang syntax, on one line, bounded in length."""
+    from ..term.format import format_term, safe_repr
     try:
-        from ..term import format_term
         text = format_term(reason)
     except Exception:
-        text = repr(reason)
+        text = safe_repr(reason, MAX_REASON_CHARS)
     text = text.replace("\n", " ")
     if len(text) > MAX_REASON_CHARS:
         text = text[: MAX_REASON_CHARS - 3] + "..."
