@@ -14,7 +14,7 @@ import pytest
 from pyrlang_deploy import jsonable
 from pyrlang_deploy.erldist.rpc import format_reason
 from pyrlang_deploy.errors import DecodeError
-from pyrlang_deploy.term import Atom, ImproperList, MapKey, decode, encode, format_term
+from pyrlang_deploy.term import Atom, ImproperList, MapKey, decode, format_term
 from pyrlang_deploy.term.format import safe_repr
 
 DEPTHS = [1000, 1_000_000]
