@@ -127,23 +127,16 @@ def _dumps_compact(doc: Any) -> str:
                 continue
             out.append("[")
             todo.append(_CLOSE)
-            for i in range(len(v) - 1, 0, -1):
+            for i in range(len(v) - 1, -1, -1):  # pushed last to first: popped in order
                 todo.append(v[i])
-                todo.append(_SEP)
-            todo.append(v[0])
-        elif isinstance(v, dict):
-            if not v:
-                out.append("{}")
-                continue
-            out.append("{")
-            todo.append(_CLOSE_OBJ)
-            items = list(v.items())
-            for i in range(len(items) - 1, -1, -1):
-                k, val = items[i]
-                todo.append(val)
-                todo.append(_Text(scalar(str(k)) + ": "))
                 if i:
                     todo.append(_SEP)
+        elif isinstance(v, dict):
+            out.append("{")
+            todo.append(_CLOSE_OBJ)
+            for i, (k, val) in reversed(list(enumerate(v.items()))):
+                todo.append(val)
+                todo.append(_Text((", " if i else "") + scalar(str(k)) + ": "))
         else:
             out.append(scalar(v))
     return "".join(out)
