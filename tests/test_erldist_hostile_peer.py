@@ -69,6 +69,7 @@ def cli(fp: FakePeer, *args: str, env: dict | None = None, kill_after: float = 6
 
 
 def assert_bounded(run: Run, rss: int = RSS_LIMIT, wall: float = WALL_LIMIT) -> None:
+    print(f"peak RSS {run.rss / MIB:.0f} MiB, wall {run.wall:.2f}s, exit {run.rc}")  # seen with -s
     assert run.rss < rss, f"peak RSS {run.rss / MIB:.0f} MiB"
     assert run.wall < wall, f"took {run.wall:.1f}s"
 
