@@ -10,6 +10,7 @@ used gigabytes, ran to the timeout or printed tens of thousands of lines.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import struct
@@ -145,21 +146,52 @@ def test_the_first_undecodable_frame_ends_the_connection_with_one_line():
 
 # --- compressed terms (tag 80) ---------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
+def _deflated_zeros() -> bytes:
+    """256 MiB of zeros as raw deflate blocks (the bulk of the bomb), made once,
+    before any CLI starts, so the CLI's wall time is its own."""
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(MIB)
+    return b"".join([*(z.compress(zeros) for _ in range(256)), z.flush()])
+
+
+def bomb_message(head: bytes) -> bytes:
+    """A tag-80 term: ``head`` then 256 MiB of zeros, one valid zlib stream of ~261 KB."""
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = z.compress(head) + z.flush(zlib.Z_FULL_FLUSH)  # byte-aligned, no history kept
+    adler = zlib.adler32(head)
+    zeros = bytes(MIB)
+    for _ in range(256):
+        adler = zlib.adler32(zeros, adler)
+    stream = b"\x78\xda" + first + _deflated_zeros() + struct.pack(">I", adler)
+    return b"\x83P" + struct.pack(">I", len(head) + 256 * MIB) + stream
+
+
+def test_the_bomb_is_a_real_zlib_stream():
+    """Without the limit it would inflate to all 256 MiB (checked in slices, checksum included)."""
+    d = zlib.decompressobj()
+    data = bomb_message(b"head")[6:]
+    total, first = 0, b""
+    while data:
+        out = d.decompress(data, 8 * MIB)
+        first = first or out[:4]
+        total += len(out)
+        data = d.unconsumed_tail
+    total += len(d.flush())
+    assert d.eof and first == b"head" and total == 4 + 256 * MIB
+
+
 async def zip_bomb(reader, writer, call) -> None:
     # {Ref, <<0:256/unit:8-MiB>>} as one compressed term: 261 KB on the wire
-    inner_head = b"h\x02" + encode(call.ref)[1:] + b"m" + struct.pack(">I", 256 * MIB)
-    z = zlib.compressobj(9)
-    packed = [z.compress(inner_head)]
-    zeros = bytes(MIB)
-    packed += [z.compress(zeros) for _ in range(256)]
-    packed.append(z.flush())
-    msg = b"\x83P" + struct.pack(">I", len(inner_head) + 256 * MIB) + b"".join(packed)
+    head = b"h\x02" + encode(call.ref)[1:] + b"m" + struct.pack(">I", 256 * MIB)
+    msg = bomb_message(head)
     assert len(msg) < 300_000
     writer.write(frame(b"p" + encode((2, Atom(""), call.pid)) + msg))
     await asyncio.sleep(5)
 
 
 def test_a_compressed_bomb_is_refused_by_its_inflated_size():
+    _deflated_zeros()
     with FakePeer(node=zip_bomb) as fp:
         run = cli(fp, "rpc", "--timeout", "20", "erlang", "node")
     assert run.rc == 1 and len(run.lines) == 1 and run.out == "", run.err
