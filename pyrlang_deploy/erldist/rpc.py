@@ -321,7 +321,8 @@ async def stop_calls_led_by(node: "LocalNode", peer: str, leader: Pid) -> None:
         return call(node, n, m, f, a, stop_on_timeout=False, **kw)
 
     try:
-        await eval_erlang(rpc, peer, _STOP_SOURCE, {"Leader": leader})
+        async with asyncio.timeout(STOP_GRACE):  # all the steps together, not each
+            await eval_erlang(rpc, peer, _STOP_SOURCE, {"Leader": leader})
     except Exception as exc:  # the node may be gone or busy; the timeout is reported anyway
         log.debug("could not stop the timed-out call on %s: %s", peer, exc)
 
