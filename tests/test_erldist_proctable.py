@@ -215,3 +215,16 @@ def test_aliases_go_with_their_process():
     assert t.aliases[ref] is p
     t.exited(p, Atom("normal"))
     assert ref not in t.aliases
+
+
+def test_the_node_is_reached_only_through_its_documented_interface():
+    """rpc, connection, process and io_server use LocalNode's hot-path interface, not its privates."""
+    import re
+    from pathlib import Path
+
+    import pyrlang_deploy.erldist as pkg
+
+    here = Path(pkg.__file__).parent
+    for name in ("rpc.py", "connection.py", "process.py", "io_server.py"):
+        text = (here / name).read_text()
+        assert not re.findall(r"\bnode\._[a-z]\w*", text), name

@@ -329,7 +329,7 @@ class Connection:
         if c is None:
             return
         payload = decode(frame, off, limit)[0] if c.PAYLOAD and off < len(frame) else None
-        node._on_control(self, c, payload)
+        node.on_control(self, c, payload)
 
     # --- closing ----------------------------------------------------------------------
 
@@ -350,7 +350,7 @@ class Connection:
             except Exception:
                 log.exception("waiter failed on connection loss")
         self._protocol.fail_drain(NodeDown.lost(self.peer, reason))
-        self.node._connection_lost(self, reason)
+        self.node.on_connection_lost(self, reason)
 
     def close(self, reason: str = "disconnected") -> None:
         """Close the socket and fail every waiter with NodeDown."""

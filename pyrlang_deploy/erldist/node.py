@@ -72,6 +72,7 @@ class LocalNode:
       ``deadlines(loop)``       the shared RPC timeout timers
       ``spawn(coro)``           a task the node cancels when it closes
       ``apply(effects)``        carry out what the table decided
+      ``on_control``, ``on_connection_lost``   what a connection reports back
       ``inline_wait``, ``last_inline_yield``   pacing of lone calls (see rpc.call)
     """
 
@@ -323,7 +324,8 @@ class LocalNode:
                     c, payload = e.control(conn.exit_payload)
                     self._try_send_control(conn, c, payload)
 
-    def _connection_lost(self, conn: Connection, reason: str) -> None:
+    def on_connection_lost(self, conn: Connection, reason: str) -> None:
+        """Called by the connection once it is lost: our monitors and links on that peer fire."""
         if self._conns.get(conn.peer) is conn:
             del self._conns[conn.peer]
         log.debug("connection to %s lost: %s", conn.peer, reason)
@@ -417,7 +419,8 @@ class LocalNode:
 
     # --- incoming signals ---------------------------------------------------------------------
 
-    def _on_control(self, conn: Connection, c: ctl.Control, payload: Any) -> None:
+    def on_control(self, conn: Connection, c: ctl.Control, payload: Any) -> None:
+        """Called by the connection for each control message other than SEND."""
         handler = _HANDLERS.get(type(c))
         if handler is not None:
             handler(self, conn, c, payload)
