@@ -72,7 +72,19 @@ class HandshakeError(ConnectError):
 # --- talking to a connected node -----------------------------------------
 
 class NodeDown(ErldeployError):
-    """The connection to a node was lost while something waited on it."""
+    """The connection to a node was lost while something waited on it.
+
+    Built with :meth:`lost` (or :meth:`during_call`), so the text is the same
+    wherever a connection is found gone.
+    """
+
+    @classmethod
+    def lost(cls, peer: str, reason: str) -> "NodeDown":
+        return cls(f"connection to {peer} lost ({reason})", node=peer)
+
+    @classmethod
+    def during_call(cls, peer: str, mfa: str, reason: str) -> "NodeDown":
+        return cls(f"{peer} went down during the call to {mfa} ({reason})", node=peer)
 
 
 class ReceiveTimeout(ErldeployError):

@@ -32,6 +32,9 @@ BANNER = """erldeploy shell — connected to {members}
 Values print in Erlang syntax. Ctrl-D leaves."""
 
 
+HIGHLIGHT_MAX = 20_000  # characters of a value the prompt colours as Erlang
+
+
 def history_path() -> Path:
     return Path(os.environ.get("ERLDEPLOY_HISTORY", Path.home() / ".erldeploy_history"))
 
@@ -72,6 +75,8 @@ def _displayhook(value: Any) -> None:
     import builtins
 
     builtins._ = value
+    from rich.text import Text
+
     from .cli.output import console
     from .release.report import InstallReport
     from .release.status import ClusterStatus
@@ -84,12 +89,14 @@ def _displayhook(value: Any) -> None:
         from .cli.render import render_install_report
         render_install_report(value)
         return
-    from .term import format_term
+    from .term.format import format_term, safe_repr
     try:
         text = format_term(value)
-    except Exception:
-        from rich.pretty import pprint
-        pprint(value)
+    except Exception:  # not a term (a Python object): its repr, iteratively (never rich's recursive pprint)
+        console().print(Text(safe_repr(value)))
+        return
+    if len(text) > HIGHLIGHT_MAX:  # colouring a huge reply takes seconds per 100 KB: plain text
+        console().print(Text(text), soft_wrap=True)
         return
     from rich.syntax import Syntax
     console().print(Syntax(text, "erlang", theme="ansi_dark", background_color="default", word_wrap=True))

@@ -23,7 +23,7 @@ import pytest
 
 from pyrlang_deploy.erldist.node import LocalNode
 from pyrlang_deploy.errors import AgentError
-from pyrlang_deploy.release.agent_client import MODULES, AgentClient, GuardEvent
+from pyrlang_deploy.release.agent import MODULES, AgentClient, GuardEvent
 from pyrlang_deploy.term.types import Atom
 
 REPO = Path(__file__).resolve().parent.parent
@@ -201,7 +201,7 @@ async def test_abort_rolls_back_now_and_answers_with_the_old_version(build, clus
 CONTROLLER = textwrap.dedent("""
     import asyncio, json, sys
     from pyrlang_deploy.erldist.node import LocalNode
-    from pyrlang_deploy.release.agent_client import AgentClient
+    from pyrlang_deploy.release.agent import AgentClient
 
     async def main(cookie, port, vsn, lease, nodes):
         local = LocalNode(cookie=cookie, epmd_port=int(port))

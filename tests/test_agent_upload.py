@@ -18,7 +18,7 @@ import pytest
 
 from pyrlang_deploy.erldist.node import LocalNode
 from pyrlang_deploy.errors import AgentError
-from pyrlang_deploy.release.agent_client import AgentBeams, AgentClient, shipped_beams
+from pyrlang_deploy.release.agent import AgentBeams, AgentClient, shipped_beams
 from pyrlang_deploy.term.types import Atom
 
 REPO = Path(__file__).resolve().parent.parent

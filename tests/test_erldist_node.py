@@ -203,7 +203,7 @@ async def test_alias_send(pair):
         alias = mb.alias()
         await erl_eval(node, t.node, "erlang:send(Alias, {via, alias}), ok.", {"Alias": alias})
         assert await mb.receive(timeout=5) == ("via", "alias")
-    assert alias not in node._aliases
+    assert alias not in node.table.aliases
 
 
 async def test_receive_tied_to_a_peer_fails_when_it_goes(pair):

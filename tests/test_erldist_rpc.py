@@ -78,7 +78,7 @@ async def test_200_calls_in_flight(pair):
     assert results == list(range(200))
     futs = [node.rpc_future(t.node, "erlang", "abs", [-i]) for i in range(200)]
     assert await asyncio.wait_for(asyncio.gather(*futs), 30) == list(range(200))
-    assert not node._wire  # every call left the pid table
+    assert not node.table.calls  # every call left the pid table
 
 
 async def test_mixed_outcomes_in_flight(pair):
@@ -169,7 +169,7 @@ async def test_cancelled_call_leaves_nothing_behind(pair):
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    assert not node._wire
+    assert not node.table.calls
     assert await node.rpc(t.node, "erlang", "node", []) == t.node
 
 

@@ -281,9 +281,28 @@ def test_big_frames_mixed_with_small_ones_in_random_chunks():
 
 
 def test_lying_length_allocates_nothing_up_front():
-    r = FrameReader()
+    r = FrameReader(max_frame=1 << 32)
     assert r.feed(b"\xff\xff\xff\xffp") == []
     assert r.buffered == 5
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_frame_over_the_limit_is_refused_at_its_header(split):
+    from pyrlang_deploy.erldist.framing import DEFAULT_MAX_FRAME, FrameTooLarge
+
+    assert DEFAULT_MAX_FRAME >= 16 << 20  # well above the agent's 1 MiB upload chunks
+    r = FrameReader(max_frame=1000)
+    ok = data_frame(encode(Atom("x")))
+    assert r.feed(ok) == [ok[4:]]
+    big = struct.pack(">I", 1001) + b"p"
+    with pytest.raises(FrameTooLarge, match="1001 bytes, over the 1000 byte limit"):
+        if split:  # the header alone, then more: refused before anything is kept
+            r.feed(big[:3])
+            r.feed(big[3:])
+        else:
+            r.feed(ok + big)
+    exact = struct.pack(">I", 1000) + b"p" * 1000
+    assert FrameReader(max_frame=1000).feed(exact) == [b"p" * 1000]
 
 
 # --- control messages -------------------------------------------------------------------

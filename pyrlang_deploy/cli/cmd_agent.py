@@ -16,7 +16,7 @@ def agent() -> None:
 
 async def _on_every_node(ctx: click.Context, action: str, describe) -> int:
     s = settings_of(ctx)
-    from ..release.agent_client import AgentClient
+    from ..release.agent import AgentClient
 
     async with open_cluster(s, need_all=False) as c:
         client = AgentClient(c.node)

@@ -41,7 +41,7 @@ async def status(ctx: click.Context) -> int:
 
 @click.command()
 @global_options
-@click.argument("tar", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("tar", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--no-agent", is_flag=True, help="Upload with plain RPC instead of the on-node agent.")
 @click.pass_context
 async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
@@ -70,7 +70,9 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
 # --- install / rollback ---------------------------------------------------------
 
 def _install_options(f):
-    f = click.option("--strategy", type=click.Choice(["canary", "rolling", "all"]), default=None,
+    from ..release.plan import STRATEGIES
+
+    f = click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=None,
                      help="canary (default): one node, then the rest in batches; rolling: batches; all: at once.")(f)
     f = click.option("--batch", type=int, default=None, help="Nodes per batch (default 1).")(f)
     f = click.option("--verify", "verify", metavar="MOD:FUN", default=None,
@@ -82,10 +84,13 @@ def _install_options(f):
                      help="Agent lease: a node rolls itself back if the controller is silent this long (default 30).")(f)
     f = click.option("--install-timeout", type=float, default=600.0, metavar="SECONDS",
                      help="How long one node's install_release may take (default 600).")(f)
+    f = click.option("--replace-unpacked", is_flag=True,
+                     help="Where VSN is unpacked from another build, remove it and unpack the tarball's.")(f)
     return f
 
 
-def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_timeout, tar=None) -> dict[str, Any]:
+def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_timeout, replace_unpacked=False,
+                  tar=None) -> dict[str, Any]:
     from ..release.install import parse_verify
 
     env = s.environment
@@ -96,7 +101,7 @@ def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_
         verify=parse_verify(verify or (env.verify if env else None)),
         dry_run=dry_run, agent=not no_agent,
         lease=lease or (env.lease if env and env.lease else 30.0),
-        install_timeout=install_timeout,
+        install_timeout=install_timeout, replace_unpacked=replace_unpacked,
     )
 
 
@@ -118,7 +123,7 @@ def _find_tar(s, vsn: str) -> Path | None:
 @click.command()
 @global_options
 @click.argument("vsn")
-@click.option("--tar", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--tar", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Release tarball to upload where VSN is not unpacked yet.")
 @_install_options
 @click.pass_context

@@ -9,11 +9,9 @@ from ..errors import ErldeployError
 
 
 def emit_json(doc: Any) -> None:
-    import json
+    from ..jsonable import dumps, to_json
 
-    from ..jsonable import to_json
-
-    json.dump(to_json(doc), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write(dumps(to_json(doc)))
     sys.stdout.write("\n")
     sys.stdout.flush()
 

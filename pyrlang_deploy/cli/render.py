@@ -183,6 +183,11 @@ def render_install_report(rep: "InstallReport", *, quiet: bool = False) -> None:
         if rep.dry_run:
             con.print(f"[bold]plan:[/bold] {p.release} {p.from_vsn} -> {p.to_vsn} ({p.direction}), "
                       f"{'agent with lease' if p.agent else 'plain RPC'}")
+            if p.adopt:
+                con.print(f"  adopt first (mix release: create RELEASES, restart release_handler): "
+                          f"{', '.join(p.adopt)}")
+            if p.replace_unpacked:
+                con.print(f"  remove the stale unpacked {p.to_vsn} on: {', '.join(p.replace_unpacked)}")
             for i, b in enumerate(p.batches, 1):
                 con.print(f"  batch {i}: {', '.join(b)}")
             if p.installed_not_permanent:
@@ -192,7 +197,8 @@ def render_install_report(rep: "InstallReport", *, quiet: bool = False) -> None:
             if p.need_upload:
                 con.print(f"  upload {p.tarball} to: {', '.join(p.need_upload)}")
             if p.need_unpack:
-                con.print(f"  unpack on: {', '.join(p.need_unpack)}")
+                how = f" as {p.layout.unpack_name!r} ({p.layout.tool} layout)" if p.layout else ""
+                con.print(f"  unpack{how} on: {', '.join(p.need_unpack)}")
         for note in p.notes:
             con.print(Text("  note: ", style="yellow") + Text(note))
     if not rep.dry_run and not rep.noop and rep.nodes:

@@ -120,6 +120,8 @@ def resolve(ctx: click.Context) -> Settings:
     s.nodes = [qualify(n) for n in given.get("node", [])] or [qualify(n) for n in (env.seeds if env else [])]
     if given.get("timeout") is not None:
         s.timeout = float(given["timeout"])
+        if not 0 < s.timeout < float("inf"):  # 0, negative, nan, inf
+            raise UsageError(f"--timeout must be a positive number of seconds, not {given['timeout']}")
     elif env and env.timeout:
         s.timeout = env.timeout
     port = given.get("epmd_port") or (env.epmd_port if env else None)

@@ -6,8 +6,10 @@
             ref = await mb.monitor(pid)
 
 Layers, each its own module: ``flags`` (DFLAG_*), ``epmd``, ``handshake`` (sans-IO),
-``framing`` and ``control`` (sans-IO), ``connection`` (the asyncio edge),
-``process`` (mailboxes), ``node`` (LocalNode), ``rpc`` and ``io_server``.
+``framing`` and ``control`` (sans-IO), ``proctable`` (sans-IO: pids, names, links,
+monitors; returns the effects to carry out), ``connection`` (the asyncio edge),
+``process`` (mailboxes), ``node`` (LocalNode: connections, and the effects of the
+table), ``rpc`` and ``io_server``.
 Importing this package stays cheap: names load on first use.
 """
 

@@ -35,7 +35,7 @@ from ..term import decode
 from ..term import encode
 from . import control as ctl
 from .flags import DFlag
-from .framing import TICK_FRAME, FrameReader, data_frame
+from .framing import TICK_FRAME, FrameReader, FrameTooLarge, data_frame
 from .handshake import ClientHandshake, HandshakeResult, State
 from .wire import send_target
 
@@ -72,11 +72,12 @@ class Connection:
         self.exit_payload = bool(self.peer_flags & DFlag.EXIT_PAYLOAD)
         self._protocol = protocol
         self._transport: asyncio.Transport = protocol.transport
+        # the largest frame (and inflated compressed term) the peer may send
+        self.max_frame: int = node.max_frame
+        protocol.set_max_frame(self.max_frame)
         self._loop = asyncio.get_running_loop()
         self.closed = False
         self.close_reason = ""
-        # monitors we hold on processes over there: ref -> (our process, target as DOWN shows it)
-        self.monitors: dict[Any, tuple[Any, Any]] = {}
         self._waiters: set[Waiter] = set()
         self._wq: list | None = None  # frames waiting for this loop pass's single send
         self._streaming = False  # write_large is in the middle of a frame
@@ -118,7 +119,7 @@ class Connection:
         pass leave in one ``send`` (in order) instead of one system call each.
         """
         if self.closed:
-            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+            raise NodeDown.lost(self.peer, self.close_reason)
         q = self._wq
         if q is not None:
             q.append(data)
@@ -139,7 +140,7 @@ class Connection:
         """
         async with self._large_lock:
             if self.closed:
-                raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+                raise NodeDown.lost(self.peer, self.close_reason)
             self._flush()
             self._wq = []  # hold everything else back until the frame is complete
             self._streaming = True
@@ -152,8 +153,7 @@ class Connection:
                     mv = memoryview(p)
                     for off in range(0, len(mv), _CHUNK):
                         if self.closed:
-                            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})",
-                                           node=self.peer)
+                            raise NodeDown.lost(self.peer, self.close_reason)
                         write(mv[off:off + _CHUNK])
                         if proto.paused:
                             await proto.drain()
@@ -181,7 +181,7 @@ class Connection:
         """Encode and write one control message (and its payload term)."""
         msg = None if payload is _NO_PAYLOAD else encode(payload)
         if self.closed:
-            raise NodeDown(f"connection to {self.peer} lost ({self.close_reason})", node=self.peer)
+            raise NodeDown.lost(self.peer, self.close_reason)
         self._write_now(data_frame(encode(c.term()), msg))
 
     async def drain(self) -> None:
@@ -295,36 +295,41 @@ class Connection:
                 continue
             try:
                 self._on_frame(frame)
-            except Exception as exc:  # one bad frame must not kill the connection
-                # the type only at warning level: the text may quote payload bytes
-                log.warning("dropped a frame from %s (%s)", self.peer, type(exc).__name__)
-                log.debug("frame handling error: %s", exc, exc_info=True)
+            except Exception as exc:
+                # A peer either speaks the protocol or is gone: after one frame we
+                # cannot read, nothing it sends can be trusted (no log line per frame).
+                log.debug("frame handling error from %s", self.peer, exc_info=True)
+                self.abort(f"{self.peer} sent a frame we cannot read: {_short(exc)}")
+                return
+            if self.closed:
+                return
 
     def _on_frame(self, frame: bytes) -> None:
         node = self.node
         hit = send_target(frame)
         if hit is not None:
             # a reply or io request to one of our RPC pids: no control decode needed
-            proc = node._wire.get(hit[0])
+            proc = node.table.calls.get(hit[0])
             if proc is not None:
                 proc.deliver_frame(frame, hit[1])
                 return
         if frame[0] != 112:
             raise DecodeError(f"frame kind {frame[0]} is not pass-through (112)")
-        term, off = decode(frame, 1)
+        limit = self.max_frame
+        term, off = decode(frame, 1, limit)
         op = term[0] if type(term) is tuple and term else None
         if op == 2 or op == 22:  # SEND / SEND_SENDER: the hot path of every reply
-            proc = node._local(term[2])
+            proc = node.table.lookup(term[2])
             if proc is not None:
-                proc.deliver(decode(frame, off)[0])
+                proc.deliver(decode(frame, off, limit)[0])
             else:
                 log.debug("%s sent to a pid we do not have: %s", self.peer, term[2])
             return
         c = ctl.parse(term)
         if c is None:
             return
-        payload = decode(frame, off)[0] if c.PAYLOAD and off < len(frame) else None
-        node._on_control(self, c, payload)
+        payload = decode(frame, off, limit)[0] if c.PAYLOAD and off < len(frame) else None
+        node.on_control(self, c, payload)
 
     # --- closing ----------------------------------------------------------------------
 
@@ -344,13 +349,24 @@ class Connection:
                 w.connection_lost(self, reason)
             except Exception:
                 log.exception("waiter failed on connection loss")
-        self._protocol.fail_drain(NodeDown(f"connection to {self.peer} lost ({reason})", node=self.peer))
-        self.node._connection_lost(self, reason)
+        self._protocol.fail_drain(NodeDown.lost(self.peer, reason))
+        self.node.on_connection_lost(self, reason)
 
     def close(self, reason: str = "disconnected") -> None:
         """Close the socket and fail every waiter with NodeDown."""
         self._lose(reason)
         self._transport.close()
+
+    def abort(self, reason: str) -> None:
+        """Drop a peer that broke the protocol: nothing more is read or written."""
+        self._lose(reason)
+        self._transport.abort()
+
+
+def _short(exc: Exception, limit: int = 160) -> str:
+    """An error's text for a one-line message: bounded (it may quote peer bytes)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _DistProtocol(asyncio.Protocol):
@@ -373,10 +389,19 @@ class _DistProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         transport.write(self.handshake.initiate())  # type: ignore[attr-defined]
 
+    def set_max_frame(self, limit: int) -> None:
+        self._reader.max_frame = limit
+
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn is not None:
-            frames = self._reader.feed(data)
+            if conn.closed:
+                return  # aborted: whatever else arrives is not read
+            try:
+                frames = self._reader.feed(data)
+            except FrameTooLarge as exc:
+                conn.abort(f"{conn.peer} sent {exc}")
+                return
             if frames:
                 conn._on_frames(frames)
             else:

@@ -12,11 +12,17 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import ConnectError, EpmdUnreachable, NodeNotFound
+from .names import MAX_ALIVE_BYTES as MAX_NAME
+from .names import check_alive
 
 DEFAULT_PORT = 4369
 PORT_PLEASE2_REQ = 122
 PORT2_RESP = 119
 NAMES_REQ = 110
+# Replies are tiny; an epmd that sends more is not one. PORT2_RESP: 12 bytes,
+# a name of up to 255 and extra data of up to 64 KiB. NAMES: one line per node.
+MAX_PORT2_REPLY = 12 + MAX_NAME + 2 + 0xFFFF
+MAX_NAMES_REPLY = 1 << 20
 
 
 def default_port() -> int:
@@ -42,7 +48,7 @@ class NodePort:
 
 
 def encode_port_please2(name: str) -> bytes:
-    body = bytes([PORT_PLEASE2_REQ]) + name.encode("utf-8")
+    body = bytes([PORT_PLEASE2_REQ]) + check_alive(name)
     return struct.pack(">H", len(body)) + body
 
 
@@ -89,7 +95,7 @@ def parse_names(data: bytes) -> list[tuple[str, int]]:
 # --- asyncio edge -----------------------------------------------------------
 
 
-async def _request(host: str, port: int, request: bytes, timeout: float) -> bytes:
+async def _request(host: str, port: int, request: bytes, timeout: float, limit: int) -> bytes:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, asyncio.TimeoutError) as exc:
@@ -97,12 +103,25 @@ async def _request(host: str, port: int, request: bytes, timeout: float) -> byte
         raise EpmdUnreachable(f"epmd not reachable on {host}:{port} ({cause})") from None
     try:
         writer.write(request)
-        return await asyncio.wait_for(reader.read(), timeout)  # epmd closes after answering
+        return await asyncio.wait_for(_read_to_eof(reader, limit, host, port), timeout)
     except (OSError, asyncio.TimeoutError) as exc:
         cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else _cause(exc)
         raise EpmdUnreachable(f"epmd on {host}:{port} did not answer ({cause})") from None
     finally:
         writer.close()
+
+
+async def _read_to_eof(reader: asyncio.StreamReader, limit: int, host: str, port: int) -> bytes:
+    """Everything up to EOF (epmd closes after answering), at most ``limit`` bytes."""
+    data = bytearray()
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if len(data) > limit:
+            raise ConnectError(f"epmd on {host}:{port} sent more than {limit} bytes "
+                               f"(not an epmd reply)")
 
 
 def _cause(exc: OSError) -> str:
@@ -112,7 +131,7 @@ def _cause(exc: OSError) -> str:
 async def names(host: str, port: int | None = None, *, timeout: float = 5.0) -> list[tuple[str, int]]:
     """``[(name, port), ...]`` of the nodes registered with epmd on ``host``."""
     port = default_port() if port is None else port
-    data = await _request(host, port, encode_names(), timeout)
+    data = await _request(host, port, encode_names(), timeout, MAX_NAMES_REPLY)
     try:
         return parse_names(data)
     except ValueError as exc:
@@ -122,7 +141,7 @@ async def names(host: str, port: int | None = None, *, timeout: float = 5.0) -> 
 async def port_please(host: str, name: str, port: int | None = None, *, timeout: float = 5.0) -> NodePort:
     """The distribution port of node ``name@host``; NodeNotFound lists what epmd knows."""
     port = default_port() if port is None else port
-    data = await _request(host, port, encode_port_please2(name), timeout)
+    data = await _request(host, port, encode_port_please2(name), timeout, MAX_PORT2_REPLY)
     try:
         found = parse_port_please2(data)
     except ValueError as exc:

@@ -8,12 +8,38 @@ DIST_HDR_ATOM_CACHE or FRAGMENTS, so no other frame kinds can arrive.
 
 from __future__ import annotations
 
+import os
 import struct
+
+from ..errors import DecodeError
+from ..term.decoder import MAX_TERM_BYTES
 
 PASS_THROUGH = 112
 TICK_FRAME = b"\x00\x00\x00\x00"
 BIG_FRAME = 1 << 18  # frames this large are collected in one buffer of their exact size
 _LEN = struct.Struct(">I")
+# The largest frame a peer may send us, and (the same budget) the most a
+# compressed term in it may inflate to. Well above the agent's 1 MiB upload
+# chunks and ordinary replies; ERLDEPLOY_MAX_FRAME (bytes) or
+# LocalNode(max_frame=) change it.
+DEFAULT_MAX_FRAME = MAX_TERM_BYTES
+
+
+def max_frame_from_env() -> int:
+    value = os.environ.get("ERLDEPLOY_MAX_FRAME", "")
+    try:
+        n = int(value) if value else DEFAULT_MAX_FRAME
+    except ValueError:
+        return DEFAULT_MAX_FRAME
+    return n if n > 0 else DEFAULT_MAX_FRAME
+
+
+class FrameTooLarge(DecodeError):
+    """A frame header announced more than the frame limit."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"a frame of {length} bytes, over the {limit} byte limit")
+        self.length, self.limit = length, limit
 
 
 class FrameReader:
@@ -23,12 +49,15 @@ class FrameReader:
     otherwise the body starting with the ``'p'`` byte. A partial frame is kept
     until the rest arrives. A large frame gets one buffer of its size once
     enough of it has arrived to show it is real (nothing is allocated from a
-    length field alone), then is filled in place rather than regrown.
+    length field alone), then is filled in place rather than regrown. A
+    header announcing more than ``max_frame`` bytes raises FrameTooLarge at
+    once (the stream cannot be resynchronised after it: drop the connection).
     """
 
-    __slots__ = ("_buf", "_need", "_big", "_fill")
+    __slots__ = ("_buf", "_need", "_big", "_fill", "max_frame")
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
         self._buf = bytearray()
         self._need = 4  # bytes the buffer must hold before the next frame can be cut
         self._big: bytearray | None = None  # body of a large frame being filled
@@ -46,7 +75,7 @@ class FrameReader:
         buf = self._buf
         if not buf:
             # fast path: most reads hold whole frames, cut them straight from `data`
-            frames, pos = _split(data)
+            frames, pos = _split(data, self.max_frame)
             if pos < len(data):
                 buf += memoryview(data)[pos:]
                 self._after_partial()
@@ -55,7 +84,7 @@ class FrameReader:
         if len(buf) < self._need:
             self._after_partial()
             return []
-        frames, pos = _split(buf)
+        frames, pos = _split(buf, self.max_frame)
         if pos == len(buf):
             self._buf = bytearray()
         else:
@@ -69,6 +98,8 @@ class FrameReader:
             self._need = 4
             return
         length = _LEN.unpack_from(buf, 0)[0]
+        if length > self.max_frame:
+            raise FrameTooLarge(length, self.max_frame)
         self._need = 4 + length
         # switch to an exact-size buffer once a quarter of a big frame has arrived:
         # a claimed length alone never makes us allocate more than 4x what we got
@@ -97,13 +128,17 @@ class FrameReader:
         return len(self._buf) + self._fill
 
 
-def _split(data: bytes | bytearray) -> tuple[list[bytes], int]:
+def _split(data: bytes | bytearray, limit: int) -> tuple[list[bytes], int]:
     frames: list[bytes] = []
     pos, n = 0, len(data)
     unpack = _LEN.unpack_from
     view = memoryview(data) if type(data) is bytearray else None
     while n - pos >= 4:
         (length,) = unpack(data, pos)
+        if length > limit:
+            if view is not None:
+                view.release()
+            raise FrameTooLarge(length, limit)
         end = pos + 4 + length
         if end > n:
             break

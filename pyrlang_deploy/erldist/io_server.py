@@ -75,12 +75,12 @@ class IoServer:
         """Handle ``{io_request, From, ReplyAs, Request}``; replies now or after formatting."""
         _, sender, reply_as, request = msg
         if _needs_remote(request):
-            self.node._spawn(self._handle_async(sender, reply_as, request))
+            self.node.spawn(self._handle_async(sender, reply_as, request))
             return
         self._reply(sender, reply_as, self._handle_sync(request))
 
     def _reply(self, to: Pid, reply_as: Any, reply: Any) -> None:
-        self.node._send_nowait(to, (IO_REPLY, reply_as, reply), sender=self.pid)
+        self.node.send_nowait(to, (IO_REPLY, reply_as, reply), sender=self.pid)
 
     def _output(self, text: str) -> Any:
         try:

@@ -8,13 +8,29 @@ import socket
 
 from ..errors import UsageError
 
+MAX_NODE_CHARS = 255  # the atom length limit
+MAX_ALIVE_BYTES = 255  # epmd's MAXSYMLEN
+
 
 def split_node(node: str) -> tuple[str, str]:
     """``"a@host"`` -> ``("a", "host")``; UsageError for anything else."""
     alive, sep, host = node.partition("@")
     if not sep or not alive or not host or "@" in host:
-        raise UsageError(f"not a node name: {node!r} (expected name@host)", node=node)
+        raise UsageError(f"not a node name: {node[:80]!r} (expected name@host)", node=node[:80])
+    if len(node) > MAX_NODE_CHARS:  # a node name is an atom
+        raise UsageError(f"node name {node[:40]}... is {len(node)} characters long; "
+                         f"a node name is an atom of at most {MAX_NODE_CHARS}", node=node[:80])
+    check_alive(alive)
     return alive, host
+
+
+def check_alive(alive: str) -> bytes:
+    """The part before the @ as epmd takes it; UsageError if epmd could never know it."""
+    raw = alive.encode("utf-8")
+    if len(raw) > MAX_ALIVE_BYTES:
+        raise UsageError(f"node name {alive[:40]}... has {len(raw)} bytes before the @; "
+                         f"epmd allows at most {MAX_ALIVE_BYTES}")
+    return raw
 
 
 def is_long_host(host: str) -> bool:

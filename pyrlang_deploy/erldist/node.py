@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import struct
 import sys
 from typing import Any, Callable
 
@@ -18,25 +17,28 @@ from ..cookie import read_cookie_file  # noqa: F401 (re-exported: erldist.node.r
 from ..errors import ConnectError, HandshakeError, UsageError
 from ..term.types import Atom, Pid, Reference
 from . import control as ctl
-from . import epmd, wire
+from . import epmd
 from .connection import Connection, _DistProtocol
+from .framing import max_frame_from_env
 from .handshake import ClientHandshake
 from .names import is_long_host, own_host, split_node, unique_alive
-from .process import DOWN, PROCESS, LocalProcess, Mailbox
+from .process import LocalProcess, Mailbox
+from .proctable import (  # noqa: F401
+    DOWN,
+    NO_PAYLOAD,
+    NOCONNECTION,
+    NOPROC,
+    PROCESS,
+    Deliver,
+    ExitMsg,
+    ProcessTable,
+)
 from .rpc import call as _rpc_call
 from .rpc import call_future as _rpc_future
 from .timers import Deadlines
 
 log = logging.getLogger(__name__)
-
-NOPROC = Atom("noproc")
-NOCONNECTION = Atom("noconnection")
-
-_III = struct.Struct(">III")
-_U32 = struct.Struct(">I")
-_PID_ID_LIMIT = 1 << 15  # erl_interface's pid number width; every OTP accepts it
-_PID_SERIAL_LIMIT = 1 << 13
-_REF_ID0_LIMIT = 1 << 18  # the first word of a reference is 18 bits on the node
+FINISH_GRACE = 1.5  # what close() gives clean-up work on peers (see spawn(finish=True))
 
 
 class _Sink(LocalProcess):
@@ -56,6 +58,22 @@ class LocalNode:
     ``cookie``: None reads ``~/.erlang.cookie``.
     ``net_ticktime``: the peers' tick time if known; otherwise each connection asks
     its peer (``net_kernel:get_net_ticktime()``) right after connecting.
+    ``max_frame``: the largest frame a peer may send, in bytes (default
+    ``ERLDEPLOY_MAX_FRAME`` or 64 MiB); a bigger one drops that connection.
+
+    The process table (``self.table``, sans-IO, proctable.py) decides what links,
+    monitors and exits mean; this class owns the connections and carries out the
+    effects the table returns (:meth:`apply`).
+
+    The hot-path interface, used by rpc.py and connection.py (nothing else of
+    this class is reached into):
+      ``table``                 pids/refs minted, ``table.calls`` (encoded pid -> call)
+      ``connection(peer)``      the open Connection or None, without awaiting
+      ``deadlines(loop)``       the shared RPC timeout timers
+      ``spawn(coro)``           a task the node cancels when it closes
+      ``apply(effects)``        carry out what the table decided
+      ``on_control``, ``on_connection_lost``   what a connection reports back
+      ``inline_wait``, ``last_inline_yield``   pacing of lone calls (see rpc.call)
     """
 
     def __init__(
@@ -68,6 +86,7 @@ class LocalNode:
         net_ticktime: float | None = None,
         io_sink: Callable[[str], Any] | None = None,
         inline_wait: bool = True,
+        max_frame: int | None = None,
     ) -> None:
         self._cookie = read_cookie_file() if cookie is None else cookie
         self._host: str | None
@@ -80,30 +99,23 @@ class LocalNode:
         self.epmd_port = epmd_port
         self.net_ticktime = net_ticktime
         self.io_sink: Callable[[str], Any] = io_sink or _stdout_sink
-        self._atom: Atom | None = None
-        self._pid_prefix = b""
-        self._ref_prefix = b""
+        # the largest frame a peer may send (and what a compressed term may inflate to)
+        self.max_frame = max_frame if max_frame is not None else max_frame_from_env()
+        self.table = ProcessTable(self.creation)
         self._conns: dict[str, Connection] = {}
         self._connecting: dict[str, asyncio.Future[Connection]] = {}
-        self._procs: dict[Pid, LocalProcess] = {}
-        self._wire: dict[bytes, LocalProcess] = {}  # encoded pid -> process, for the reply fast path
         self._deadlines: Deadlines | None = None
         # A lone RPC may wait for its reply on the socket directly (see
         # Connection.wait_inline): it saves two event-loop passes per call.
         self.inline_wait = inline_wait
-        self._last_yield = 0.0
-        self._names: dict[str, LocalProcess] = {}
-        self._aliases: dict[Reference, LocalProcess] = {}
-        self._pid_id = 0
-        self._pid_serial = 0
-        self._ref_count = 0
-        self._ref_salt = secrets.randbits(32)
+        self.last_inline_yield = 0.0
         self._tasks: set[asyncio.Task] = set()
+        self._finishing: set[asyncio.Task] = set()
         self._closed = False
         self._self_proc: _Sink | None = None
 
     def __repr__(self) -> str:  # never the cookie
-        return f"<LocalNode {self._atom or self._alive} creation={self.creation} peers={sorted(self._conns)}>"
+        return f"<LocalNode {self.table.node or self._alive} creation={self.creation} peers={sorted(self._conns)}>"
 
     async def __aenter__(self) -> "LocalNode":
         return self
@@ -119,109 +131,56 @@ class LocalNode:
         return str(self._node_atom())
 
     def _node_atom(self, peer_host: str | None = None) -> Atom:
-        if self._atom is None:
+        atom = self.table.node
+        if atom is None:
             if self._host is None:
                 long = peer_host is not None and is_long_host(peer_host)
                 self._host = own_host(long, peer_host)
-            self._atom = Atom(f"{self._alive}@{self._host}")
-            # encoded prefixes of our pids and refs, for the RPC fast path
-            self._pid_prefix = b"X" + wire.atom(self._atom)
-            self._ref_prefix = b"Z\x00\x03" + wire.atom(self._atom) + _U32.pack(self.creation)
-        return self._atom
+            atom = Atom(f"{self._alive}@{self._host}")
+            self.table.set_node(atom)
+        return atom
 
     @property
     def pid(self) -> Pid:
         """The node's own pid (the sender of messages sent without one)."""
         if self._self_proc is None:
             self._self_proc = _Sink(self, self._new_pid())
-            self._procs[self._self_proc.pid] = self._self_proc
+            self.table.add(self._self_proc)
         return self._self_proc.pid
 
     def _new_pid(self) -> Pid:
-        self._pid_id += 1
-        if self._pid_id >= _PID_ID_LIMIT:
-            self._pid_id = 1
-            self._pid_serial = (self._pid_serial + 1) % _PID_SERIAL_LIMIT
-        return Pid(self._atom or self._node_atom(), self._pid_id, self._pid_serial, self.creation)
-
-    def _new_wire_pid(self) -> tuple[tuple[int, int], bytes]:
-        """(id, serial) of a new pid and its encoding (NEW_PID_EXT); no Pid object."""
-        if self._atom is None:
-            self._node_atom()
-        n = self._pid_id = self._pid_id + 1
-        if n >= _PID_ID_LIMIT:
-            n = self._pid_id = 1
-            self._pid_serial = (self._pid_serial + 1) % _PID_SERIAL_LIMIT
-        return (n, self._pid_serial), self._pid_prefix + _III.pack(n, self._pid_serial, self.creation)
-
-    def _new_wire_ref(self) -> tuple[tuple[int, int, int], bytes]:
-        """The ids of a new reference and its encoding (NEWER_REFERENCE_EXT)."""
-        n = self._ref_count = self._ref_count + 1
-        ids = (n % _REF_ID0_LIMIT, (n >> 18) & 0xFFFFFFFF, self._ref_salt)
-        return ids, self._ref_prefix + _III.pack(*ids)
-
-    def _local(self, pid: Any) -> LocalProcess | None:
-        """Our process with this pid: a mailbox etc., or an RPC in flight."""
-        proc = self._procs.get(pid)
-        if proc is None and type(pid) is Pid and pid.node == self._atom and self._wire:
-            proc = self._wire.get(self._pid_prefix + _III.pack(pid.id, pid.serial, pid.creation))
-        return proc
+        self._node_atom()
+        return self.table.new_pid()
 
     def make_ref(self) -> Reference:
         """A reference unique to this node incarnation."""
-        if self._atom is None:
-            self._node_atom()
-        return Reference(self._atom, self.creation, self._new_wire_ref()[0])
+        self._node_atom()
+        return self.table.make_ref()
 
     # --- processes ----------------------------------------------------------------------
 
     def mailbox(self, name: str | None = None) -> Mailbox:
         """A new pid with a queue; ``name`` also registers it."""
         mb = Mailbox(self, self._new_pid())
-        self._procs[mb.pid] = mb
+        self.table.add(mb)
         if name is not None:
             self.register(name, mb)
         return mb
 
     def register(self, name: str, proc: LocalProcess) -> None:
-        if name in self._names and self._names[name] is not proc:
+        if not self.table.register(name, proc):
             raise UsageError(f"name {name} is already registered on {self.name}")
-        self._names[name] = proc
-        proc.name = Atom(name)
 
     def unregister(self, name: str) -> None:
-        proc = self._names.pop(name, None)
-        if proc is not None:
-            proc.name = None
+        self.table.unregister(name)
 
     def whereis(self, name: str) -> Pid | None:
-        proc = self._names.get(name)
+        proc = self.table.names.get(name)
         return proc.pid if proc is not None else None
 
-    def _process_exited(self, proc: LocalProcess, reason: Any) -> None:
-        self._procs.pop(proc.pid, None)
-        if proc.name is not None and self._names.get(proc.name) is proc:
-            del self._names[proc.name]
-        if self._aliases:
-            for ref in [r for r, p in self._aliases.items() if p is proc]:
-                del self._aliases[ref]
-        if proc.monitored_by:
-            for ref, (watcher, target) in proc.monitored_by.items():
-                self._signal_down(watcher, target, ref, reason)
-            proc.monitored_by.clear()
-        if proc.links:
-            for other in proc.links:
-                self._signal_exit(proc.pid, other, reason)
-            proc.links.clear()
-        if proc.monitoring:
-            for conn in self._conns.values():
-                for ref in [r for r, (p, _) in conn.monitors.items() if p is proc]:
-                    _, target = conn.monitors.pop(ref)
-                    self._try_send_control(conn, ctl.DemonitorP(proc.pid, _wire_target(target), ref))
-            for other in self._procs.values():
-                if other.monitored_by:
-                    for ref in [r for r, (w, _) in other.monitored_by.items() if w == proc.pid]:
-                        del other.monitored_by[ref]
+    def process_exited(self, proc: LocalProcess, reason: Any) -> None:
+        """``proc`` closed: its monitors fire, its links break (called by LocalProcess.close)."""
+        self.apply(self.table.exited(proc, reason))
 
     # --- connections ------------------------------------------------------------------------
 
@@ -311,49 +270,74 @@ class LocalNode:
 
     async def close(self) -> None:
         """Close every connection and process; waiters fail with NodeDown."""
+        if self._finishing:
+            await asyncio.wait(set(self._finishing), timeout=FINISH_GRACE)
         self._closed = True
         for t in list(self._connecting.values()):
             t.cancel()
         for conn in list(self._conns.values()):
             conn.close("local node closed")
-        for proc in list(self._procs.values()):
+        for proc in list(self.table.procs.values()):
             proc.close(Atom("shutdown"))
-        for t in list(self._tasks):
+        for t in [*self._tasks, *self._finishing]:
             t.cancel()
         if self._deadlines is not None:
             self._deadlines.close()
         await asyncio.sleep(0)  # let transports run their close callbacks
 
-    def _spawn(self, coro: Any) -> asyncio.Task:
+    # --- the hot-path interface (see the class docstring) -------------------------------------
+
+    def connection(self, peer: str) -> Connection | None:
+        """The open connection to ``peer``, or None (never connects)."""
+        conn = self._conns.get(peer)
+        return None if conn is None or conn.closed else conn
+
+    def spawn(self, coro: Any, *, finish: bool = False) -> asyncio.Task:
+        """Run ``coro`` as a task the node cancels when it closes; with ``finish``,
+        :meth:`close` first lets it end (clean-up on a peer, such as stopping a
+        timed-out call there), for at most FINISH_GRACE seconds."""
         task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._finishing if finish else self._tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return task
 
-    def _connection_lost(self, conn: Connection, reason: str) -> None:
+    _spawn = spawn  # the connect path's name for it
+
+    def deadlines(self, loop: asyncio.AbstractEventLoop) -> Deadlines:
+        d = self._deadlines
+        if d is None or d.loop is not loop:
+            d = self._deadlines = Deadlines(loop)
+        return d
+
+    def apply(self, effects: Any) -> None:
+        """Carry out what the process table decided: deliveries and control messages."""
+        for e in effects:
+            t = type(e)
+            if t is Deliver:
+                e.to.deliver(e.msg)
+            elif t is ExitMsg:
+                e.to.exit_signal(e.from_pid, e.reason)
+            else:
+                conn = self._conns.get(e.node)
+                if conn is not None:
+                    c, payload = e.control(conn.exit_payload)
+                    self._try_send_control(conn, c, payload)
+
+    def on_connection_lost(self, conn: Connection, reason: str) -> None:
+        """Called by the connection once it is lost: our monitors and links on that peer fire."""
         if self._conns.get(conn.peer) is conn:
             del self._conns[conn.peer]
         log.debug("connection to %s lost: %s", conn.peer, reason)
-        monitors, conn.monitors = conn.monitors, {}
-        for ref, (proc, target) in monitors.items():
-            proc.deliver((DOWN, ref, PROCESS, target, NOCONNECTION))
-        peer = conn.peer
-        for proc in list(self._procs.values()):
-            if proc.monitored_by:
-                for ref in [r for r, (w, _) in proc.monitored_by.items() if w.node == peer]:
-                    del proc.monitored_by[ref]
-            if proc.links:
-                for other in [p for p in proc.links if p.node == peer]:
-                    proc.links.discard(other)
-                    proc.exit_signal(other, NOCONNECTION)
+        self.apply(self.table.node_down(conn.peer))
 
     # --- sending ------------------------------------------------------------------------------
 
     async def send(self, dest: Any, msg: Any, *, sender: Pid | None = None) -> None:
         """Send ``msg`` to a pid, to ``(name, node)``, or to a local registered name."""
         if isinstance(dest, Pid):
-            if dest.node == self._atom:
-                proc = self._local(dest)
+            if dest.node == self.table.node:
+                proc = self.table.lookup(dest)
                 if proc is not None:
                     proc.deliver(msg)
                 return
@@ -364,13 +348,13 @@ class LocalNode:
                 conn.send_control(ctl.Send(dest), msg)
         elif isinstance(dest, tuple) and len(dest) == 2:
             name, node = str(dest[0]), str(dest[1])
-            if node == self._atom:
+            if node == self.table.node:
                 await self.send(name, msg)
                 return
             conn = await self.connect(node)
             conn.send_control(ctl.RegSend(sender or self.pid, Atom(name)), msg)
         elif isinstance(dest, str):
-            proc = self._names.get(dest)
+            proc = self.table.names.get(dest)
             if proc is not None:
                 proc.deliver(msg)
             return
@@ -379,10 +363,10 @@ class LocalNode:
         if conn.write_paused:
             await conn.drain()
 
-    def _send_nowait(self, to: Pid, msg: Any, sender: Pid | None = None) -> None:
-        """Send on an existing connection (used from inside frame dispatch)."""
-        if to.node == self._atom:
-            proc = self._local(to)
+    def send_nowait(self, to: Pid, msg: Any, sender: Pid | None = None) -> None:
+        """Send on an existing connection, or drop (used from inside frame dispatch)."""
+        if to.node == self.table.node:
+            proc = self.table.lookup(to)
             if proc is not None:
                 proc.deliver(msg)
             return
@@ -394,49 +378,23 @@ class LocalNode:
         else:
             self._try_send_control(conn, ctl.Send(to), msg)
 
-    def _try_send_control(self, conn: Connection, c: ctl.Control, *payload: Any) -> None:
+    _send_nowait = send_nowait
+
+    def _try_send_control(self, conn: Connection, c: ctl.Control, payload: Any = NO_PAYLOAD) -> None:
         if conn.closed:
             return
         try:
-            conn.send_control(c, *payload)
+            if payload is NO_PAYLOAD:
+                conn.send_control(c)
+            else:
+                conn.send_control(c, payload)
         except Exception as exc:
             log.debug("could not send %s to %s: %s", type(c).__name__, conn.peer, exc)
 
-    def _signal_down(self, watcher: Pid, target: Pid | Atom, ref: Reference, reason: Any) -> None:
-        """Tell ``watcher`` that the process it monitored as ``target`` is gone."""
-        if watcher.node == self._atom:
-            proc = self._local(watcher)
-            if proc is not None:
-                shown = (target, self._atom) if isinstance(target, Atom) else target
-                proc.deliver((DOWN, ref, PROCESS, shown, reason))
-            return
-        conn = self._conns.get(str(watcher.node))
-        if conn is not None:
-            if conn.exit_payload:
-                self._try_send_control(conn, ctl.PayloadMonitorPExit(target, watcher, ref), reason)
-            else:
-                self._try_send_control(conn, ctl.MonitorPExit(target, watcher, ref, reason))
-
-    def _signal_exit(self, from_pid: Pid, to: Pid, reason: Any) -> None:
-        """A broken link: the EXIT signal from our ``from_pid`` to ``to``."""
-        if to.node == self._atom:
-            proc = self._local(to)
-            if proc is not None:
-                if proc.links:
-                    proc.links.discard(from_pid)
-                proc.exit_signal(from_pid, reason)
-            return
-        conn = self._conns.get(str(to.node))
-        if conn is not None:
-            if conn.exit_payload:
-                self._try_send_control(conn, ctl.PayloadExit(from_pid, to), reason)
-            else:
-                self._try_send_control(conn, ctl.Exit(from_pid, to, reason))
-
     # --- monitors -----------------------------------------------------------------------------
 
-    async def _monitor(self, proc: LocalProcess, target: Any) -> Reference:
-        ref = self.make_ref()
+    async def monitor(self, proc: LocalProcess, target: Any) -> Reference:
+        """``proc`` monitors ``target`` (a pid or ``(name, node)``); DOWN comes as a message."""
         if isinstance(target, Pid):
             node, wire, shown = str(target.node), target, target
         elif isinstance(target, tuple) and len(target) == 2:
@@ -444,104 +402,69 @@ class LocalNode:
             shown = (wire, Atom(node))
         else:
             raise UsageError(f"cannot monitor {target!r}: expected a pid or (name, node)")
-        if node == self._atom:
-            other = self._local(wire) if isinstance(wire, Pid) else self._names.get(wire)
-            if other is None:
-                proc.deliver((DOWN, ref, PROCESS, shown, NOPROC))
-            else:
-                proc.monitoring = True
-                other.add_monitor(ref, proc.pid, wire)
-            return ref
-        try:
-            conn = await self.connect(node)
-        except ConnectError:
-            proc.deliver((DOWN, ref, PROCESS, shown, NOCONNECTION))
-            return ref
-        proc.monitoring = True
-        conn.monitors[ref] = (proc, shown)
-        conn.send_control(ctl.MonitorP(proc.pid, wire, ref))
+        self._node_atom()
+        if node != self.table.node:
+            try:
+                await self.connect(node)
+            except ConnectError:
+                ref = self.table.make_ref()
+                proc.deliver((DOWN, ref, PROCESS, shown, NOCONNECTION))
+                return ref
+        ref, effects = self.table.monitor(proc, node, wire, shown)
+        self.apply(effects)
         return ref
 
-    async def _demonitor(self, proc: LocalProcess, ref: Reference) -> None:
-        for conn in self._conns.values():
-            entry = conn.monitors.pop(ref, None)
-            if entry is not None:
-                self._try_send_control(conn, ctl.DemonitorP(proc.pid, _wire_target(entry[1]), ref))
-                return
-        for other in self._procs.values():
-            if other.monitored_by and other.monitored_by.pop(ref, None) is not None:
-                return
+    def demonitor(self, proc: LocalProcess, ref: Reference) -> None:
+        self.apply(self.table.demonitor(proc, ref))
 
     # --- incoming signals ---------------------------------------------------------------------
 
-    def _on_control(self, conn: Connection, c: ctl.Control, payload: Any) -> None:
+    def on_control(self, conn: Connection, c: ctl.Control, payload: Any) -> None:
+        """Called by the connection for each control message other than SEND."""
         handler = _HANDLERS.get(type(c))
         if handler is not None:
             handler(self, conn, c, payload)
 
     def _on_send(self, conn: Connection, c: Any, msg: Any) -> None:
-        proc = self._local(c.to_pid)
+        proc = self.table.lookup(c.to_pid)
         if proc is not None:
             proc.deliver(msg)
 
     def _on_reg_send(self, conn: Connection, c: Any, msg: Any) -> None:
-        proc = self._names.get(c.to_name)
+        proc = self.table.names.get(c.to_name)
         if proc is not None:
             proc.deliver(msg)
         else:
             log.debug("%s sent to unregistered name %s", conn.peer, c.to_name)
 
     def _on_alias_send(self, conn: Connection, c: Any, msg: Any) -> None:
-        proc = self._aliases.get(c.alias)
+        proc = self.table.aliases.get(c.alias)
         if proc is not None:
             proc.deliver(msg)
 
     def _on_link(self, conn: Connection, c: ctl.Link, _: Any) -> None:
-        proc = self._local(c.to_pid)
-        if proc is None:
-            self._signal_exit(c.to_pid, c.from_pid, NOPROC)
-        else:
-            proc.add_link(c.from_pid)
+        self.apply(self.table.peer_link(c.from_pid, c.to_pid))
 
     def _on_unlink(self, conn: Connection, c: Any, _: Any) -> None:
-        proc = self._local(c.to_pid)
-        if proc is not None and proc.links:
-            proc.links.discard(c.from_pid)
+        self.table.peer_unlink(c.from_pid, c.to_pid)
         if isinstance(c, ctl.UnlinkId):
             # must reach the peer before any later signal from us: write it now
             self._try_send_control(conn, ctl.UnlinkIdAck(c.id, c.to_pid, c.from_pid))
 
     def _on_exit(self, conn: Connection, c: Any, payload: Any) -> None:
         reason = payload if c.PAYLOAD else c.reason
-        proc = self._local(c.to_pid)
-        if proc is None:
-            return
-        if isinstance(c, (ctl.Exit, ctl.ExitTT, ctl.PayloadExit, ctl.PayloadExitTT)):
-            if not proc.links or c.from_pid not in proc.links:
-                return  # a link we already dropped
-            proc.links.discard(c.from_pid)
-        proc.exit_signal(c.from_pid, reason)
+        link = isinstance(c, (ctl.Exit, ctl.ExitTT, ctl.PayloadExit, ctl.PayloadExitTT))
+        self.apply(self.table.peer_exit(c.from_pid, c.to_pid, reason, link=link))
 
     def _on_monitor(self, conn: Connection, c: ctl.MonitorP, _: Any) -> None:
-        target = c.to_proc
-        proc = self._names.get(target) if isinstance(target, str) else self._local(target)
-        if proc is None:
-            self._signal_down(c.from_pid, target, c.ref, NOPROC)
-        else:
-            proc.add_monitor(c.ref, c.from_pid, target)
+        self.apply(self.table.peer_monitor(c.from_pid, c.to_proc, c.ref))
 
     def _on_demonitor(self, conn: Connection, c: ctl.DemonitorP, _: Any) -> None:
-        target = c.to_proc
-        proc = self._names.get(target) if isinstance(target, str) else self._local(target)
-        if proc is not None and proc.monitored_by:
-            proc.monitored_by.pop(c.ref, None)
+        self.table.peer_demonitor(c.to_proc, c.ref)
 
     def _on_monitor_exit(self, conn: Connection, c: Any, payload: Any) -> None:
         reason = payload if c.PAYLOAD else c.reason
-        entry = conn.monitors.pop(c.ref, None)
-        if entry is not None:
-            proc, shown = entry
-            proc.deliver((DOWN, c.ref, PROCESS, shown, reason))
+        self.apply(self.table.peer_down(c.ref, reason))
 
     # --- rpc -----------------------------------------------------------------------------------
 
@@ -551,17 +474,6 @@ class LocalNode:
     rpc = _rpc_call
     # ``node.rpc_future(...)``: the same, returning the future at once (no Task per call)
     rpc_future = _rpc_future
-
-    def _deadlines_for(self, loop: asyncio.AbstractEventLoop) -> Deadlines:
-        d = self._deadlines
-        if d is None or d.loop is not loop:
-            d = self._deadlines = Deadlines(loop)
-        return d
-
-
-def _wire_target(shown: Any) -> Any:
-    """What a MONITOR_P named: the pid, or the bare name of a ``(name, node)``."""
-    return shown[0] if isinstance(shown, tuple) else shown
 
 
 def _stdout_sink(text: str) -> None:

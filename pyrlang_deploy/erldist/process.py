@@ -15,43 +15,46 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import MailboxClosed, NodeDown, ReceiveTimeout
 from ..term.types import Atom, Pid, Reference
+from .proctable import DOWN, NORMAL, PROCESS  # noqa: F401 (DOWN, PROCESS: re-exported)
 
 if TYPE_CHECKING:
     from .node import LocalNode
 
 log = logging.getLogger(__name__)
 
-DOWN = Atom("DOWN")
 EXIT = Atom("EXIT")
-PROCESS = Atom("process")
-NORMAL = Atom("normal")
 
 
 class LocalProcess:
-    """A pid on our node. Subclasses decide what a delivered message means."""
+    """A pid on our node. Subclasses decide what a delivered message means.
 
-    __slots__ = ("node", "pid", "name", "monitored_by", "links", "closed", "monitoring")
+    The node's process table (proctable.py) holds its name, links and monitors;
+    this object is the pid's behaviour. ``pid`` may be None at construction for
+    a subclass that mints it on first use (``_make_pid``): an RPC call never
+    needs a Pid object unless something asks.
+    """
 
-    def __init__(self, node: "LocalNode", pid: Pid) -> None:
+    __slots__ = ("node", "_pid", "closed")
+
+    def __init__(self, node: "LocalNode", pid: Pid | None) -> None:
         self.node = node
-        self.pid = pid
-        self.name: Atom | None = None
-        # Made on first use: most pids (one per RPC) never see a monitor or a link.
-        # monitored_by: ref -> (monitoring pid, what it monitored: our pid or our name)
-        self.monitored_by: dict[Reference, tuple[Pid, Pid | Atom]] | None = None
-        self.links: set[Pid] | None = None
-        self.monitoring = False  # holds monitors on other processes
+        self._pid = pid
         self.closed = False
 
-    def add_monitor(self, ref: Reference, watcher: Pid, target: Pid | Atom) -> None:
-        if self.monitored_by is None:
-            self.monitored_by = {}
-        self.monitored_by[ref] = (watcher, target)
+    @property
+    def pid(self) -> Pid:
+        pid = self._pid
+        if pid is None:
+            pid = self._pid = self._make_pid()
+        return pid
 
-    def add_link(self, other: Pid) -> None:
-        if self.links is None:
-            self.links = set()
-        self.links.add(other)
+    def _make_pid(self) -> Pid:
+        raise NotImplementedError
+
+    @property
+    def links(self) -> frozenset[Pid]:
+        """The pids linked to this one."""
+        return self.node.table.links_of(self.pid)
 
     def deliver(self, msg: Any) -> None:
         raise NotImplementedError
@@ -65,7 +68,7 @@ class LocalProcess:
         if self.closed:
             return
         self.closed = True
-        self.node._process_exited(self, reason)
+        self.node.process_exited(self, reason)
 
 
 class Mailbox(LocalProcess):
@@ -131,9 +134,9 @@ class Mailbox(LocalProcess):
         entry = (match, fut)
         conn = watch = None
         if peer is not None:
-            conn = self.node._conns.get(peer)
-            if conn is None or conn.closed:
-                raise NodeDown(f"connection to {peer} lost (not connected)", node=peer)
+            conn = self.node.connection(peer)
+            if conn is None:
+                raise NodeDown.lost(peer, "not connected")
             watch = _LossWatch(fut, peer)
             conn.add_waiter(watch)
         self._waiters.append(entry)
@@ -170,10 +173,10 @@ class Mailbox(LocalProcess):
     async def monitor(self, target: Pid | tuple[str, str]) -> Reference:
         """Monitor a process (pid, or ``(name, node)``); DOWN arrives here as
         ``('DOWN', Ref, 'process', Target, Reason)``."""
-        return await self.node._monitor(self, target)
+        return await self.node.monitor(self, target)
 
     async def demonitor(self, ref: Reference) -> None:
-        await self.node._demonitor(self, ref)
+        self.node.demonitor(self, ref)
 
     def register(self, name: str) -> None:
         self.node.register(name, self)
@@ -181,9 +184,7 @@ class Mailbox(LocalProcess):
     def alias(self) -> Reference:
         """A reference that works as an address of this mailbox (``Alias ! Msg`` on
         OTP 24+ arrives here as ALIAS_SEND) until the mailbox closes."""
-        ref = self.node.make_ref()
-        self.node._aliases[ref] = self
-        return ref
+        return self.node.table.alias(self)
 
     def close(self, reason: Any = NORMAL) -> None:
         if self.closed:
@@ -206,7 +207,7 @@ class _LossWatch:
 
     def connection_lost(self, conn: Any, reason: str) -> None:
         if not self.fut.done():
-            self.fut.set_exception(NodeDown(f"connection to {self.peer} lost ({reason})", node=self.peer))
+            self.fut.set_exception(NodeDown.lost(self.peer, reason))
 
 
 def _matches(match: Callable[[Any], bool], msg: Any) -> bool:

@@ -10,11 +10,12 @@ on one connection and each call's ``io:format`` output reaches that call's
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import NodeDown, RpcError, RpcTimeout
+from ..errors import NodeDown, RpcError, RpcTimeout, UsageError
 from ..term import decode, encode_body
 from ..term.types import Atom, Pid, Reference
 from . import wire
@@ -31,12 +32,14 @@ REX = Atom("rex")
 EMPTY = Atom("")
 BADRPC = Atom("badrpc")
 
+STOP_GRACE = 1.0  # how long stopping a timed-out call on the node may take
 INLINE_BUDGET = 0.001  # how long a lone call may hold the loop waiting for its reply
 INLINE_SLICE = 0.002  # the loop runs at least this often during back-to-back lone calls
 BIG_BINARY = 1 << 16  # args at least this large are written from the caller's buffer, not copied
 MAX_REASON_CHARS = 2000
 
 _u32 = struct.Struct(">I")
+log = logging.getLogger(__name__)
 
 
 class RpcCall(LocalProcess):
@@ -48,19 +51,13 @@ class RpcCall(LocalProcess):
     """
 
     __slots__ = ("conn", "future", "io", "peer", "module", "function", "nargs", "wire_pid",
-                 "reply_prefix", "timeout", "_ids", "_ref", "_ref_ids")
+                 "reply_prefix", "timeout", "stop_on_timeout", "stopping", "_ids", "_ref", "_ref_ids")
 
     def __init__(self, node: "LocalNode", conn: "Connection", future: asyncio.Future, peer: str,
                  module: str, function: str, nargs: int, io: Callable[[str], Any] | None,
                  pid_ids: tuple[int, int], wire_pid: bytes, ref_ids: tuple[int, int, int], wire_ref: bytes) -> None:
-        # slots set directly: this runs once per call on the hot path
-        self.node = node
+        LocalProcess.__init__(self, node, None)  # the Pid object is made on first use
         self.conn = conn
-        self.name = None
-        self.monitored_by = None
-        self.links = None
-        self.monitoring = False
-        self.closed = False
         self.future = future
         self.peer = peer
         self.module = module
@@ -73,15 +70,18 @@ class RpcCall(LocalProcess):
         self._ref_ids = ref_ids
         self.reply_prefix = b"\x83h\x02" + wire_ref  # {Ref, ...
         self.timeout = 0.0
+        self.stop_on_timeout = True
+        self.stopping: asyncio.Task | None = None  # the kill of our worker on the node
 
-    @property  # type: ignore[override]
-    def pid(self) -> Pid:
-        return Pid(self.node._atom, self._ids[0], self._ids[1], self.node.creation)
+    def _make_pid(self) -> Pid:
+        table = self.node.table
+        return Pid(table.node, self._ids[0], self._ids[1], table.creation)
 
     @property
     def ref(self) -> Reference:
         if self._ref is None:
-            self._ref = Reference(self.node._atom, self.node.creation, self._ref_ids)
+            table = self.node.table
+            self._ref = Reference(table.node, table.creation, self._ref_ids)
         return self._ref
 
     @property
@@ -95,12 +95,13 @@ class RpcCall(LocalProcess):
         if self.closed:
             return
         self.closed = True
-        del self.node._wire[self.wire_pid]
+        node = self.node
+        effects = node.table.end_call(self.wire_pid, self)
         self.conn.remove_waiter(self)
         if self.timeout:
-            self.node._deadlines.remove(self)
-        if self.monitored_by or self.links:
-            self.node._process_exited(self, Atom("normal"))
+            node.deadlines(self.conn._loop).remove(self)
+        if effects:
+            node.apply(effects)
 
     def _reply(self, reply: Any) -> None:
         self._finish()
@@ -118,9 +119,9 @@ class RpcCall(LocalProcess):
         prefix = self.reply_prefix
         if frame.startswith(prefix, off) and len(frame) - off < 65536:
             # {OurRef, Reply}: decode only Reply (no Reference rebuilt, no tuple)
-            self._reply(decode(b"\x83" + frame[off + len(prefix):])[0])
+            self._reply(decode(b"\x83" + frame[off + len(prefix):], 0, self.conn.max_frame)[0])
             return
-        self.deliver(decode(frame, off)[0])
+        self.deliver(decode(frame, off, self.conn.max_frame)[0])
 
     def deliver(self, msg: Any) -> None:
         if type(msg) is tuple and len(msg) == 2 and msg[0] == self.ref:
@@ -139,12 +140,20 @@ class RpcCall(LocalProcess):
     def connection_lost(self, conn: "Connection", reason: str) -> None:
         self._finish()
         if not self.future.done():
-            self.future.set_exception(
-                NodeDown(f"{self.peer} went down during the call to {self.mfa} ({reason})", node=self.peer))
+            self.future.set_exception(NodeDown.during_call(self.peer, self.mfa, reason))
 
     def expired(self) -> None:
-        """The deadline passed (called by the node's deadline timer)."""
+        """The deadline passed (called by the node's deadline timer).
+
+        Like erpc, a call that timed out does not go on running on the node: the
+        process rex started for it (and whatever it started under the same group
+        leader, our pid) is killed. The caller of :func:`call` gets the
+        RpcTimeout once that is done (at most STOP_GRACE later).
+        """
+        pid = self.pid  # before _finish: made from our ids, still valid as a name
         self._finish()
+        if self.stop_on_timeout and not self.conn.closed:
+            self.stopping = self.node.spawn(stop_calls_led_by(self.node, self.peer, pid), finish=True)
         if not self.future.done():
             self.future.set_exception(
                 RpcTimeout(f"{self.peer}: {self.mfa} timed out after {self.timeout:g}s", node=self.peer,
@@ -198,15 +207,16 @@ _CALL_HEAD = b"h\x05w\x04call"  # {call, M, F, Args, GroupLeader}
 
 
 def start_call(node: "LocalNode", conn: "Connection", module: str, function: str, args: list,
-               timeout: float | None, io: Callable[[str], Any] | None) -> RpcCall:
+               timeout: float | None, io: Callable[[str], Any] | None, stop_on_timeout: bool = True) -> RpcCall:
     """Send one call on an open connection; its ``future`` resolves to the result.
 
     Synchronous on purpose: many calls can be started in one event-loop pass and
     awaited together without a Task each (see ``LocalNode.rpc_future``).
     """
     loop = conn._loop
-    pid_ids, wpid = node._new_wire_pid()
-    ref_ids, wref = node._new_wire_ref()
+    table = node.table
+    pid_ids, wpid = table.new_wire_pid()
+    ref_ids, wref = table.new_wire_ref()
     pieces = encode_call_frame(wpid, wref, module, function, args)
     if len(pieces) == 1:
         # send first, book-keep after: the node works on the call meanwhile, and
@@ -214,13 +224,14 @@ def start_call(node: "LocalNode", conn: "Connection", module: str, function: str
         conn.write(pieces[0])
     proc = RpcCall(node, conn, loop.create_future(), conn.peer, module, function, len(args), io,
                    pid_ids, wpid, ref_ids, wref)
-    node._wire[wpid] = proc
+    table.calls[wpid] = proc
     conn.add_waiter(proc)
     if timeout is not None:
         proc.timeout = timeout
-        node._deadlines_for(loop).add(timeout, proc)
+        proc.stop_on_timeout = stop_on_timeout
+        node.deadlines(loop).add(timeout, proc)
     if len(pieces) > 1:
-        node._spawn(_write_large(conn, pieces, proc))
+        node.spawn(_write_large(conn, pieces, proc))
     return proc
 
 
@@ -234,35 +245,45 @@ async def _write_large(conn: "Connection", pieces: list, proc: RpcCall) -> None:
 
 
 async def call(node: "LocalNode", peer: str, module: str, function: str, args: Any = (), *,
-               timeout: float | None = 30.0, io: Callable[[str], Any] | None = None) -> Any:
+               timeout: float | None = 30.0, io: Callable[[str], Any] | None = None,
+               stop_on_timeout: bool = True) -> Any:
     """``module:function(*args)`` on ``peer`` through its ``rex`` server.
 
     Many calls may be in flight on one connection. Raises RpcError for a remote
     exception or ``{badrpc, R}`` (``.reason`` is R, the message shows it in Erlang
-    syntax), RpcTimeout after ``timeout`` seconds, NodeDown at once if the
-    connection goes. The call's io output (io:format in the called code) goes to
-    ``io`` (default: the node's ``io_sink``).
+    syntax), RpcTimeout after ``timeout`` seconds (a positive number, or None for
+    no limit), NodeDown at once if the connection goes. On timeout the call is
+    killed on the node before RpcTimeout is raised (``stop_on_timeout``), as erpc
+    does. The call's io output (io:format in the called code) goes to ``io``
+    (default: the node's ``io_sink``).
     """
     if type(args) is not list:
         args = list(args)
-    conn = node._conns.get(peer)
-    if conn is None or conn.closed:
+    if timeout is not None and not 0 < timeout < _INF:
+        check_timeout(timeout)
+    conn = node.connection(peer)
+    if conn is None:
         conn = await node.connect(peer)
-    proc = start_call(node, conn, module, function, args, timeout, io)
+    proc = start_call(node, conn, module, function, args, timeout, io, stop_on_timeout)
     try:
         if conn._protocol.paused:
             await conn.drain()
-        elif node.inline_wait and len(node._wire) == 1 and conn._wq is None:
+        elif node.inline_wait and len(node.table.calls) == 1 and conn._wq is None:
             # the only call in flight on the node: read its reply right here, but
             # let the loop run at least every INLINE_SLICE seconds
             now = time.monotonic()
-            if now - node._last_yield < INLINE_SLICE:
+            if now - node.last_inline_yield < INLINE_SLICE:
                 if conn.wait_inline(proc.future, INLINE_BUDGET):
                     return proc.future.result()
-            node._last_yield = now
+            node.last_inline_yield = now
         return await proc.future
     except asyncio.CancelledError:
         proc.close()
+        raise
+    except RpcTimeout:
+        if proc.stopping is not None:
+            # the error comes once the call is stopped on the node (bounded)
+            await asyncio.wait((proc.stopping,), timeout=STOP_GRACE + 0.5)
         raise
 
 
@@ -275,19 +296,58 @@ def call_future(node: "LocalNode", peer: str, module: str, function: str, args: 
     """
     if type(args) is not list:
         args = list(args)
-    conn = node._conns.get(peer)
-    if conn is None or conn.closed:
+    if timeout is not None and not 0 < timeout < _INF:
+        check_timeout(timeout)
+    conn = node.connection(peer)
+    if conn is None:
         return asyncio.ensure_future(call(node, peer, module, function, args, timeout=timeout, io=io))
     return start_call(node, conn, module, function, args, timeout, io).future
 
 
+_INF = float("inf")
+
+# Kills what a timed-out call left running: rex's worker for it has our call's
+# pid as group leader (we pass it in the call), and so does anything it spawned.
+_STOP_SOURCE = ("[exit(P, kill) || P <- erlang:processes(), P =/= self(), "
+                "erlang:process_info(P, group_leader) =:= {group_leader, Leader}], ok.")
+
+
+async def stop_calls_led_by(node: "LocalNode", peer: str, leader: Pid) -> None:
+    """Kill the processes on ``peer`` whose group leader is our pid ``leader``."""
+    from ..remote_eval import eval_erlang
+
+    def rpc(n: str, m: str, f: str, a: Any = (), **kw: Any) -> Any:
+        kw["timeout"] = STOP_GRACE
+        return call(node, n, m, f, a, stop_on_timeout=False, **kw)
+
+    try:
+        async with asyncio.timeout(STOP_GRACE):  # all the steps together, not each
+            await eval_erlang(rpc, peer, _STOP_SOURCE, {"Leader": leader})
+    except Exception as exc:  # the node may be gone or busy; the timeout is reported anyway
+        log.debug("could not stop the timed-out call on %s: %s", peer, exc)
+
+
+def check_timeout(timeout: Any) -> float:
+    """A call timeout in seconds: a positive, finite number (UsageError otherwise)."""
+    try:
+        t = float(timeout)
+    except (TypeError, ValueError):
+        t = _NAN
+    if not 0 < t < _INF:
+        raise UsageError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return t
+
+
+_NAN = float("nan")
+
+
 def format_reason(reason: Any) -> str:
     """A failure reason in Erlang syntax, on one line, bounded in length."""
+    from ..term.format import format_term, safe_repr
     try:
-        from ..term import format_term
         text = format_term(reason)
     except Exception:
-        text = repr(reason)
+        text = safe_repr(reason, MAX_REASON_CHARS)
     text = text.replace("\n", " ")
     if len(text) > MAX_REASON_CHARS:
         text = text[: MAX_REASON_CHARS - 3] + "..."

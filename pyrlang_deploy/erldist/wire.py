@@ -11,11 +11,10 @@ from __future__ import annotations
 import struct
 
 from ..term import encode_body
+from ..term.tags import NEW_PID as NEW_PID_EXT
+from ..term.tags import NEWER_REFERENCE as NEWER_REFERENCE_EXT  # noqa: F401 (named for readers)
+from ..term.tags import SMALL_ATOM_UTF8 as SMALL_ATOM_UTF8_EXT
 from ..term.types import Atom, Pid, Reference
-
-NEW_PID_EXT = 88
-NEWER_REFERENCE_EXT = 90
-SMALL_ATOM_UTF8_EXT = 119
 
 _III = struct.Struct(">III")
 _H = struct.Struct(">H")

@@ -12,35 +12,39 @@ from ..errors import ConnectError, NodeDown, ReleaseError
 from .upload import upload_plain
 
 if TYPE_CHECKING:
-    from .install import Installer
+    from .install import Emit
+    from .nodeops import NodeOps
+    from .outcome import NodeOutcome
+    from .steps import NodeSteps
     from .tarball import TarballInfo
 
 
 class PlainExecutor:
     verifies_on_node = False   # the installer checks and verifies from here
 
-    def __init__(self, inst: "Installer"):
-        self.inst = inst
-        self.c = inst.c
-        self.steps = inst.steps
+    def __init__(self, ops: "NodeOps", steps: "NodeSteps", emit: "Emit", vsn: str):
+        self.ops = ops
+        self.steps = steps
+        self.emit = emit
+        self.vsn = vsn
 
-    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str,
+    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str, name: str,
                      progress: Callable[[int, int], None] | None = None) -> None:
-        await upload_plain(self.c, node, tar, releases_dir, progress)
+        await upload_plain(self.ops, node, tar, releases_dir, progress, name=name)
 
-    async def install(self, node: str) -> None:
-        await self._move(node, self.inst.vsn)
+    async def install(self, node: str, outcome: "NodeOutcome", expected_apps: dict[str, str]) -> None:
+        await self.move(node, self.vsn)
 
     async def abort(self, node: str, back_to: str) -> None:
-        await self._move(node, back_to)
+        await self.move(node, back_to)
 
     async def commit(self, node: str) -> None:
-        await self.steps.make_permanent(node, self.inst.vsn)
+        await self.steps.make_permanent(node, self.vsn)
 
     async def close(self) -> None:
         pass
 
-    async def _move(self, node: str, to: str) -> None:
+    async def move(self, node: str, to: str) -> None:
         """install_release(to) and find out, whatever the answer, which release the node runs."""
         ans = await self.steps.install(node, to)
         if ans.kind == "ok":
@@ -48,7 +52,7 @@ class PlainExecutor:
         if ans.kind == "error" and await self.steps.restarting_after_error(node):
             ans.kind = "restarted_after_error"
         if ans.kind in ("restarted", "continue_after_restart", "restarted_after_error"):
-            self.inst.emit(node, "wait", "info", f"{ans.detail}; waiting for it to come back")
+            self.emit(node, "wait", "info", f"{ans.detail}; waiting for it to come back")
             await self.steps.wait_back(node)
         try:
             cur, perm = await self.steps.current_and_permanent(node)

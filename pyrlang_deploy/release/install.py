@@ -1,14 +1,15 @@
 """Moving a cluster from one release to another, and back.
 
-    preflight (read-only, every node: reachability, release_handler, RELEASES, one
-    from-release, the tarball and its relup, check_install_release where already unpacked)
-    ->  node by node in the strategy's batches: upload, unpack, check, install, verify
+    preflight.prepare (read-only, every node) -> plan.plan (pure) -> Plan
+    ->  Installer.run(Plan) with the executor the plan chose (agent, or plain RPC):
+        node by node in the plan's batches: upload, unpack, check, install, verify
     ->  make permanent everywhere, only once every node is verified.
 
 On any failure: stop, roll the already-upgraded nodes back, leave the rest untouched,
-and report every node's final state. Rollback is the same machine aimed at an older
-release ("rollbacks are just upgrades"). Re-running after an interruption completes the
-job: nodes already on the target are verified and made permanent, not reinstalled.
+and report every node's final state (outcome.py holds the states and their table).
+Rollback is the same machine aimed at an older release ("rollbacks are just
+upgrades"). Re-running after an interruption completes the job: nodes already on the
+target are verified and made permanent, not reinstalled.
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..errors import ErldeployError, NodeDown, ReleaseError
-from .preflight import build_plan, check_where_unpacked, previous_release
-from .report import Event, InstallReport, NodeOutcome, Plan
-from .status import ClusterStatus, NodeStatus, cluster_status
+from . import adopt, boot, consolidated
+from .outcome import Change, NodeOutcome, NodeState, may_roll_back
+from .plan import Plan, PlanOptions, check_strategy
+from .preflight import check_where_unpacked, prepare, previous_release
+from .report import Event, InstallReport
+from .status import statuses
 from .steps import NodeSteps
 from .tarball import TarballInfo
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
+    from ..erldist.node import LocalNode
+    from .nodeops import NodeOps
 
-STRATEGIES = ("canary", "rolling", "all")
+Emit = Callable[..., None]     # emit(node, step, state, detail="", seconds=0.0, **progress)
 
 
 @dataclass
@@ -43,7 +49,12 @@ class InstallOptions:
     lease: float = 30.0
     install_timeout: float = 600.0
     restart_wait: float = 120.0
+    replace_unpacked: bool = False
     on_event: Callable[[Event], None] | None = None
+
+    def plan_options(self, vsn: str) -> PlanOptions:
+        return PlanOptions(vsn=vsn, strategy=self.strategy, batch=self.batch, agent=self.agent,
+                           dry_run=self.dry_run, replace_unpacked=self.replace_unpacked)
 
 
 def parse_verify(spec: str | None) -> tuple[str, str, list[Any]] | None:
@@ -66,86 +77,98 @@ def parse_verify(spec: str | None) -> tuple[str, str, list[Any]] | None:
     return mod, fun, args
 
 
+class Executor(Protocol):
+    """How a node's release is changed: executor_agent (guarded, on the node) or executor_plain."""
+
+    verifies_on_node: bool
+
+    async def upload(self, node: str, tar: TarballInfo, releases_dir: str, name: str,
+                     progress: Callable[[int, int], None] | None = None) -> None: ...
+    async def install(self, node: str, outcome: NodeOutcome, expected_apps: dict[str, str]) -> None: ...
+    async def commit(self, node: str) -> None: ...
+    async def abort(self, node: str, back_to: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+def executor_for(plan: Plan, ops: "NodeOps", local: "LocalNode", steps: NodeSteps, emit: Emit,
+                 opts: InstallOptions) -> Executor:
+    if plan.agent:
+        from .executor_agent import AgentExecutor
+        return AgentExecutor(ops, local, steps, emit, plan.to_vsn, opts)
+    from .executor_plain import PlainExecutor
+    return PlainExecutor(ops, steps, emit, plan.to_vsn)
+
+
+def emitter(on_event: Callable[[Event], None] | None) -> Emit:
+    def emit(node: str, step: str, state: str, detail: str = "", seconds: float = 0.0, **kw: Any) -> None:
+        if on_event:
+            on_event(Event(node, step, state, detail, seconds, **kw))
+    return emit
+
+
+def outcomes_of(plan: Plan) -> dict[str, NodeOutcome]:
+    """Every node's starting outcome: untouched, or already where the plan goes."""
+    out = {}
+    for t in plan.nodes:
+        o = NodeOutcome(t.node, t.current, plan.to_vsn, current=t.current, permanent=t.permanent)
+        if t.node in plan.already_permanent:
+            o.result = NodeState.ALREADY
+        out[t.node] = o
+    return out
+
+
 class Installer:
-    """One install (or rollback) run over a connected cluster."""
+    """One install (or rollback) run, following a Plan with one executor."""
 
-    def __init__(self, cluster: "Cluster", vsn: str, opts: InstallOptions, *, action: str = "install"):
-        if opts.strategy not in STRATEGIES:
-            from ..errors import UsageError
-            raise UsageError(f"unknown strategy {opts.strategy!r} (canary, rolling or all)")
-        self.c = cluster
-        self.vsn = vsn
+    def __init__(self, ops: "NodeOps", plan: Plan, executor: Executor, steps: NodeSteps, opts: InstallOptions,
+                 *, emit: Emit, action: str = "install"):
+        self.c = ops
+        self.plan = plan
+        self.vsn = plan.to_vsn
+        self.executor = executor
+        self.steps = steps
         self.opts = opts
+        self.emit = emit
         self.action = action
-        self.steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
-        self.outcomes: dict[str, NodeOutcome] = {}
-        self.tar: TarballInfo | None = None
-        self.staged_tar: str | None = None   # a tarball already in the nodes' releases dirs
-        self.status: ClusterStatus | None = None
-        self.expected_apps: dict[str, str] = {}
-        self._executor = None
-
-    # --- events ----------------------------------------------------------
-
-    def emit(self, node: str, step: str, state: str, detail: str = "", seconds: float = 0.0, **kw: Any) -> None:
-        if self.opts.on_event:
-            self.opts.on_event(Event(node, step, state, detail, seconds, **kw))
-
-    # --- preflight --------------------------------------------------------
-
-    async def preflight(self) -> Plan:
-        return await build_plan(self)
+        self.outcomes = outcomes_of(plan)
+        self.expected_apps: dict[str, str] = dict(plan.expected_apps)
+        self.switched: set[str] = set()      # nodes whose consolidated protocols moved to the target
 
     # --- staging ------------------------------------------------------------
 
-    async def stage(self, node: str, plan: Plan) -> None:
+    async def stage(self, node: str) -> None:
         """Upload, unpack and check_install_release on one node; it still runs its old code after this."""
-        st = self._status_of(node)
-        out = self.outcomes[node]
-        if not st.cwd_ok:
+        plan, t, out = self.plan, self.plan.target(node), self.outcomes[node]
+        if not t.cwd_ok:
             # relative "./lib/..." paths in RELEASES resolve against the cwd (relx, Distillery)
-            r = await self.c.rpc(node, "file", "set_cwd", [st.root_dir])
+            r = await self.c.rpc(node, "file", "set_cwd", [t.root_dir])
             if r != "ok":
-                raise ReleaseError(f"{node}: cannot set the cwd to the release root {st.root_dir}: {r}", node=node)
-            self.emit(node, "cwd", "info", f"cwd {st.cwd} -> {st.root_dir} (RELEASES has relative lib paths)")
-            st.cwd = st.root_dir
+                raise ReleaseError(f"{node}: cannot set the cwd to the release root {t.root_dir}: {r}", node=node)
+            self.emit(node, "cwd", "info", f"cwd {t.cwd} -> {t.root_dir} (RELEASES has relative lib paths)")
+        if node in plan.replace_unpacked:    # a stale build of VSN: release_handler may remove it (unpacked)
+            await self.steps.remove_release(node, self.vsn)
+            self.emit(node, "replace", "info", f"removed the stale unpacked release {self.vsn}")
         if node in plan.need_upload:
             t0 = time.perf_counter()
-            self.emit(node, "upload", "start", f"{self.tar.size} bytes")
-            await self.executor.upload(node, self.tar, st.releases_dir,
+            self.emit(node, "upload", "start", f"{plan.tar.size} bytes")
+            await self.executor.upload(node, plan.tar, t.releases_dir, plan.layout.upload_name,
                                        progress=lambda done, total: self.emit(
                                            node, "upload", "progress", done=done, total=total))
             out.steps["upload"] = time.perf_counter() - t0
             self.emit(node, "upload", "ok", seconds=out.steps["upload"])
         if node in plan.need_unpack:
             t0 = time.perf_counter()
-            stem = self.tar.path.name[:-len(".tar.gz")] if self.tar else f"{plan.release}-{self.vsn}"
-            await self.steps.unpack(node, stem)
+            await self.steps.unpack_as(node, t.releases_dir, plan.layout)
             out.steps["unpack"] = time.perf_counter() - t0
             self.emit(node, "unpack", "ok", seconds=out.steps["unpack"])
         if not self.expected_apps:
-            self.expected_apps = (self.tar.apps if self.tar else
-                                  await self.steps.release_apps(node, st.releases_dir, self.vsn))
+            self.expected_apps = await self.steps.release_apps(node, t.releases_dir, self.vsn)
         if self.executor.verifies_on_node:
             return   # the agent's guard runs check_install_release itself, first
         t0 = time.perf_counter()
         await self.steps.check_install(node, self.vsn)
         out.steps["check"] = time.perf_counter() - t0
         self.emit(node, "check", "ok", "check_install_release passed", seconds=out.steps["check"])
-
-    def _status_of(self, node: str) -> NodeStatus:
-        return next(n for n in self.status.nodes if n.node == node)
-
-    @property
-    def executor(self):
-        if self._executor is None:
-            if self.opts.agent:
-                from .executor_agent import AgentExecutor
-                self._executor = AgentExecutor(self)
-            else:
-                from .executor_plain import PlainExecutor
-                self._executor = PlainExecutor(self)
-        return self._executor
 
     # --- install / verify / rollback ------------------------------------------
 
@@ -163,12 +186,12 @@ class Installer:
         if self.opts.verify:
             await self.steps.health(node, self.opts.verify)
 
-    async def install_batches(self, plan: Plan) -> None:
-        for node in plan.installed_not_permanent:   # a previous run got this far: check it
+    async def install_batches(self) -> None:
+        for node in self.plan.installed_not_permanent:   # a previous run got this far: check it
             await self._verify_step(node)
-            self.outcomes[node].result = "installed"
-        for batch in plan.batches:
-            res = await self.c.each(lambda n: self._install_one(n, plan), batch)
+            self.outcomes[node].apply(Change.INSTALLED)
+        for batch in self.plan.batches:
+            res = await self.c.each(self._install_one, batch)
             failed = [r for r in res.values() if not r.ok]
             if failed:
                 raise _InstallFailed("; ".join(str(r.error) for r in failed))
@@ -179,62 +202,87 @@ class Installer:
         try:
             await self.verify(node)
         except ErldeployError as e:
-            self.outcomes[node].result = "failed"
-            self.outcomes[node].error = str(e)
+            self.outcomes[node].apply(Change.FAILED, str(e))
             self.emit(node, "verify", "fail", str(e))
             raise
         self.outcomes[node].steps["verify"] = time.perf_counter() - t0
         self.emit(node, "verify", "ok", seconds=time.perf_counter() - t0)
 
-    async def _install_one(self, node: str, plan: Plan) -> None:
+    async def _install_one(self, node: str) -> None:
         out = self.outcomes[node]
         try:
-            await self.stage(node, plan)
+            await self.stage(node)
         except ErldeployError as e:
-            out.result = "failed"
-            out.error = str(e)
+            out.apply(Change.FAILED, str(e))
             self.emit(node, "stage", "fail", str(e))
             raise
         t0 = time.perf_counter()
         self.emit(node, "install", "start", f"{out.from_vsn} -> {self.vsn}")
         try:
-            await self.executor.install(node)
+            await self.executor.install(node, out, self.expected_apps)
         except ErldeployError as e:
-            out.result = "failed"
-            out.error = str(e)
+            out.apply(Change.FAILED, str(e))
             self.emit(node, "install", "fail", str(e))
             raise
         out.steps["install"] = time.perf_counter() - t0
         self.emit(node, "install", "ok", seconds=time.perf_counter() - t0)
-        out.result = "installed"
+        out.apply(Change.INSTALLED)
+        await self._switch_consolidated(node, out.from_vsn, self.vsn)
         if self.executor.verifies_on_node:
             self.emit(node, "verify", "ok", "checked and verified on the node by the agent")
         else:
             await self._verify_step(node)
 
-    async def make_permanent(self, plan: Plan) -> list[str]:
-        nodes = plan.installed_not_permanent + [n for b in plan.batches for n in b]
+    async def _switch_consolidated(self, node: str, from_vsn: str | None, to_vsn: str) -> None:
+        """mix releases: the target's consolidated protocols (update_paths does not switch them)."""
+        if not from_vsn:
+            return
+        t = self.plan.target(node)
+        try:
+            done = await consolidated.switch(self.c, node, t.releases_dir, from_vsn, to_vsn)
+        except ErldeployError as e:
+            self.outcomes[node].apply(Change.FAILED, str(e))
+            raise
+        if done:
+            (self.switched.add if to_vsn == self.vsn else self.switched.discard)(node)
+            self.emit(node, "protocols", "info", done)
 
+    async def adopt_all(self) -> None:
+        async def one(node: str) -> None:
+            self.emit(node, "adopt", "start")
+            self.emit(node, "adopt", "ok", await adopt.adopt(self.c, self.plan.target(node)))
+
+        res = await self.c.each(one, self.plan.adopt)
+        failed = [r for r in res.values() if not r.ok]
+        for r in failed:
+            self.outcomes[r.node].apply(Change.FAILED, str(r.error))
+        if failed:
+            raise _InstallFailed("adoption failed: " + "; ".join(str(r.error) for r in failed))
+
+    async def make_permanent(self) -> list[str]:
         async def one(node: str) -> None:
             t0 = time.perf_counter()
             await self.executor.commit(node)
+            t = self.plan.target(node)
+            for line in await boot.keep_in_step(self.c, node, t.root_dir, t.releases_dir, self.plan.release,
+                                                self.vsn):
+                self.emit(node, "boot", "info", line)
             self.outcomes[node].steps["permanent"] = time.perf_counter() - t0
-            self.outcomes[node].result = "permanent"
+            self.outcomes[node].apply(Change.COMMITTED)
             self.emit(node, "permanent", "ok", seconds=time.perf_counter() - t0)
 
-        res = await self.c.each(one, nodes)
+        res = await self.c.each(one, self.plan.to_change)
         errors = []
         for r in res.values():
             if not r.ok:
-                self.outcomes[r.node].result = "failed"
-                self.outcomes[r.node].error = str(r.error)
+                self.outcomes[r.node].apply(Change.FAILED, str(r.error))
                 errors.append(str(r.error))
         return errors
 
     async def roll_back_changed(self) -> None:
         """Every node that left its from-release goes back to it; the rest are not touched."""
         changed = [o for o in self.outcomes.values()
-                   if o.result in ("installed", "failed") and o.from_vsn and o.from_vsn != self.vsn]
+                   if may_roll_back(o.result) and o.from_vsn and o.from_vsn != self.vsn]
 
         async def one(o: NodeOutcome) -> None:
             try:
@@ -244,81 +292,86 @@ class Installer:
                 await self.steps.wait_back(o.node)
                 cur, _ = await self.steps.current_and_permanent(o.node)
             if cur == o.from_vsn:
-                if o.result == "installed":
-                    o.result = "rolled_back"
+                o.apply(Change.ROLLED_BACK)
                 return
             t0 = time.perf_counter()
             self.emit(o.node, "rollback", "start", f"{cur} -> {o.from_vsn}")
             try:
                 await self.executor.abort(o.node, o.from_vsn)
             except ErldeployError as e:
-                o.result = "rollback_failed"
-                o.error = (o.error + "; " if o.error else "") + f"rollback failed: {e}"
+                o.apply(Change.ROLLBACK_FAILED, f"rollback failed: {e}")
                 self.emit(o.node, "rollback", "fail", str(e))
                 return
             o.steps["rollback"] = time.perf_counter() - t0
-            if o.result == "installed":
-                o.result = "rolled_back"
+            if o.node in self.switched:
+                try:
+                    await self._switch_consolidated(o.node, self.vsn, o.from_vsn)
+                except ErldeployError as e:
+                    o.apply(Change.ROLLBACK_FAILED, f"rollback failed: {e}")
+                    return
+            o.apply(Change.ROLLED_BACK)
             self.emit(o.node, "rollback", "ok", seconds=time.perf_counter() - t0)
 
         await asyncio.gather(*(one(o) for o in changed))
 
     async def final_states(self) -> None:
-        st = await cluster_status(self.c, list(self.outcomes), full=False)
-        for n in st.nodes:
+        for n in await statuses(self.c, list(self.outcomes), full=False):
             o = self.outcomes[n.node]
             if n.reachable:
                 o.current, o.permanent = n.current, n.permanent
             else:
                 o.current = o.permanent = None
-                o.error = (o.error + "; " if o.error else "") + f"unreachable afterwards: {n.error}"
+                o.add_error(f"unreachable afterwards: {n.error}")
 
     # --- the whole run ---------------------------------------------------------
 
     async def run(self) -> InstallReport:
-        plan = await self.preflight()
-        verb = "rollback to" if self.action == "rollback" else "install of"
-        if not plan.batches and not plan.installed_not_permanent:
-            return self._report(True, f"{self.vsn} is already permanent on every node: nothing to do",
-                                plan, noop=True)
-        await check_where_unpacked(self, plan)
-        if self.opts.dry_run:
-            return self._report(True, f"dry run: the {verb} {self.vsn} passed preflight", plan, dry_run=True)
+        verb = _verb(self.action)
         try:
-            await self.install_batches(plan)
+            await self.adopt_all()
+            await self.install_batches()
         except (_InstallFailed, ErldeployError) as e:
             await self.roll_back_changed()
             await self.final_states()
-            return self._report(False, f"{verb} {self.vsn} failed: {e}. Now: {self.final_summary()}", plan)
+            return self.report(False, f"{verb} {self.vsn} failed: {e}. Now: {self.final_summary()}")
         except asyncio.CancelledError:
             # Ctrl-C: treated as a failure, so no node is left half-way without a word.
             # A second Ctrl-C cancels this clean-up too (the agent's leases still cover it).
             _uncancel()
             await self.roll_back_changed()
             await self.final_states()
-            return self._report(False, f"{verb} {self.vsn} interrupted; the upgraded nodes were rolled back. "
-                                f"Now: {self.final_summary()}", plan)
-        errors = await self.make_permanent(plan)
+            return self.report(False, f"{verb} {self.vsn} interrupted; the upgraded nodes were rolled back. "
+                               f"Now: {self.final_summary()}")
+        errors = await self.make_permanent()
         await self.final_states()
         if errors:
-            return self._report(False, f"{verb} {self.vsn} verified everywhere but make_permanent failed: "
-                                + "; ".join(errors) + f". Now: {self.final_summary()}", plan)
-        return self._report(True, f"{verb} {self.vsn} done: every node runs it, permanent", plan)
+            return self.report(False, f"{verb} {self.vsn} verified everywhere but make_permanent failed: "
+                               + "; ".join(errors) + f". Now: {self.final_summary()}")
+        return self.report(True, f"{verb} {self.vsn} done: every node runs it, permanent")
 
     def final_summary(self) -> str:
         """Which node is in which state, grouped: the sentence printed after a failure."""
         groups: dict[tuple[str, str | None, str | None], list[str]] = {}
         for o in self.outcomes.values():
-            groups.setdefault((o.result, o.current, o.permanent), []).append(o.node)
+            groups.setdefault((o.result.value, o.current, o.permanent), []).append(o.node)
         parts = []
         for (result, cur, perm), nodes in groups.items():
             where = f"runs {cur or '?'}" + ("" if cur == perm else f" (permanent {perm or '?'})")
             parts.append(f"{', '.join(nodes)} {result.replace('_', ' ')}, {where}")
         return "; ".join(parts)
 
-    def _report(self, ok: bool, message: str, plan: Plan | None, **kw: Any) -> InstallReport:
-        return InstallReport(action=self.action, to_vsn=self.vsn, ok=ok, message=message, plan=plan,
-                             nodes=list(self.outcomes.values()), **kw)
+    def report(self, ok: bool, message: str, **kw: Any) -> InstallReport:
+        return _report(self.action, self.plan, self.outcomes, ok, message, **kw)
+
+
+def _verb(action: str) -> str:
+    return "rollback to" if action == "rollback" else "install of"
+
+
+def _report(action: str, plan: Plan, outcomes: dict[str, NodeOutcome], ok: bool, message: str,
+            **kw: Any) -> InstallReport:
+    return InstallReport(action=action, to_vsn=plan.to_vsn, ok=ok, message=message, plan=plan,
+                         nodes=list(outcomes.values()), **kw)
 
 
 def _uncancel() -> None:
@@ -332,22 +385,32 @@ class _InstallFailed(Exception):
     pass
 
 
-async def install(cluster: "Cluster", vsn: str, **options: Any) -> InstallReport:
-    opts = InstallOptions(**options)
-    inst = Installer(cluster, vsn, opts)
+async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, action: str = "install"
+                     ) -> InstallReport:
+    """Preflight, plan, then (unless it is a no-op or a dry run) the run with its executor."""
+    check_strategy(opts.strategy)
+    steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
+    plan = await prepare(cluster, steps, cluster.members, cluster.unreachable, opts.plan_options(vsn), opts.tar)
+    verb = _verb(action)
+    if plan.noop:
+        return _report(action, plan, outcomes_of(plan), True,
+                       f"{vsn} is already permanent on every node: nothing to do", noop=True)
+    await check_where_unpacked(cluster, steps, plan)
+    if opts.dry_run:
+        return _report(action, plan, outcomes_of(plan), True, f"dry run: the {verb} {vsn} passed preflight",
+                       dry_run=True)
+    emit = emitter(opts.on_event)
+    executor = executor_for(plan, cluster, cluster.node, steps, emit, opts)
     try:
-        return await inst.run()
+        return await Installer(cluster, plan, executor, steps, opts, emit=emit, action=action).run()
     finally:
-        if inst._executor is not None:
-            await inst._executor.close()
+        await executor.close()
+
+
+async def install(cluster: "Cluster", vsn: str, **options: Any) -> InstallReport:
+    return await transition(cluster, vsn, InstallOptions(**options))
 
 
 async def rollback(cluster: "Cluster", vsn: str | None = None, **options: Any) -> InstallReport:
-    target = vsn or await previous_release(cluster)
-    opts = InstallOptions(**options)
-    inst = Installer(cluster, target, opts, action="rollback")
-    try:
-        return await inst.run()
-    finally:
-        if inst._executor is not None:
-            await inst._executor.close()
+    target = vsn or await previous_release(cluster, cluster.members)
+    return await transition(cluster, target, InstallOptions(**options), action="rollback")

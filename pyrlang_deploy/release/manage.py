@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import PreflightError, ReleaseError
 from .status import cluster_status
+from .boot import keep_in_step
+from .steps import make_permanent
 from .terms import show
 
 if TYPE_CHECKING:
@@ -26,10 +28,10 @@ async def make_permanent_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeRe
     async def one(node: str) -> str:
         if by_node[node].permanent == vsn:
             return f"{vsn} already permanent"
-        r = await c.rpc(node, "release_handler", "make_permanent", [vsn])
-        if r != "ok":
-            raise ReleaseError(f"{node}: make_permanent({vsn}) failed: {show(r)}", node=node)
-        return f"{vsn} is now permanent"
+        await make_permanent(c, node, vsn)
+        n = by_node[node]
+        done = await keep_in_step(c, node, n.root_dir, n.releases_dir, n.release_name or "", vsn)
+        return f"{vsn} is now permanent" + "".join(f"; {d}" for d in done)
 
     return await c.each(one)
 

@@ -1,168 +1,110 @@
-"""Preflight: everything checked on every node before any node changes, and the plan.
+"""Preflight's I/O half: gather the facts the pure planner decides on.
 
-Read-only: reachability, release_handler, a real RELEASES file, one from-release
-(drift refused), the tarball read locally, a relup with an up entry for the running
-version and a down entry back (or the running release's down entry to the target),
-and check_install_release wherever the release is unpacked already.
+Read-only on every node: each node's status, the staged tarball where no tarball was
+given, the relups (the target's from the tarball or from a node, the running
+release's for a downgrade); the tarball is read locally. `plan.plan()` then decides,
+or refuses, with no I/O. `check_where_unpacked` runs check_install_release(VSN,
+[purge]) wherever the target is unpacked already; `previous_release` finds what a
+rollback goes back to.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..errors import PreflightError
-from .report import NodeOutcome, Plan
-from .status import NodeStatus, cluster_status
+from .layouts import detect
+from .plan import NodeFacts, Plan, PlanOptions, Relups, needs_running_relup, plan, staged_name, survey
+from .relup import Relup, parse_relup
+from .status import NodeStatus, statuses
 from .tarball import TarballInfo, inspect_tarball
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
-    from .install import Installer
+    from .nodeops import NodeOps
+    from .steps import NodeSteps
 
 
-def _batches(nodes: list[str], strategy: str, batch: int) -> list[list[str]]:
-    if not nodes:
-        return []
-    batch = max(1, batch)
-    if strategy == "all":
-        return [list(nodes)]
-    if strategy == "canary":
-        first, rest = nodes[:1], nodes[1:]
-        return [first] + [rest[i:i + batch] for i in range(0, len(rest), batch)]
-    return [nodes[i:i + batch] for i in range(0, len(nodes), batch)]
-
-
-async def build_plan(inst: "Installer") -> Plan:
+async def prepare(ops: "NodeOps", steps: "NodeSteps", members: Iterable[str], unreachable: Mapping[str, Exception],
+                  options: PlanOptions, tar: Path | TarballInfo | None) -> Plan:
     """Everything checked, on every node, before any node changes; the plan to follow."""
-    members = list(inst.c.members)
-    if inst.c.unreachable:
-        lines = "; ".join(_naming(n, e) for n, e in inst.c.unreachable.items())
+    members = list(members)
+    if unreachable:
+        lines = "; ".join(_naming(n, e) for n, e in unreachable.items())
         raise PreflightError(f"preflight refused, no node was changed: unreachable: {lines}")
     if not members:
         raise PreflightError("preflight: no node to act on")
-    inst.status = st = await cluster_status(inst.c, members, full=False)
-    problems: list[str] = []
-    for n in st.nodes:
-        if not n.reachable:
-            problems.append(f"{n.node}: unreachable ({n.error})")
-        elif not n.release_handler:
-            problems.append(f"{n.node}: release_handler is not running (is sasl started?)")
-        elif not n.releases_file:
-            problems.append(f"{n.node}: no RELEASES file in {n.releases_dir}: a `mix release`? "
-                            "release_handler can not hot-upgrade it until a real RELEASES file exists")
-    if problems:
-        raise PreflightError("preflight refused, no node was changed: " + "; ".join(problems))
-
-    nodes = {n.node: n for n in st.nodes}
-    notes: list[str] = []
-    done = [n for n in members if nodes[n].permanent == inst.vsn and nodes[n].current == inst.vsn]
-    installed = [n for n in members if nodes[n].current == inst.vsn and nodes[n].permanent != inst.vsn]
-    todo = [n for n in members if nodes[n].current != inst.vsn]
-    for n in members:
-        inst.outcomes[n] = NodeOutcome(n, nodes[n].current, inst.vsn, current=nodes[n].current,
-                                       permanent=nodes[n].permanent)
-    for n in done:
-        inst.outcomes[n].result = "already"
-
-    # every node must come from the same release: the one permanent beneath a half-done install
-    origins = {}
-    for n in todo:
-        origins.setdefault(nodes[n].current, []).append(n)
-    for n in installed:
-        origins.setdefault(nodes[n].permanent, []).append(n)
-    if len(origins) > 1:
-        parts = "; ".join(f"{v} on {', '.join(ns)}" for v, ns in origins.items())
-        raise PreflightError(f"preflight refused, no node was changed: the nodes run different releases "
-                             f"({parts}); bring them to one release first")
-    from_vsn = next(iter(origins), None)
-    names = {nodes[n].release_name for n in members}
-    release = next(iter(names - {None}), "?")
-
-    need_rel = [n for n in todo + installed if nodes[n].release(inst.vsn) is None]
-    if isinstance(inst.opts.tar, TarballInfo):      # inspected already (the CLI overlaps it)
-        inst.tar = inst.opts.tar
-        if inst.tar.vsn != inst.vsn:
-            raise PreflightError(f"{inst.tar.path.name} holds release {inst.tar.name} {inst.tar.vsn}, "
-                                 f"not {inst.vsn}")
-    elif inst.opts.tar:
-        inst.tar = await asyncio.to_thread(inspect_tarball, Path(inst.opts.tar), inst.vsn)
-    if inst.tar is not None:
-        if inst.tar.name != release and release != "?":
-            raise PreflightError(f"{inst.tar.path.name} is release {inst.tar.name}, the nodes run {release}")
-    elif need_rel:
+    sts = await statuses(ops, members, full=False)
+    sv = survey(sts, options.vsn)           # refusals about the nodes come before the tarball's
+    by = {n.node: n for n in sts}
+    info: TarballInfo | None = None
+    if isinstance(tar, TarballInfo):         # inspected already (the CLI overlaps it with connecting)
+        info = tar
+    elif tar:
+        info = await asyncio.to_thread(inspect_tarball, Path(tar), options.vsn)
+    staged: frozenset[str] = frozenset()
+    staged_tar = staged_name(sv.release, options.vsn) if info is None and sv.need_rel else None
+    if staged_tar is not None:
         # uploaded earlier (`erldeploy upload`) but not unpacked: fine, no tarball needed here
-        inst.staged_tar = f"{release}-{inst.vsn}.tar.gz"
-        res = await inst.c.each(lambda n: inst.c.rpc(
-            n, "filelib", "is_regular", [f"{nodes[n].releases_dir}/{inst.staged_tar}"]), need_rel)
-        missing = [n for n in need_rel if not (res[n].ok and res[n].value is True)]
-        if missing:
-            raise PreflightError(f"release {inst.vsn} is not on {', '.join(missing)} and no tarball was "
-                                 f"given (--tar PATH); known there: "
-                                 f"{', '.join(r.vsn for r in nodes[missing[0]].releases) or 'none'}")
-
-    direction = "up"
-    if todo and from_vsn is not None:
-        direction = await _check_relup(inst, from_vsn, todo[0], nodes[todo[0]])
-    relup = inst.tar.relup if inst.tar else None
-    if inst.opts.agent and relup is not None and from_vsn and relup.restarts_emulator(from_vsn):
-        # nothing on the node survives the emulator restart to hold a lease
-        inst.opts.agent = False
-        notes.append("the relup restarts the emulator: installing with plain RPC, "
-                     "no on-node lease across the reboot")
-    need_upload = list(need_rel) if inst.tar else []
-    need_unpack = list(need_rel)
-    if inst.tar is not None and inst.tar.erts != nodes[members[0]].erts_version:
-        notes.append(f"release {inst.vsn} needs ERTS {inst.tar.erts}, the nodes run "
-                     f"{nodes[members[0]].erts_version}: the install restarts the emulator")
-    return Plan(release=release, from_vsn=from_vsn, to_vsn=inst.vsn, direction=direction,
-                batches=_batches(todo, inst.opts.strategy, inst.opts.batch),
-                already_permanent=done, installed_not_permanent=installed,
-                need_upload=need_upload, need_unpack=need_unpack,
-                tarball=str(inst.tar.path) if inst.tar else None, agent=inst.opts.agent, notes=notes)
+        res = await ops.each(lambda n: ops.rpc(n, "filelib", "is_regular", [f"{by[n].releases_dir}/{staged_tar}"]),
+                             sv.need_rel)
+        staged = frozenset(n for n in sv.need_rel if res[n].ok and res[n].value is True)
+    relups = Relups()
+    staged_layout = None
+    lacking = staged_tar is not None and not staged >= set(sv.need_rel)   # plan() refuses that first
+    if sv.probe is not None and sv.from_vsn is not None and not lacking:
+        relups = await _read_relups(steps, by[sv.probe], options.vsn, sv.from_vsn, info, staged_tar)
+    if staged_tar is not None and not lacking:
+        probe = sv.need_rel[0]
+        members = await steps.tar_members(probe, f"{by[probe].releases_dir}/{staged_tar}")
+        staged_layout = detect(members, sv.release, options.vsn)
+    facts = await _node_facts(ops, steps, sts, options.vsn, info)
+    return plan(sts, info, relups, options, staged=staged, staged_layout=staged_layout, facts=facts)
 
 
-async def _check_relup(inst: "Installer", from_vsn: str, probe: str, st: NodeStatus) -> str:
-    """An up entry for from_vsn in the target's relup (and a down entry back), or a down
-    entry to the target in the running release's relup."""
-    from .relup import parse_relup
+async def _node_facts(ops: "NodeOps", steps: "NodeSteps", sts: list[NodeStatus], vsn: str,
+                      info: TarballInfo | None) -> dict[str, NodeFacts]:
+    """Per node that will unpack: can its releases dir take the release (writable, free
+    space); where VSN is unpacked already: the relup it has (a stale build?)."""
+    async def one(n: NodeStatus) -> NodeFacts:
+        rel = n.release(vsn)
+        if rel is not None and rel.state != "unpacked":
+            return NodeFacts()
+        relup = None
+        if rel is not None and info is not None:
+            relup = _parsed(await steps.read_term_file(n.node, f"{n.releases_dir}/{vsn}/relup"))
+        writable, free = await steps.releases_dir_room(n.node, n.releases_dir)
+        return NodeFacts(writable=writable, free_bytes=free, unpacked_relup=relup)
 
-    target_relup = inst.tar.relup if inst.tar else None
-    if target_relup is None and not inst.tar and st.release(inst.vsn) is not None:
-        term = await inst.steps.read_term_file(probe, f"{st.releases_dir}/{inst.vsn}/relup")
-        target_relup = parse_relup(term) if term is not None else None
-    elif target_relup is None and inst.staged_tar:
-        term = await inst.steps.relup_in_tarball(probe, f"{st.releases_dir}/{inst.staged_tar}", inst.vsn)
-        target_relup = parse_relup(term) if term is not None else None
-    if target_relup is not None and from_vsn in target_relup.up_from:
-        if from_vsn not in target_relup.down_to:
-            raise PreflightError(f"preflight refused: the relup of {inst.vsn} can upgrade from {from_vsn} "
-                                 f"but has no down instructions back to it, so a failed install could "
-                                 f"not be rolled back")
-        return "up"
-    term = await inst.steps.read_term_file(probe, f"{st.releases_dir}/{from_vsn}/relup")
-    running_relup = parse_relup(term) if term is not None else None
-    if running_relup is not None and inst.vsn in running_relup.down_to:
-        return "down"
-    if target_relup is None:
-        raise PreflightError(f"preflight refused: release {inst.vsn} has no relup (missing relup), "
-                             f"so it can not be hot-installed over {from_vsn}")
-    known = ", ".join(sorted(target_relup.up_from)) or "none"
-    raise PreflightError(f"preflight refused: the relup of {inst.vsn} has no entry for the running "
-                         f"version {from_vsn} (it upgrades from: {known})")
+    todo = [n for n in sts if n.current != vsn]
+    res = await ops.each(lambda node: one(next(n for n in todo if n.node == node)), [n.node for n in todo])
+    return {node: r.value for node, r in res.items() if r.ok}
 
 
-async def check_where_unpacked(inst: "Installer", plan: Plan) -> None:
+async def _read_relups(steps: "NodeSteps", st: NodeStatus, vsn: str, from_vsn: str, info: TarballInfo | None,
+                       staged_tar: str | None) -> Relups:
+    target: Relup | None = info.relup if info is not None else None
+    if info is None and st.release(vsn) is not None:
+        target = _parsed(await steps.read_term_file(st.node, f"{st.releases_dir}/{vsn}/relup"))
+    elif info is None and staged_tar:
+        target = _parsed(await steps.relup_in_tarball(st.node, f"{st.releases_dir}/{staged_tar}", vsn))
+    running = None
+    if needs_running_relup(vsn, from_vsn, target):
+        running = _parsed(await steps.read_term_file(st.node, f"{st.releases_dir}/{from_vsn}/relup"))
+    return Relups(target=target, running=running)
+
+
+def _parsed(term) -> Relup | None:
+    return parse_relup(term) if term is not None else None
+
+
+async def check_where_unpacked(ops: "NodeOps", steps: "NodeSteps", p: Plan) -> None:
     """check_install_release(VSN, [purge]) wherever VSN is unpacked already."""
-    ready = [n for b in plan.batches for n in b if n not in plan.need_unpack]
-    res = await inst.c.each(lambda n: inst.steps.check_install(n, inst.vsn), ready)
+    res = await ops.each(lambda n: steps.check_install(n, p.to_vsn), p.unpacked_already)
     bad = [str(r.error) for r in res.values() if not r.ok]
     if bad:
         raise PreflightError("preflight refused: " + "; ".join(bad))
-    if plan.need_unpack and inst.opts.dry_run:
-        plan.notes.append(f"check_install_release runs after unpacking, node by node, on "
-                          f"{', '.join(plan.need_unpack)}")
 
 
 def _naming(node: str, e: BaseException) -> str:
@@ -171,12 +113,11 @@ def _naming(node: str, e: BaseException) -> str:
     return text if text.startswith(node) else f"{node}: {text}"
 
 
-async def previous_release(cluster: "Cluster") -> str:
+async def previous_release(ops: "NodeOps", members: Iterable[str]) -> str:
     """The release to go back to: the permanent one under a not-yet-permanent install,
     else the most recently replaced (`old`) one, agreed by every node."""
-    st = await cluster_status(cluster, cluster.members, full=False)
     choices = {}
-    for n in st.nodes:
+    for n in await statuses(ops, members, full=False):
         if not n.reachable:
             raise PreflightError(f"preflight: {n.node} unreachable ({n.error}); no node was changed")
         if n.current and not n.current_is_permanent:

@@ -1,9 +1,14 @@
-"""What an install or rollback reports: progress events, the plan, each node's outcome."""
+"""What an install or rollback reports: progress events and the report (the plan is plan.py's,
+each node's outcome outcome.py's)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .outcome import NodeOutcome
+    from .plan import Plan
 
 SCHEMA = "erldeploy.install/1"
 
@@ -22,54 +27,15 @@ class Event:
 
 
 @dataclass
-class NodeOutcome:
-    node: str
-    from_vsn: str | None
-    to_vsn: str
-    result: str = "untouched"  # untouched | already | installed | permanent | failed | rolled_back | rollback_failed
-    error: str | None = None
-    current: str | None = None
-    permanent: str | None = None
-    crash_reports: list[str] = field(default_factory=list)
-    steps: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"node": self.node, "from": self.from_vsn, "to": self.to_vsn, "result": self.result,
-                "error": self.error, "current": self.current, "permanent": self.permanent,
-                "crash_reports": self.crash_reports, "seconds": {k: round(v, 3) for k, v in self.steps.items()}}
-
-
-@dataclass
-class Plan:
-    release: str
-    from_vsn: str | None
-    to_vsn: str
-    direction: str                      # up | down
-    batches: list[list[str]]            # install order
-    already_permanent: list[str]
-    installed_not_permanent: list[str]
-    need_upload: list[str]
-    need_unpack: list[str]
-    tarball: str | None
-    agent: bool
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "release", "from_vsn", "to_vsn", "direction", "batches", "already_permanent",
-            "installed_not_permanent", "need_upload", "need_unpack", "tarball", "agent", "notes")}
-
-
-@dataclass
 class InstallReport:
     action: str                 # install | rollback
     to_vsn: str
     ok: bool
     message: str
-    plan: Plan | None = None
+    plan: "Plan | None" = None
     noop: bool = False
     dry_run: bool = False
-    nodes: list[NodeOutcome] = field(default_factory=list)
+    nodes: "list[NodeOutcome]" = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:

@@ -12,7 +12,11 @@ JSON schema (`erldeploy status --json`), "schema": "erldeploy.status/1":
                     releases [{name, vsn, state}] (state: unpacked|current|permanent|old),
                     current, permanent, current_is_permanent,
                     applications [{name, vsn, description}], loaded_not_running [{name, vsn}],
-                    modified_modules [str]
+                    modified_modules [str], booted (init:script_id's vsn), next_boot (what a
+                    restart by the release's own script starts) and next_boot_by (the file
+                    that decides: bin/NAME, var/start_erl.data or releases/start_erl.data),
+                    adoption (null | "create": a mix release without RELEASES | "restart":
+                    release_handler holds an invented entry; `install` adopts, `status` never)
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import RpcError
 from ..term.types import Atom
-from .terms import is_tagged, text
+from .layouts import next_boot
+from .terms import current_and_permanent, is_tagged, text
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
+    from .nodeops import NodeOps
 
 SCHEMA = "erldeploy.status/1"
 
@@ -70,16 +76,40 @@ class NodeStatus:
     applications: list[AppInfo] = field(default_factory=list)
     loaded_not_running: list[AppInfo] = field(default_factory=list)
     modified_modules: list[str] = field(default_factory=list)
+    booted: str | None = None          # init:script_id(): the release this emulator booted
+    next_boot: str | None = None       # what a restart by the release's own script starts
+    next_boot_by: str = ""             # the file that decides it (layouts.next_boot)
+    rel_file: str | None = None        # the running release's .rel on the node (adoption's input)
+
+    @property
+    def adoption(self) -> str | None:
+        """What install must do before release_handler can upgrade this node:
+        "create" (no RELEASES file, as `mix release` ships: create_RELEASES, then restart
+        release_handler), "restart" (RELEASES exists but release_handler still holds the
+        entry it invented, with no libs), or None."""
+        if not self.reachable or not self.release_handler:
+            return None
+        if not self.releases_file:
+            return "create"
+        return "restart" if any(not r.libs for r in self.releases) else None
+
+    @property
+    def boot_mismatch(self) -> str | None:
+        """One line when a restart would not start the permanent release."""
+        perm = self.permanent
+        if self.next_boot is None or perm is None or self.next_boot == perm:
+            return None
+        return (f"booted {self.booted or '?'}, RELEASES says {perm}: a restart starts {self.next_boot} "
+                f"({self.next_boot_by})")
 
     @property
     def permanent(self) -> str | None:
-        return next((r.vsn for r in self.releases if r.state == "permanent"), None)
+        return current_and_permanent((r.vsn, r.state) for r in self.releases)[1]
 
     @property
     def current(self) -> str | None:
         """The release running now: `current` when one is installed but not permanent."""
-        cur = next((r.vsn for r in self.releases if r.state == "current"), None)
-        return cur or self.permanent
+        return current_and_permanent((r.vsn, r.state) for r in self.releases)[0]
 
     @property
     def release_name(self) -> str | None:
@@ -122,6 +152,8 @@ class NodeStatus:
             "applications": [a.to_json() for a in self.applications],
             "loaded_not_running": [{"name": a.name, "vsn": a.vsn} for a in self.loaded_not_running],
             "modified_modules": self.modified_modules,
+            "booted": self.booted, "next_boot": self.next_boot, "next_boot_by": self.next_boot_by or None,
+            "adoption": self.adoption,
         })
         return doc
 
@@ -165,9 +197,14 @@ class ClusterStatus:
             if not n.cwd_ok:
                 out.append(f"{n.node}: cwd {n.cwd} is not the release root {n.root_dir} and RELEASES "
                            "has relative lib paths: release_handler would fail with no_such_file")
-            if n.reachable and not n.releases_file:
-                out.append(f"{n.node}: no RELEASES file in {n.releases_dir} (a mix release?): "
-                           "release_handler can not hot-upgrade it as is")
+            if n.adoption == "create":
+                out.append(f"{n.node}: mix release, not adopted yet (install adopts it): no RELEASES file in "
+                           f"{n.releases_dir}" + ("" if n.rel_file else ", and no .rel to adopt it from"))
+            elif n.adoption == "restart":
+                out.append(f"{n.node}: release_handler holds an invented entry (no libs) although RELEASES "
+                           "exists (install restarts release_handler so it reads the file)")
+            if n.boot_mismatch:
+                out.append(f"{n.node}: {n.boot_mismatch}")
         used = self.releases_in_use
         if len(used) > 1:
             parts = [f"{vsn or '?'} on {', '.join(nodes)}" for (_, vsn), nodes in sorted(used.items(), key=str)]
@@ -203,7 +240,7 @@ def _app_of_beam(path: str) -> str | None:
     return None
 
 
-async def modified_modules(cluster: "Cluster", node: str) -> list[str]:
+async def modified_modules(cluster: "NodeOps", node: str) -> list[str]:
     """Like code:modified_modules/0, limited to modules outside OTP's own applications."""
     loaded = await cluster.rpc(node, "code", "all_loaded", [])
     mods = [m for m, path in loaded
@@ -214,7 +251,7 @@ async def modified_modules(cluster: "Cluster", node: str) -> list[str]:
     return [str(m) for m, st in states if st == "modified"]
 
 
-async def node_status(cluster: "Cluster", node: str, *, full: bool = True) -> NodeStatus:
+async def node_status(cluster: "NodeOps", node: str, *, full: bool = True) -> NodeStatus:
     """One node's snapshot; every RPC in flight at once on the node's connection.
 
     full=False skips what the installer does not need (modified modules)."""
@@ -249,11 +286,16 @@ async def node_status(cluster: "Cluster", node: str, *, full: bool = True) -> No
                                     if str(a[0]) not in running), key=lambda a: a.name)
     st.modified_modules = sorted(str(m) for m in (modified or []))
 
-    info, rels = await asyncio.gather(
+    info, rels, script_id, start_erl, var_start_erl = await asyncio.gather(
         rpc(node, "file", "consult", [st.releases_dir + "/RELEASES"]),
         safe(rpc(node, "release_handler", "which_releases", []), None) if st.release_handler
         else asyncio.sleep(0, None),
+        rpc(node, "init", "script_id", []),
+        rpc(node, "file", "read_file", [st.releases_dir + "/start_erl.data"]),
+        rpc(node, "file", "read_file", [st.root_dir + "/var/start_erl.data"]),
     )
+    if isinstance(script_id, tuple) and len(script_id) == 2:
+        st.booted = text(script_id[1])
     st.releases_file = is_tagged(info, "ok", 2)
     if st.releases_file:
         # relx/Distillery write "./lib/..." paths: they only resolve from the release root
@@ -263,17 +305,39 @@ async def node_status(cluster: "Cluster", node: str, *, full: bool = True) -> No
         st.relative_lib_paths = any(not d.startswith("/") for d in dirs)
     for r in rels or []:
         st.releases.append(ReleaseInfo(text(r[0]), text(r[1]), str(r[3]), [text(x) for x in r[2]]))
+    name, cur = st.release_name, st.current
+    script, rel_files = await asyncio.gather(
+        rpc(node, "file", "read_file", [f"{st.root_dir}/bin/{name}"]) if name else asyncio.sleep(0, None),
+        rpc(node, "filelib", "wildcard", ["*.rel", f"{st.releases_dir}/{cur}"]) if st.adoption == "create" and cur
+        else asyncio.sleep(0, None),
+    )
+    nb = next_boot(script=_file_text(script), var_start_erl=_file_text(var_start_erl),
+                   start_erl=_file_text(start_erl), name=name)
+    st.next_boot, st.next_boot_by = nb.vsn, nb.by
+    if rel_files:
+        files = sorted(text(f) for f in rel_files)
+        pick = next((f for f in files if f in (f"{name}.rel", f"{name}-{cur}.rel")), files[0])
+        st.rel_file = f"{st.releases_dir}/{cur}/{pick}"
     return st
+
+
+def _file_text(r: Any) -> str | None:
+    """{ok, Bin} of file:read_file -> its text; None for {error, _}."""
+    return r[1].decode("utf-8", "replace") if is_tagged(r, "ok", 2) and isinstance(r[1], bytes) else None
+
+
+async def statuses(ops: "NodeOps", nodes: Iterable[str], *, full: bool = True) -> list[NodeStatus]:
+    """One snapshot per node, in the order given; an unreachable node is a snapshot saying so."""
+    targets = list(nodes)
+    res = await ops.each(lambda n: node_status(ops, n, full=full), targets)
+    return [res[n].value if res[n].ok else NodeStatus(node=n, reachable=False, error=str(res[n].error))
+            for n in targets]
 
 
 async def cluster_status(cluster: "Cluster", nodes: Iterable[str] | None = None, *,
                          full: bool = True) -> ClusterStatus:
-    targets = list(cluster.members if nodes is None else nodes)
-    res = await cluster.each(lambda n: node_status(cluster, n, full=full), targets)
-    out = []
-    for n in targets:
-        r = res[n]
-        out.append(r.value if r.ok else NodeStatus(node=n, reachable=False, error=str(r.error)))
+    """Every member's snapshot (or the given nodes'), the unreachable seeds included."""
+    out = await statuses(cluster, cluster.members if nodes is None else nodes, full=full)
     if nodes is None:
         for n, e in cluster.unreachable.items():
             out.append(NodeStatus(node=n, reachable=False, error=str(e)))

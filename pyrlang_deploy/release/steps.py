@@ -16,12 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectError, NodeDown, ReleaseError, RpcError, RpcTimeout, TermSyntaxError
 from ..term.types import Atom
-from .terms import is_tagged, show, text
+from .terms import current_and_permanent, error_reason, is_tagged, show, text
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from .layouts import Layout
+    from .nodeops import NodeOps
 
 
+async def make_permanent(ops: "NodeOps", node: str, vsn: str, *, timeout: float | None = None) -> None:
+    """release_handler:make_permanent(vsn): what a restart boots from now on."""
+    r = await ops.rpc(node, "release_handler", "make_permanent", [vsn], timeout=timeout)
+    if r != "ok":
+        raise ReleaseError(f"{node}: make_permanent({vsn}) failed: {show(r)}", node=node)
 
 
 @dataclass
@@ -34,8 +40,8 @@ class InstallAnswer:
 class NodeSteps:
     """release_handler calls on one cluster, node by node."""
 
-    def __init__(self, cluster: "Cluster", *, install_timeout: float = 600.0, restart_wait: float = 120.0):
-        self.c = cluster
+    def __init__(self, ops: "NodeOps", *, install_timeout: float = 600.0, restart_wait: float = 120.0):
+        self.c = ops
         self.install_timeout = install_timeout
         self.restart_wait = restart_wait
 
@@ -44,24 +50,53 @@ class NodeSteps:
         return [(text(r[0]), text(r[1]), str(r[3])) for r in rels]
 
     async def current_and_permanent(self, node: str) -> tuple[str | None, str | None]:
-        rels = await self.which_releases(node)
-        perm = next((v for _, v, s in rels if s == "permanent"), None)
-        cur = next((v for _, v, s in rels if s == "current"), None) or perm
-        return cur, perm
+        return current_and_permanent((v, s) for _, v, s in await self.which_releases(node))
 
     async def unpack(self, node: str, tar_stem: str) -> str:
         r = await self.c.rpc(node, "release_handler", "unpack_release", [tar_stem], timeout=self.install_timeout)
         if is_tagged(r, "ok", 2):
             return text(r[1])
-        raise ReleaseError(f"{node}: unpack_release({tar_stem}) failed: {show(r[1] if is_tagged(r, 'error', 2) else r)}",
-                           node=node)
+        raise ReleaseError(f"{node}: unpack_release({tar_stem}) failed: {show(error_reason(r))}", node=node)
+
+    async def unpack_as(self, node: str, releases_dir: str, layout: "Layout") -> None:
+        """Move the uploaded tarball where the layout's unpack name wants it, unpack, and write
+        back the .rel release_handler deletes; on failure remove what was uploaded (and a
+        releases/VSN dir the failed unpack left), so a retry starts clean."""
+        rpc = self.c.rpc
+        uploaded, placed = f"{releases_dir}/{layout.upload_name}", f"{releases_dir}/{layout.placed}"
+        vdir = f"{releases_dir}/{layout.vsn}"
+        had_vdir = await rpc(node, "filelib", "is_dir", [vdir]) is True
+        rel_bytes = await self.tar_member(node, uploaded, layout.restore_rel) if layout.restore_rel else None
+        if placed != uploaded:
+            await rpc(node, "filelib", "ensure_dir", [placed])
+            r = await rpc(node, "file", "rename", [uploaded, placed])
+            if r != "ok":
+                raise ReleaseError(f"{node}: moving {uploaded} to {placed} failed: {show(error_reason(r))}", node=node)
+        try:
+            await self.unpack(node, layout.unpack_name)
+        except ReleaseError as e:
+            for f in (placed, uploaded, f"{releases_dir}/{layout.unpack_name}.rel"):
+                await rpc(node, "file", "delete", [f])
+            if not had_vdir:
+                await rpc(node, "file", "del_dir_r", [vdir])
+            raise ReleaseError(f"{e}; the uploaded tarball was removed", node=node) from None
+        if rel_bytes is not None:
+            member = f"{releases_dir}/{layout.restore_rel.removeprefix('releases/')}"
+            r = await rpc(node, "file", "write_file", [member, rel_bytes])
+            if r != "ok":
+                raise ReleaseError(f"{node}: writing back {member} failed: {show(error_reason(r))}", node=node)
+
+    async def remove_release(self, node: str, vsn: str) -> None:
+        r = await self.c.rpc(node, "release_handler", "remove_release", [vsn], timeout=self.install_timeout)
+        if r != "ok":
+            raise ReleaseError(f"{node}: remove_release({vsn}) failed: {show(error_reason(r))}", node=node)
 
     async def check_install(self, node: str, vsn: str) -> None:
         r = await self.c.rpc(node, "release_handler", "check_install_release", [vsn, [Atom("purge")]],
                              timeout=self.install_timeout)
         if not is_tagged(r, "ok"):
             raise ReleaseError(f"{node}: check_install_release({vsn}) failed: "
-                               f"{show(r[1] if is_tagged(r, 'error', 2) else r)}", node=node)
+                               f"{show(error_reason(r))}", node=node)
 
     async def install(self, node: str, vsn: str) -> InstallAnswer:
         """install_release; on a timeout or a dropped connection, find out what really happened."""
@@ -81,17 +116,14 @@ class NodeSteps:
         return InstallAnswer("error", show(r), raw=r)
 
     async def make_permanent(self, node: str, vsn: str) -> None:
-        r = await self.c.rpc(node, "release_handler", "make_permanent", [vsn], timeout=self.install_timeout)
-        if r != "ok":
-            raise ReleaseError(f"{node}: make_permanent({vsn}) failed: {show(r)}", node=node)
+        await make_permanent(self.c, node, vsn, timeout=self.install_timeout)
 
     async def wait_back(self, node: str, *, timeout: float | None = None) -> None:
         """Wait for a restarting node to answer again with release_handler running."""
         deadline = time.monotonic() + (self.restart_wait if timeout is None else timeout)
         last: Exception | None = None
         while time.monotonic() < deadline:
-            try:
-                await self.c.node.connect(node, timeout=5.0)
+            try:   # the call reconnects: a restarted node is a new connection
                 st = await self.c.rpc(node, "init", "get_status", [], timeout=5.0)
                 if st == (Atom("started"), Atom("started")):
                     rh = await self.c.rpc(node, "erlang", "whereis", [Atom("release_handler")], timeout=5.0)
@@ -142,6 +174,29 @@ class NodeSteps:
         except (TermSyntaxError, UnicodeDecodeError):  # treated like a missing relup: refused
             return None
 
+    async def tar_members(self, node: str, tar_path: str) -> list[str]:
+        """The member names of a tarball on the node (erl_tar:table, nothing extracted)."""
+        r = await self.c.rpc(node, "erl_tar", "table", [tar_path, [Atom("compressed")]])
+        return [text(m) for m in r[1]] if is_tagged(r, "ok", 2) else []
+
+    async def tar_member(self, node: str, tar_path: str, member: str) -> bytes | None:
+        r = await self.c.rpc(node, "erl_tar", "extract",
+                             [tar_path, [(Atom("files"), [member]), Atom("memory"), Atom("compressed")]])
+        return r[1][0][1] if is_tagged(r, "ok", 2) and r[1] else None
+
+    async def releases_dir_room(self, node: str, releases_dir: str) -> tuple[bool, int | None]:
+        """(can a file be made in the releases dir, free bytes there or None if unknown).
+
+        Writability is tried, not derived from mode bits (root ignores them; a read-only
+        mount or an immutable dir does not)."""
+        probe = f"{releases_dir}/.erldeploy-probe-{time.monotonic_ns()}"
+        r, out = await asyncio.gather(self.c.rpc(node, "file", "write_file", [probe, b""]),
+                                      self.c.rpc(node, "os", "cmd", [f"df -Pk '{releases_dir}' 2>/dev/null"]))
+        writable = r == "ok"
+        if writable:
+            await self.c.rpc(node, "file", "delete", [probe])
+        return writable, _df_free(text(out))
+
     async def release_apps(self, node: str, releases_dir: str, vsn: str) -> dict[str, str]:
         """App versions of an unpacked release, from its .rel file on the node."""
         names = await self.c.rpc(node, "filelib", "wildcard", ["*.rel", f"{releases_dir}/{vsn}"])
@@ -163,3 +218,12 @@ class NodeSteps:
             raise ReleaseError(f"{node}: health check {m}:{f}/{len(a)} failed: {e}", node=node) from None
         if r not in ("ok", True) and not is_tagged(r, "ok"):
             raise ReleaseError(f"{node}: health check {m}:{f}/{len(a)} returned {show(r)}", node=node)
+
+
+def _df_free(out: str) -> int | None:
+    """`df -Pk DIR` -> free bytes (the 4th column of its second line)."""
+    lines = out.strip().splitlines()
+    try:
+        return int(lines[1].split()[3]) * 1024
+    except (IndexError, ValueError):
+        return None

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PreflightError
+from .layouts import Layout, detect, unsafe_entry
 from .relup import Relup, parse_relup
+from .terms import text as _text
 
 
 @dataclass
@@ -31,6 +33,8 @@ class TarballInfo:
     sha256: str
     md5: str
     members: list[str] = field(default_factory=list, repr=False)
+    layout: Layout | None = None      # where the tool put the .rel: the unpack name (layouts.py)
+    unpacked_size: int = 0            # bytes of the regular files inside
 
 
 def strip_comments(text: str) -> str:
@@ -88,6 +92,12 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             members = tar.getmembers()
             names = [m.name for m in members]
+            for m in members:   # before anything is read: release_handler would half-unpack it
+                link = m.linkname if (m.issym() or m.islnk()) else None
+                why = unsafe_entry(m.name, link=link, hardlink=m.islnk())
+                if why:
+                    raise PreflightError(f"{path.name}: unsafe entry {m.name!r} ({why}): refused, "
+                                         "no node was changed")
             rels = [n for n in names if n.startswith("releases/") and n.endswith(".rel") and n.count("/") == 2]
             if not rels:
                 raise PreflightError(f"{path.name}: not a release tarball (no releases/VSN/NAME.rel inside)")
@@ -112,12 +122,10 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
     except (TypeError, IndexError, ValueError):
         raise PreflightError(f"{path.name}: malformed .rel file {rel_name}") from None
     info = TarballInfo(path=path, name=_text(name), vsn=_text(vsn), erts=_text(erts), apps=app_versions,
-                       relup=relup, size=size, sha256=sha, md5=md5, members=names)
+                       relup=relup, size=size, sha256=sha, md5=md5, members=names,
+                       unpacked_size=sum(m.size for m in members if m.isfile()))
+    info.layout = detect(names, info.name, info.vsn)
     if expect_vsn is not None and info.vsn != expect_vsn:
         raise PreflightError(f"{path.name} holds release {info.name} {info.vsn}, not {expect_vsn}")
     return info
 
-
-def _text(v: Any) -> str:
-    from .terms import text
-    return text(v)

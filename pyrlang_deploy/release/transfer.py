@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .status import cluster_status
 from .tarball import TarballInfo
+from .upload import upload_name, upload_plain
 
 if TYPE_CHECKING:
     from ..cluster import Cluster, NodeResult
@@ -21,12 +22,11 @@ async def upload_everywhere(c: "Cluster", tar: TarballInfo, *, agent: bool = Tru
         return (lambda done, total: progress(node, done, total)) if progress else None
 
     if agent:
-        from .agent_client import AgentClient
+        from .agent import AgentClient
         client = AgentClient(c.node)
         try:
-            return await c.each(lambda n: client.upload(n, tar.path, releases_dir=dirs[n], sha256=tar.sha256,
-                                                        progress=cb(n)))
+            return await c.each(lambda n: client.upload(n, tar.path, name=upload_name(tar), releases_dir=dirs[n],
+                                                        sha256=tar.sha256, progress=cb(n)))
         finally:
             await c.each(client.unload)
-    from .upload import upload_plain
     return await c.each(lambda n: upload_plain(c, n, tar, dirs[n], cb(n)))

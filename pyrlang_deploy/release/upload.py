@@ -17,10 +17,15 @@ from ..term.types import Atom
 from .terms import show
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from .nodeops import NodeOps
     from .tarball import TarballInfo
 
 CHUNK = 1 << 20
+
+
+def upload_name(tar: "TarballInfo") -> str:
+    """The name a tarball gets in the releases dir (install moves it where its layout needs)."""
+    return tar.layout.upload_name if tar.layout is not None else tar.path.name
 
 _MD5_OF_FILE = "case file:read_file(F) of {ok, B} -> erlang:md5(B); {error, R} -> {error, R} end."
 
@@ -37,10 +42,12 @@ class UploadResult:
     seconds: float
 
 
-async def upload_plain(c: "Cluster", node: str, tar: "TarballInfo", releases_dir: str,
-                       progress: Callable[[int, int], None] | None = None) -> UploadResult:
+async def upload_plain(c: "NodeOps", node: str, tar: "TarballInfo", releases_dir: str,
+                       progress: Callable[[int, int], None] | None = None, *, name: str | None = None
+                       ) -> UploadResult:
+    """Into releases_dir/name (default: the tarball's upload name, NAME-VSN.tar.gz)."""
     t0 = time.monotonic()
-    final = f"{releases_dir}/{tar.path.name}"
+    final = f"{releases_dir}/{name or upload_name(tar)}"
     part = final + ".part"
     want = bytes.fromhex(tar.md5)
     if await eval_erlang(c.rpc, node, _MD5_OF_FILE, {"F": final}) == want:

@@ -30,7 +30,7 @@ from .types import (
     Reference,
 )
 
-VERSION = 131
+from .tags import VERSION  # noqa: F401 (decoder.VERSION: the one table of tag bytes)
 
 # Building a big or deep structure (a large input; nesting this deep only comes
 # from odd or hostile input) makes the cyclic GC rescan the growing heap over
@@ -75,6 +75,11 @@ def _reset_atom_cache(cache: dict[bytes, Any]) -> None:
 
 _reset_atom_cache(_ATOMS_UTF8)
 _reset_atom_cache(_ATOMS_LATIN1)
+
+# The most a compressed term (tag 80) may inflate to, whatever its ratio. A
+# distribution connection passes its frame limit instead (the two are one budget:
+# what a peer can make us hold). Override per call with ``decode(max_inflated=)``.
+MAX_TERM_BYTES = 64 << 20
 
 # Largest expansion zlib can achieve (deflate tops out near 1032:1); a declared
 # size beyond that, relative to the compressed bytes present, is a lie.
@@ -503,7 +508,7 @@ def _decode_body(data: bytes, pos: int) -> tuple[Any, int]:
             gc.enable()
 
 
-def _decompress(data: bytes, pos: int) -> tuple[bytes, int]:
+def _decompress(data: bytes, pos: int, limit: int) -> tuple[bytes, int]:
     """Inflate a COMPRESSED term body at pos (just past tag 80).
 
     Returns the uncompressed body and the offset just past the zlib stream.
@@ -511,6 +516,8 @@ def _decompress(data: bytes, pos: int) -> tuple[bytes, int]:
     declared = _u32(data, pos)[0]
     start = pos + 4
     present = len(data) - start
+    if declared > limit:
+        raise DecodeError(f"compressed term claims {declared} bytes, over the {limit} byte limit")
     if declared > _ZLIB_MAX_RATIO * present + 64:
         raise DecodeError(f"compressed term claims {declared} bytes from {present} compressed bytes")
     inflater = zlib.decompressobj()
@@ -529,11 +536,13 @@ def _decompress(data: bytes, pos: int) -> tuple[bytes, int]:
     return body, len(data) - len(inflater.unused_data)
 
 
-def decode(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Any, int]:
+def decode(data: bytes | bytearray | memoryview, offset: int = 0,
+           max_inflated: int = MAX_TERM_BYTES) -> tuple[Any, int]:
     """Decode the term at ``offset`` (which must hold the 131 version byte).
 
     Returns the term and the offset just past it, so terms stored back to back
-    (a distribution frame's control message and payload) decode in turn.
+    (a distribution frame's control message and payload) decode in turn. A
+    compressed term may inflate to at most ``max_inflated`` bytes.
     """
     if type(data) is not bytes:
         data = bytes(data)  # binaries in the result must be immutable bytes
@@ -544,7 +553,7 @@ def decode(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Any, 
         if version != VERSION:
             raise DecodeError(f"not an external term: version byte {version} at {offset}, expected 131")
         if data[offset + 1] == 80:
-            body, end = _decompress(data, offset + 2)
+            body, end = _decompress(data, offset + 2, max_inflated)
             term, used = _decode_body(body, 0)
             if used != len(body):
                 raise DecodeError(f"compressed term has {len(body) - used} trailing bytes")

@@ -262,3 +262,65 @@ def format_term(term: Any, *, node: str | None = None) -> str:
         else:
             raise EncodeError(f"no Erlang term for a Python {ty.__name__}")
     return "".join(out)
+
+
+def safe_repr(value: Any, limit: int | None = None) -> str:
+    """``repr(value)`` for terms and the containers holding them, with an explicit
+    stack: a million-deep reply has a repr too. ``limit`` cuts the text (with ...)."""
+    from .types import _Record
+
+    out: list[str] = []
+    size = 0
+    todo: list[Any] = [value]
+    while todo:
+        if limit is not None and size > limit:
+            break
+        v = todo.pop()
+        ty = type(v)
+        if ty is _Raw:
+            piece = v
+        elif ty is list or ty is tuple:
+            if not v:
+                piece = "[]" if ty is list else "()"
+            else:
+                piece = "[" if ty is list else "("
+                todo.append(_Raw("]" if ty is list else (",)" if len(v) == 1 else ")")))
+                _push_items(todo, v)
+        elif ty is dict:
+            piece = "{"
+            todo.append(_CLOSE_BRACE)
+            pairs = list(v.items())
+            for i in range(len(pairs) - 1, -1, -1):
+                todo.append(pairs[i][1])
+                todo.append(_Raw(": "))
+                todo.append(pairs[i][0])
+                if i:
+                    todo.append(_Raw(", "))
+        elif isinstance(v, _Record):
+            piece = type(v).__name__ + "("
+            todo.append(_Raw(")"))
+            names = v.__slots__
+            for i in range(len(names) - 1, -1, -1):
+                todo.append(getattr(v, names[i]))
+                todo.append(_Raw(f"{names[i]}="))
+                if i:
+                    todo.append(_Raw(", "))
+        elif ty is MapKey:
+            piece = "MapKey("
+            todo.append(_Raw(")"))
+            todo.append(v.term)
+        else:
+            piece = repr(v)
+        out.append(piece)
+        size += len(piece)
+    text = "".join(out)
+    if limit is not None and (todo or len(text) > limit):
+        text = text[: max(limit - 3, 0)] + "..."
+    return text
+
+
+def _push_items(todo: list, items: Any) -> None:
+    for i in range(len(items) - 1, 0, -1):
+        todo.append(items[i])
+        todo.append(_Raw(", "))
+    todo.append(items[0])

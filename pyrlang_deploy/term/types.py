@@ -87,8 +87,8 @@ class _Record:
         return hash((type(self).__name__, self._values()))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
-        return f"{type(self).__name__}({inner})"
+        from .format import safe_repr  # iterative: fields may nest a term any depth
+        return safe_repr(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -197,4 +197,5 @@ class MapKey:
         return hash(self._ident)
 
     def __repr__(self) -> str:
-        return f"MapKey({self.term!r})"
+        from .format import safe_repr
+        return safe_repr(self)

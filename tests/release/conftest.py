@@ -89,3 +89,44 @@ def server_of(cluster, node: str) -> tuple[str, int]:
 
 def bump(cluster, node: str, times: int) -> None:
     cluster.eval(node, f"[demo_server:bump() || _ <- lists:seq(1, {times})], ok")
+
+
+# --- users' real releases (tests/support/realrel.py) ----------------------------------------
+
+@pytest.fixture(scope="session")
+def relx_pair():
+    from tests.support import realrel
+    return realrel.build_relx()
+
+
+@pytest.fixture(scope="session")
+def mix_pair():
+    from tests.support import realrel
+    return realrel.build_mix()
+
+
+@pytest.fixture(scope="session")
+def distillery_pair():
+    from tests.support import realrel
+    return realrel.build_distillery()
+
+
+class RelCli:
+    """The real `erldeploy` command against release nodes started by their own scripts."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes          # realrel.Nodes
+
+    def __call__(self, *args: str, on: list | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+        e = {k: v for k, v in os.environ.items() if not k.startswith("ERLDEPLOY_")}
+        e.update(ERLDEPLOY_COOKIE=self.nodes.cookie, ERL_EPMD_PORT=str(self.nodes.epmd_port),
+                 HOME=str(self.nodes.home), COLUMNS="200")
+        targets = [a for n in (on or self.nodes.nodes) for a in ("-n", n.node)]
+        p = subprocess.run([sys.executable, "-m", "pyrlang_deploy.cli.main", *args, *targets],
+                           capture_output=True, text=True, env=e, timeout=timeout)
+        assert "Traceback" not in p.stderr, p.stderr
+        return p
+
+    def json(self, *args: str, **kw) -> tuple[int, dict]:
+        p = self(*args, "--json", **kw)
+        return p.returncode, json.loads(p.stdout)
