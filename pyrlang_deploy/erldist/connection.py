@@ -81,7 +81,8 @@ class Connection:
         self._wq: list | None = None  # frames waiting for this loop pass's single send
         self._streaming = False  # write_large is in the middle of a frame
         self._large_lock = asyncio.Lock()
-        self._inline: tuple | bool | None = None  # (dup socket, poller) for wait_inline
+        # (dup socket, poller) for wait_inline; never under TLS (the socket holds ciphertext)
+        self._inline: tuple | bool | None = False if self._transport.get_extra_info("ssl_object") else None
         self._reads = 0
         self._writes = 0
         self._seen_reads = 0
@@ -366,6 +367,7 @@ class _DistProtocol(asyncio.Protocol):
         self._loop = loop
         self._reader = FrameReader()
         self._early: list[bytes] = []  # frames that arrived between the ack and attach()
+        self.lost_exc: BaseException | None = None  # why the socket closed (a TLS alert, say)
 
     # handshake ---------------------------------------------------------------------------
 
@@ -418,6 +420,7 @@ class _DistProtocol(asyncio.Protocol):
         return False  # half-closed distribution sockets are useless: close ours too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_exc = exc
         if self.conn is not None:
             reason = "connection closed" if exc is None else f"connection error: {exc}"
             self.conn._lose(reason)

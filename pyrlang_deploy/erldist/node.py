@@ -18,7 +18,8 @@ from ..cookie import read_cookie_file  # noqa: F401 (re-exported: erldist.node.r
 from ..errors import ConnectError, HandshakeError, UsageError
 from ..term.types import Atom, Pid, Reference
 from . import control as ctl
-from . import epmd, wire
+from . import wire
+from .carrier import Reach
 from .connection import Connection, _DistProtocol
 from .handshake import ClientHandshake
 from .names import is_long_host, own_host, split_node, unique_alive
@@ -68,6 +69,7 @@ class LocalNode:
         net_ticktime: float | None = None,
         io_sink: Callable[[str], Any] | None = None,
         inline_wait: bool = True,
+        reach: Reach | None = None,
     ) -> None:
         self._cookie = read_cookie_file() if cookie is None else cookie
         self._host: str | None
@@ -78,6 +80,7 @@ class LocalNode:
         # creation 0 means "any incarnation" to some OTP checks; stay clear of it
         self.creation = creation if creation is not None else 4 + secrets.randbelow(0xFFFFFFF0)
         self.epmd_port = epmd_port
+        self.reach = reach or Reach()  # carrier (TCP/TLS) and ports (epmd or given)
         self.net_ticktime = net_ticktime
         self.io_sink: Callable[[str], Any] = io_sink or _stdout_sink
         self._atom: Atom | None = None
@@ -254,12 +257,13 @@ class LocalNode:
         own = self._node_atom(host)
         try:
             async with asyncio.timeout(timeout):
-                info = await epmd.port_please(host, alive, self.epmd_port)
+                port = await self.reach.port_of(peer, alive, host, self.epmd_port)
                 delay = 0.02
                 while True:
-                    hs = ClientHandshake(str(own), peer, self._cookie, self.creation)
+                    hs = ClientHandshake(str(own), peer, self._cookie, self.creation,
+                                         header=self.reach.handshake_header)
                     try:
-                        proto = await self._handshake(hs, peer, host, info.port)
+                        proto = await self._handshake(hs, peer, host, port, timeout)
                         break
                     except HandshakeError:
                         if not hs.retryable:
@@ -278,15 +282,16 @@ class LocalNode:
         log.debug("connected to %s (flags %x)", peer, int(result.peer_flags))
         return conn
 
-    async def _handshake(self, hs: ClientHandshake, peer: str, host: str, port: int) -> _DistProtocol:
+    async def _handshake(self, hs: ClientHandshake, peer: str, host: str, port: int,
+                         timeout: float | None = None) -> _DistProtocol:
         loop = asyncio.get_running_loop()
-        try:
-            _, proto = await loop.create_connection(lambda: _DistProtocol(hs, loop), host, port)
-        except OSError as exc:
-            raise ConnectError(f"cannot reach {peer} at {host}:{port} "
-                               f"({(exc.strerror or str(exc)).lower()})", node=peer) from None
+        proto = await self.reach.open(lambda: _DistProtocol(hs, loop), peer, host, port, timeout)
         try:
             await proto.handshake_done
+        except HandshakeError as exc:
+            if proto.transport is not None:
+                proto.transport.close()
+            raise self.reach.explain(exc, proto.lost_exc, peer) from None
         except BaseException:
             if proto.transport is not None:
                 proto.transport.close()
