@@ -118,6 +118,33 @@ class Reach:
         return exc
 
 
+async def learn_ports(reach: Reach, rpc: Callable[..., Any], via: str, members: list[str]) -> None:
+    """Ports of discovered members in a cluster reached by ``NAME@HOST:PORT`` seeds.
+
+    Asks each member through the seed ``via`` (rex forwards a nested rpc:call) what
+    erl_epmd:listen_port_please/2 says there: the fixed port of a node started with
+    -erl_epmd_port / ERL_DIST_PORT, or 0 for a node registered with epmd (which we
+    then ask, as usual).
+    """
+    from ..term import Atom
+
+    wanted = [m for m in members if reach.static_port(m) is None]
+    if not wanted:
+        return
+
+    async def one(member: str) -> None:
+        alive, _, host = member.partition("@")
+        try:
+            got = await rpc(via, "rpc", "call", [Atom(member), Atom("erl_epmd"), Atom("listen_port_please"),
+                                                 [alive, host], 10_000])
+        except Exception:
+            return  # the connect attempt will say what is wrong
+        if isinstance(got, tuple) and len(got) == 2 and got[0] == "ok" and isinstance(got[1], int) and got[1] > 0:
+            reach.ports[member] = got[1]
+
+    await asyncio.gather(*(one(m) for m in wanted))
+
+
 def tls_failure(peer: str, exc: BaseException) -> ConnectError:
     """A TLS error during or right after the TLS handshake, as a one-line ConnectError."""
     reason = getattr(exc, "reason", None) or ""

@@ -501,6 +501,22 @@ class LocalNode:
         if proc is not None:
             proc.deliver(msg)
 
+    def _on_altact_sig(self, conn: Connection, c: ctl.AltactSigSend, payload: Any) -> None:
+        # OTP 28: the ALIAS_SEND/REG_SEND/SEND_SENDER/EXIT2 of peers with ALTACT_SIG
+        to, flags = c.to, c.flags if isinstance(c.flags, int) else 0
+        if flags & ctl.ALTACT_ALIAS:
+            proc = self._aliases.get(to)
+        elif flags & ctl.ALTACT_NAME:
+            proc = self._names.get(to)
+        else:
+            proc = self._local(to)
+        if proc is None:
+            return
+        if flags & ctl.ALTACT_EXIT:
+            proc.exit_signal(c.from_pid, payload)
+        else:
+            proc.deliver(payload)
+
     def _on_link(self, conn: Connection, c: ctl.Link, _: Any) -> None:
         proc = self._local(c.to_pid)
         if proc is None:
@@ -583,6 +599,7 @@ _HANDLERS: dict[type, Callable[..., None]] = {
     ctl.RegSendTT: LocalNode._on_reg_send,
     ctl.AliasSend: LocalNode._on_alias_send,
     ctl.AliasSendTT: LocalNode._on_alias_send,
+    ctl.AltactSigSend: LocalNode._on_altact_sig,
     ctl.Link: LocalNode._on_link,
     ctl.Unlink: LocalNode._on_unlink,
     ctl.UnlinkId: LocalNode._on_unlink,

@@ -34,7 +34,7 @@ def require(tool: str) -> str:
     return path
 
 
-def test_erl() -> str:
+def erl_program() -> str:
     """The ``erl`` the tests start nodes with: ERLDEPLOY_TEST_ERL (e.g. the OTP 28 runtime
     of scripts/otp28) or the one on PATH."""
     return os.environ.get("ERLDEPLOY_TEST_ERL") or require("erl")
@@ -110,7 +110,7 @@ class ErlNode:
         self.log_path: Path | None = None
 
     def command(self) -> list[str]:
-        cmd = [test_erl(), "-noshell", "-noinput",
+        cmd = [erl_program(), "-noshell", "-noinput",
                "-name" if self.long else "-sname", self.node if self.long else self.alive,
                "-setcookie", self.cookie]
         if self.net_ticktime is not None:
