@@ -98,15 +98,16 @@ class Pki:
                    foreign_ca=d / "foreign_ca.pem", foreign=issue("foreign", "foreign_ca"))
 
     def optfile(self, path: Path, *, node: Pair | None = None, cacert: Path | None = None,
-                versions: str | None = None) -> Path:
+                versions: str | None = None, client_verify: bool = True) -> Path:
         """An ssl_dist_optfile as an operator writes one: mutual TLS, both sections."""
         node = node or self.node
         cacert = cacert or self.ca
         vers = f", {{versions, ['{versions}']}}" if versions else ""
         common = (f'{{certfile, "{node.cert}"}}, {{keyfile, "{node.key}"}}, '
                   f'{{cacertfile, "{cacert}"}}, {{verify, verify_peer}}{vers}')
+        client = common if client_verify else common.replace("verify_peer", "verify_none")
         path.write_text(f"[{{server, [{common}, {{fail_if_no_peer_cert, true}}]}},\n"
-                        f" {{client, [{common}]}}].\n")
+                        f" {{client, [{client}]}}].\n")
         return path
 
 
