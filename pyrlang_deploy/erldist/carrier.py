@@ -23,6 +23,7 @@ from typing import Any, Callable
 from ..errors import ConnectError
 from . import epmd
 from .tls import TlsOptions, make_context
+from .tls_stream import TlsStream
 
 # OpenSSL's verify messages, said the way an operator thinks of them
 _VERIFY_HINTS = {
@@ -76,39 +77,36 @@ class Reach:
             return port
         return (await epmd.port_please(host, alive, epmd_port)).port
 
-    async def open(self, factory: Callable[[], asyncio.Protocol], peer: str, host: str, port: int,
-                   timeout: float | None = None) -> asyncio.Protocol:
-        """A connected protocol over TCP or TLS; ConnectError naming ``peer`` and the cause."""
+    async def open(self, factory: Callable[[], asyncio.Protocol], peer: str, host: str,
+                   port: int) -> asyncio.Protocol:
+        """A connected protocol over TCP or TLS; ConnectError naming ``peer`` and the cause.
+        The caller's deadline covers the TLS handshake too."""
         loop = asyncio.get_running_loop()
-        kw: dict[str, Any] = {}
         ctx = self.context
+        stream = None
         if ctx is not None:
-            kw["ssl"] = ctx
             # the host of the node name is both the SNI and the name the certificate must carry
-            kw["server_hostname"] = self.tls.sni_for(_bare(host))
-            if timeout:
-                kw["ssl_handshake_timeout"] = timeout
+            stream = TlsStream(ctx, self.tls.sni_for(_bare(host)), factory(), loop)
+            factory = lambda: stream  # noqa: E731
         try:
-            _, proto = await loop.create_connection(factory, _bare(host), port, **kw)
-        except ssl.SSLCertVerificationError as exc:
-            raise ConnectError(f"TLS: {peer}'s certificate is rejected: {_verify_cause(exc)}", node=peer) from None
-        except ssl.SSLError as exc:
-            raise tls_failure(peer, exc) from None
-        except (asyncio.TimeoutError, TimeoutError):
-            if ctx is not None:
-                raise ConnectError(f"TLS: {peer} at {host}:{port} did not complete a TLS handshake "
-                                   "(a plain-TCP node, not -proto_dist inet_tls?)", node=peer) from None
-            raise
-        except ConnectionResetError:
-            if ctx is not None:
-                raise ConnectError(f"TLS: {peer} at {host}:{port} reset the connection during the TLS "
-                                   "handshake (a plain-TCP node, not -proto_dist inet_tls?)", node=peer) from None
-            raise ConnectError(f"cannot reach {peer} at {host}:{port} (connection reset)", node=peer) from None
+            _, proto = await loop.create_connection(factory, _bare(host), port)
         except OSError as exc:
             where = "" if self.static_port(peer) is None else " (port given, epmd not asked)"
             raise ConnectError(f"cannot reach {peer} at {host}:{port}{where} "
                                f"({(exc.strerror or str(exc)).lower()})", node=peer) from None
-        return proto
+        if stream is None:
+            return proto
+        try:
+            await stream.ready
+        except ssl.SSLError as exc:
+            raise tls_failure(peer, exc) from None
+        except OSError:
+            raise ConnectError(f"TLS: {peer} at {host}:{port} closed the connection during the TLS "
+                               "handshake (a plain-TCP node, not -proto_dist inet_tls?)", node=peer) from None
+        except BaseException:
+            stream.raw.abort()
+            raise
+        return stream.app
 
     def explain(self, exc: ConnectError, lost: BaseException | None, peer: str) -> ConnectError:
         """A handshake failure, told by its TLS cause when there is one: under TLS 1.3 the

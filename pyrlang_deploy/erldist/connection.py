@@ -81,8 +81,10 @@ class Connection:
         self._wq: list | None = None  # frames waiting for this loop pass's single send
         self._streaming = False  # write_large is in the middle of a frame
         self._large_lock = asyncio.Lock()
-        # (dup socket, poller) for wait_inline; never under TLS (the socket holds ciphertext)
-        self._inline: tuple | bool | None = False if self._transport.get_extra_info("ssl_object") else None
+        self._inline: tuple | bool | None = None  # (dup socket, poller) for wait_inline
+        # what bytes read from the socket go into: under TLS (carrier's TlsStream) the
+        # decryption in front of the protocol
+        self._feed = self._transport.get_extra_info("tls_feed") or protocol.data_received
         self._reads = 0
         self._writes = 0
         self._seen_reads = 0
@@ -237,7 +239,7 @@ class Connection:
                 return False  # the transport meets the same error on its next read
             if not data:
                 return False  # EOF stays readable: the transport will see it
-            self._protocol.data_received(data)
+            self._feed(data)
             if fut.done():
                 return True
         return False

@@ -263,7 +263,7 @@ class LocalNode:
                     hs = ClientHandshake(str(own), peer, self._cookie, self.creation,
                                          header=self.reach.handshake_header)
                     try:
-                        proto = await self._handshake(hs, peer, host, port, timeout)
+                        proto = await self._handshake(hs, peer, host, port)
                         break
                     except HandshakeError:
                         if not hs.retryable:
@@ -282,10 +282,9 @@ class LocalNode:
         log.debug("connected to %s (flags %x)", peer, int(result.peer_flags))
         return conn
 
-    async def _handshake(self, hs: ClientHandshake, peer: str, host: str, port: int,
-                         timeout: float | None = None) -> _DistProtocol:
+    async def _handshake(self, hs: ClientHandshake, peer: str, host: str, port: int) -> _DistProtocol:
         loop = asyncio.get_running_loop()
-        proto = await self.reach.open(lambda: _DistProtocol(hs, loop), peer, host, port, timeout)
+        proto = await self.reach.open(lambda: _DistProtocol(hs, loop), peer, host, port)
         try:
             await proto.handshake_done
         except HandshakeError as exc:

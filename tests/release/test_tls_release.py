@@ -49,12 +49,16 @@ class TlsDemo:
         env = demo_cluster.node_env(workdir, self.epmd.port)
         env["ERL_FLAGS"] = " ".join(tls_args(self.optfile) + _ssl_paths())
         self.proc = demo_cluster.start_node(self.root, self.node, [], "long", env)
-        deadline = time.monotonic() + 30
-        while self.node.split("@")[0] not in self.epmd.names():
-            assert self.proc.poll() is None and time.monotonic() < deadline, \
-                (self.root / "log" / "node.log").read_text()[-2000:]
-            time.sleep(0.05)
-        self.wait_started()
+        try:
+            deadline = time.monotonic() + 30
+            while self.node.split("@")[0] not in self.epmd.names():
+                assert self.proc.poll() is None and time.monotonic() < deadline, \
+                    (self.root / "log" / "node.log").read_text()[-2000:]
+                time.sleep(0.05)
+            self.wait_started()
+        except BaseException:
+            self.stop()
+            raise
 
     def probe(self, expr: str) -> str:
         """``expr`` evaluated on the node by a hidden `erl` over TLS, printed with ~0tp."""
