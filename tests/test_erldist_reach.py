@@ -147,3 +147,35 @@ async def test_alias_and_exit_via_alias_reach_a_mailbox(pair, otp_release):
             await erl_eval(node, t.node, "exit(Alias, bye), ok.", {"Alias": alias})
             msg = await mb.receive(timeout=5)
             assert msg[0] == Atom("EXIT") and msg[2] == Atom("bye")
+
+
+def test_cli_reaches_epmdless_nodes_by_port_option_env_and_toml(epmd, tmp_path):
+    import sys
+
+    port = free_port()
+    epmd.stop()
+    node = _epmdless(epmd, port).start(log_dir=tmp_path)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ERLDEPLOY_", "ERL_DIST"))}
+        env.update(ERLDEPLOY_COOKIE=node.cookie, HOME=str(tmp_path), ERL_EPMD_PORT=str(free_port()))
+        proj, other = tmp_path / "proj", tmp_path / "other"
+        proj.mkdir()
+        other.mkdir()
+        (proj / "erldeploy.toml").write_text(
+            f'default_env = "k8s"\n[env.k8s]\nseeds = ["{node.node}"]\ndist_port = {port}\n')
+        cases = [
+            (["ping", "-n", f"{node.node}:{port}"], {}, other),
+            (["ping", "-n", node.node, "--dist-port", str(port)], {}, other),
+            (["ping", "-n", node.node], {"ERLDEPLOY_DIST_PORT": str(port)}, other),
+            (["ping", "-n", node.node], {"ERL_DIST_PORT": str(port)}, other),  # mix release's variable
+            (["nodes", "--cluster"], {}, proj),  # the toml's dist_port
+        ]
+        for args, extra, cwd in cases:
+            p = subprocess.run([sys.executable, "-m", "pyrlang_deploy.cli.main", *args], capture_output=True,
+                               text=True, env={**env, **extra}, cwd=cwd, timeout=60)
+            assert p.returncode == 0 and node.node in p.stdout, (args, p.stdout, p.stderr)
+        p = subprocess.run([sys.executable, "-m", "pyrlang_deploy.cli.main", "ping", "-n", node.node],
+                           capture_output=True, text=True, env=env, cwd=other, timeout=60)
+        assert p.returncode == 3 and len(p.stderr.strip().splitlines()) == 1 and "epmd" in p.stderr
+    finally:
+        node.kill()
