@@ -68,8 +68,15 @@ class Cluster:
         await self.close()
 
     async def open(self) -> None:
+        from .erldist.address import split_targets
+        from .erldist.carrier import Reach
         from .erldist.node import LocalNode
 
+        # seeds may carry their port (NAME@HOST:PORT): the name is what the node calls itself
+        self.seeds, ports = split_targets(self.seeds, lenient=True)
+        if ports:
+            self.reach = self.reach or Reach()
+            self.reach.ports.update(ports)
         self.node = LocalNode(name=self.name, cookie=self.cookie, epmd_port=self.epmd_port, reach=self.reach)
         await self.refresh()
 

@@ -79,6 +79,8 @@ async def test_epmdless_node_by_port_and_by_cluster_rule(epmd, tmp_path):
         for reach in (Reach(ports={node.node: port}), Reach(dist_port=port)):
             async with LocalNode(cookie=node.cookie, reach=reach) as local:
                 assert await local.rpc(node.node, "erlang", "node", []) == Atom(node.node)
+        async with Cluster([f"{node.node}:{port}"], cookie=node.cookie) as c:  # the API takes NAME@HOST:PORT
+            assert c.members == [node.node] and not c.unreachable
         async with LocalNode(cookie=node.cookie, reach=Reach(dist_port=free_port())) as local:
             with pytest.raises(ConnectError) as e:
                 await local.connect(node.node, timeout=5)

@@ -27,12 +27,15 @@ def world(tmp_path_factory):
     pki = Pki.make(base)
     optfile = pki.optfile(base / "dist.conf")
     expired_opt = pki.optfile(base / "expired.conf", node=pki.expired)
+    tls13_opt = pki.optfile(base / "tls13.conf", versions="tlsv1.3")
     epmd = Epmd().start()
     cookie = "tls" + os.urandom(6).hex()
     nodes = {
         "tls": ErlNode(epmd, cookie=cookie, args=tls_args(optfile)),
         "expired": ErlNode(epmd, cookie=cookie, args=tls_args(expired_opt)),
         "plain": ErlNode(epmd, cookie=cookie),
+        # TLS 1.3: the node's verdict on our certificate comes after the TLS handshake
+        "tls13": ErlNode(epmd, cookie=cookie, args=tls_args(tls13_opt)),
         "tls6": ErlNode(epmd, cookie=cookie, host="::1", args=tls_args(optfile, inet6=True)),
     }
     try:
@@ -110,7 +113,8 @@ def test_cli_ping_with_optfile_options_env_and_toml(world):
 
 
 @pytest.mark.parametrize("case", ["wrong_ca", "expired_server", "expired_client", "foreign_client",
-                                  "no_client_cert", "plain_at_tls", "tls_at_plain"])
+                                  "no_client_cert", "plain_at_tls", "tls_at_plain", "tls13_ok",
+                                  "tls13_expired_client", "tls13_foreign_client"])
 def test_refusals_are_one_line_exit_3(world, case):
     pki = world["pki"]
     target, args, cause = {
@@ -121,9 +125,15 @@ def test_refusals_are_one_line_exit_3(world, case):
         "no_client_cert": ("tls", ["--tls-cacertfile", str(pki.ca)], "rejected our client certificate"),
         "plain_at_tls": ("tls", [], "speaks TLS"),
         "tls_at_plain": ("plain", _tls_flags(pki), "plain-TCP node"),
+        "tls13_ok": ("tls13", _tls_flags(pki), None),
+        "tls13_expired_client": ("tls13", _tls_flags(pki, cert=pki.expired), "rejected our client certificate"),
+        "tls13_foreign_client": ("tls13", _tls_flags(pki, cert=pki.foreign), "rejected our client certificate"),
     }[case]
     node = world[target].node
     p = _cli(world, "ping", "-n", node, "--timeout", "10", *args)
+    if cause is None:
+        assert p.returncode == 0 and node in p.stdout, p.stderr
+        return
     assert p.returncode == 3, p.stdout + p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and node in lines[0] and cause in lines[0], lines
@@ -152,3 +162,17 @@ def test_optfile_client_section_parses():
     for bad in ("[{server, []}].", "not a term", "[{client, [{verify, maybe}]}]."):
         with pytest.raises(UsageError):
             tls.parse_optfile(bad)
+
+
+def test_handshake_over_the_tls_carrier_has_4_byte_lengths():
+    from pyrlang_deploy.erldist.handshake import ClientHandshake, State
+
+    hs = ClientHandshake("me@h", "peer@h", "c", 7, header=4)
+    first = hs.initiate()
+    assert first[:4] == (len(first) - 4).to_bytes(4, "big") and first[4:5] == b"N"
+    hs.receive_data(b"\x00\x00\x00\x03sok")
+    assert hs.state is State.AWAIT_CHALLENGE
+    plain = ClientHandshake("me@h", "peer@h", "c", 7)
+    plain.initiate()
+    with pytest.raises(Exception, match="speaks TLS"):
+        plain.receive_data(b"\x15\x03\x03\x00\x02\x02\x0a")  # a TLS alert record

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 
-from ..erldist.address import parse_port, parse_target
+from ..erldist.address import parse_port, split_targets  # noqa: F401 (settings uses it from here)
 
 if TYPE_CHECKING:
     from ..erldist.carrier import Reach
@@ -44,19 +44,6 @@ def options() -> list:
         click.option("--dist-port", type=int, envvar="ERLDEPLOY_DIST_PORT", metavar="PORT",
                      help="Epmd-less cluster: every node listens on PORT (ERL_DIST_PORT / -erl_epmd_port)."),
     ]
-
-
-def split_targets(nodes: list[str]) -> tuple[list[str], dict[str, int]]:
-    """Node names without ports, and the ports given as NAME@HOST:PORT."""
-    names: list[str] = []
-    ports: dict[str, int] = {}
-    for n in nodes:
-        t = parse_target(n)
-        if t.node not in names:
-            names.append(t.node)
-        if t.port is not None:
-            ports[t.node] = t.port
-    return names, ports
 
 
 def resolve_reach(given: dict[str, Any], env: Any, ports: dict[str, int]) -> "Reach":

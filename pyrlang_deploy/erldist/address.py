@@ -50,3 +50,22 @@ def parse_port(text: str | int, what: str = "port") -> int:
     if not 0 < port < 65536:
         raise UsageError(f"bad port in {what!r}: expected 1..65535")
     return port
+
+
+def split_targets(nodes: list[str], *, lenient: bool = False) -> tuple[list[str], dict[str, int]]:
+    """Node names without ports (duplicates dropped), and the ports given as NAME@HOST:PORT.
+    ``lenient``: keep what does not parse as it is (connecting to it reports the error)."""
+    names: list[str] = []
+    ports: dict[str, int] = {}
+    for n in nodes:
+        try:
+            t = parse_target(n)
+        except UsageError:
+            if not lenient:
+                raise
+            t = Target(n)
+        if t.node not in names:
+            names.append(t.node)
+        if t.port is not None:
+            ports[t.node] = t.port
+    return names, ports
