@@ -181,3 +181,19 @@ def test_cli_reaches_epmdless_nodes_by_port_option_env_and_toml(epmd, tmp_path):
         assert p.returncode == 3 and len(p.stderr.strip().splitlines()) == 1 and "epmd" in p.stderr
     finally:
         node.kill()
+
+
+def test_altact_sig_send_maps_to_the_older_op_of_the_same_meaning():
+    from pyrlang_deploy.erldist import control as ctl
+
+    p, ref, name = "PID", "REF", Atom("rex")
+    cases = [(ctl.ALTACT_ALIAS, ref, ctl.AliasSend(p, ref)),
+             (ctl.ALTACT_ALIAS | ctl.ALTACT_PRIO, ref, ctl.AliasSend(p, ref)),
+             (ctl.ALTACT_NAME, name, ctl.RegSend(p, name)),
+             (ctl.ALTACT_PRIO, p, ctl.SendSender(p, p)),
+             (ctl.ALTACT_EXIT, p, ctl.PayloadExit2(p, p)),
+             (ctl.ALTACT_EXIT | ctl.ALTACT_ALIAS, ref, None)]
+    for flags, to, legacy in cases:
+        c = ctl.parse((37, flags, p, to))
+        assert isinstance(c, ctl.AltactSigSend) and c.legacy() == legacy
+    assert ctl.parse((37, ctl.ALTACT_TOKEN, p, p, "token")).legacy() == ctl.SendSender(p, p)

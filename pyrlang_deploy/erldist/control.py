@@ -154,7 +154,17 @@ ALTACT_EXIT = 1 << 4  # an exit/2 signal; the payload is its reason
 
 @_op(37, ("flags", "from_pid", "to"), payload=True)
 class AltactSigSend:
-    pass
+    def legacy(self) -> "Control | None":
+        """The pre-28 op that means the same (a priority send is still a send);
+        None for exit/2 to an alias, which no older op can say."""
+        f = self.flags if isinstance(self.flags, int) else 0
+        if f & ALTACT_EXIT:
+            return None if f & ALTACT_ALIAS else PayloadExit2(self.from_pid, self.to)
+        if f & ALTACT_ALIAS:
+            return AliasSend(self.from_pid, self.to)
+        if f & ALTACT_NAME:
+            return RegSend(self.from_pid, self.to)
+        return SendSender(self.from_pid, self.to)
 
 
 # --- exits: EXIT is a broken link's signal, EXIT2 is exit/2 ----------------------------

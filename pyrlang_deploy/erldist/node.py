@@ -501,20 +501,14 @@ class LocalNode:
             proc.deliver(msg)
 
     def _on_altact_sig(self, conn: Connection, c: ctl.AltactSigSend, payload: Any) -> None:
-        # OTP 28: the ALIAS_SEND/REG_SEND/SEND_SENDER/EXIT2 of peers with ALTACT_SIG
-        to, flags = c.to, c.flags if isinstance(c.flags, int) else 0
-        if flags & ctl.ALTACT_ALIAS:
-            proc = self._aliases.get(to)
-        elif flags & ctl.ALTACT_NAME:
-            proc = self._names.get(to)
-        else:
-            proc = self._local(to)
-        if proc is None:
+        # OTP 28's op 37: handled as the older op of the same meaning
+        legacy = c.legacy()
+        if legacy is not None:
+            self._on_control(conn, legacy, payload)
             return
-        if flags & ctl.ALTACT_EXIT:
+        proc = self._aliases.get(c.to)  # exit/2 to an alias
+        if proc is not None:
             proc.exit_signal(c.from_pid, payload)
-        else:
-            proc.deliver(payload)
 
     def _on_link(self, conn: Connection, c: ctl.Link, _: Any) -> None:
         proc = self._local(c.to_pid)
