@@ -12,13 +12,12 @@ that rule (erl_epmd:port_please answers the fixed port without asking epmd), so
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import UsageError
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):  # not a dataclass: this loads at every CLI start
     node: str  # the node's name, as it calls itself: "app@host"
     port: int | None = None  # its distribution port when given; None: ask epmd
 
