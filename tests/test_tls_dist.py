@@ -139,6 +139,15 @@ def test_refusals_are_one_line_exit_3(world, case):
     assert len(lines) == 1 and node in lines[0] and cause in lines[0], lines
 
 
+def test_optfile_settings_we_cannot_honour_are_warned_about(world, tmp_path):
+    pki = world["pki"]
+    opt = tmp_path / "odd.conf"
+    opt.write_text(f'[{{client, [{{certfile, "{pki.client.cert}"}}, {{keyfile, "{pki.client.key}"}}, '
+                   f'{{cacertfile, "{pki.ca}"}}, {{verify_fun, {{inet_tls_dist, verify_client, []}}}}]}}].')
+    p = _cli(world, "ping", "-n", world["tls"].node, "--ssl-dist-optfile", str(opt))
+    assert p.returncode == 0 and "warning" in p.stderr and "verify_fun ignored" in p.stderr
+
+
 def test_bad_tls_files_are_usage_errors(world, tmp_path):
     pki = world["pki"]
     p = _cli(world, "ping", "-n", world["tls"].node, "--tls-certfile", str(pki.client.cert),

@@ -46,7 +46,8 @@ def options() -> list:
     ]
 
 
-def resolve_reach(given: dict[str, Any], env: Any, ports: dict[str, int]) -> "Reach":
+def resolve_reach(given: dict[str, Any], env: Any, ports: dict[str, int],
+                  warnings: list[str] | None = None) -> "Reach":
     from ..erldist import tls
     from ..erldist.carrier import Reach
 
@@ -64,4 +65,8 @@ def resolve_reach(given: dict[str, Any], env: Any, ports: dict[str, int]) -> "Re
     optfile = pick("ssl_dist_optfile")
     base = tls.from_optfile(os.path.expanduser(optfile)) if optfile else None
     opts = tls.merge(base, pick("tls_certfile"), pick("tls_keyfile"), pick("tls_cacertfile"))
+    if opts is not None and warnings is not None:
+        warnings.extend(f"{opts.source}: {note}" for note in opts.notes)
+        if not opts.verify:
+            warnings.append(f"{opts.source}: {{verify, verify_none}}: the nodes' certificates are not checked")
     return Reach(tls=opts, dist_port=dist_port, ports=ports)

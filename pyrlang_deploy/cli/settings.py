@@ -121,7 +121,7 @@ def resolve(ctx: click.Context) -> Settings:
 
     nodes = [qualify(n) for n in given.get("node", [])] or [qualify(n) for n in (env.seeds if env else [])]
     s.nodes, ports = reach_options.split_targets(nodes)
-    s.reach = reach_options.resolve_reach(given, env, ports)
+    s.reach = reach_options.resolve_reach(given, env, ports, s.warnings)
     if given.get("timeout") is not None:
         s.timeout = float(given["timeout"])
     elif env and env.timeout:
