@@ -69,6 +69,8 @@ class TlsStream(asyncio.Protocol):
             if not chunk:
                 break
             pieces.append(chunk)
+            if not self._in.pending and not obj.pending():
+                break  # all read: spare the SSLWantReadError a further read would raise
         if self._out.pending:
             self._flush()  # post-handshake replies (key updates)
         if pieces:
