@@ -28,15 +28,19 @@ def world(tmp_path_factory):
     optfile = pki.optfile(base / "dist.conf")
     expired_opt = pki.optfile(base / "expired.conf", node=pki.expired)
     tls13_opt = pki.optfile(base / "tls13.conf", versions="tlsv1.3")
+    elsewhere_opt = pki.optfile(base / "elsewhere.conf", node=pki.elsewhere)
     epmd = Epmd().start()
     cookie = "tls" + os.urandom(6).hex()
     nodes = {
         "tls": ErlNode(epmd, cookie=cookie, args=tls_args(optfile)),
         "expired": ErlNode(epmd, cookie=cookie, args=tls_args(expired_opt)),
         "plain": ErlNode(epmd, cookie=cookie),
+        "elsewhere": ErlNode(epmd, cookie=cookie, args=tls_args(elsewhere_opt)),
         # TLS 1.3: the node's verdict on our certificate comes after the TLS handshake
         "tls13": ErlNode(epmd, cookie=cookie, args=tls_args(tls13_opt)),
         "tls6": ErlNode(epmd, cookie=cookie, host="::1", args=tls_args(optfile, inet6=True)),
+        # a short name: the SNI and the name checked are this host's name (a DNS SAN)
+        "tls_short": ErlNode(epmd, cookie=cookie, long=False, args=tls_args(optfile)),
     }
     try:
         for n in nodes.values():
@@ -114,7 +118,8 @@ def test_cli_ping_with_optfile_options_env_and_toml(world):
 
 @pytest.mark.parametrize("case", ["wrong_ca", "expired_server", "expired_client", "foreign_client",
                                   "no_client_cert", "plain_at_tls", "tls_at_plain", "tls13_ok",
-                                  "tls13_expired_client", "tls13_foreign_client"])
+                                  "tls13_expired_client", "tls13_foreign_client", "short_name_ok",
+                                  "host_mismatch"])
 def test_refusals_are_one_line_exit_3(world, case):
     pki = world["pki"]
     target, args, cause = {
@@ -126,6 +131,8 @@ def test_refusals_are_one_line_exit_3(world, case):
         "plain_at_tls": ("tls", [], "speaks TLS"),
         "tls_at_plain": ("plain", _tls_flags(pki), "plain-TCP node"),
         "tls13_ok": ("tls13", _tls_flags(pki), None),
+        "short_name_ok": ("tls_short", _tls_flags(pki), None),
+        "host_mismatch": ("elsewhere", _tls_flags(pki), "does not name the node's host"),
         "tls13_expired_client": ("tls13", _tls_flags(pki, cert=pki.expired), "rejected our client certificate"),
         "tls13_foreign_client": ("tls13", _tls_flags(pki, cert=pki.foreign), "rejected our client certificate"),
     }[case]

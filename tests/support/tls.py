@@ -69,6 +69,7 @@ class Pki:
     expired: Pair       # signed by the CA, validity over years ago
     foreign_ca: Path    # another CA
     foreign: Pair       # signed by the other CA
+    elsewhere: Pair     # signed by the CA, naming only another host (elsewhere.example)
 
     @classmethod
     def make(cls, base: Path) -> "Pki":
@@ -82,9 +83,11 @@ class Pki:
                      "-addext", "basicConstraints=critical,CA:TRUE",
                      "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
 
-        def issue(name: str, ca: str, start: str | None = None, end: str | None = None) -> Pair:
+        def issue(name: str, ca: str, start: str | None = None, end: str | None = None,
+                  alt: str = san) -> Pair:
+            (d / "ca.cnf").write_text(_CA_CONF.format(dir=d, san=alt))
             _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                     "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}", cwd=d)
+                     "-subj", f"/CN={name}", "-addext", f"subjectAltName={alt}", cwd=d)
             (d / "index.txt").write_text("")
             (d / "serial").write_text(f"{abs(hash((name, str(d)))) % 10**12:x}".rjust(12, "0") + "\n")
             dates = ["-startdate", start, "-enddate", end] if start else ["-days", "3"]
@@ -95,7 +98,8 @@ class Pki:
 
         return cls(dir=d, ca=d / "ca.pem", node=issue("node", "ca"), client=issue("client", "ca"),
                    expired=issue("expired", "ca", "20200101000000Z", "20210101000000Z"),
-                   foreign_ca=d / "foreign_ca.pem", foreign=issue("foreign", "foreign_ca"))
+                   foreign_ca=d / "foreign_ca.pem", foreign=issue("foreign", "foreign_ca"),
+                   elsewhere=issue("elsewhere", "ca", alt="DNS:elsewhere.example"))
 
     def optfile(self, path: Path, *, node: Pair | None = None, cacert: Path | None = None,
                 versions: str | None = None, client_verify: bool = True) -> Path:
