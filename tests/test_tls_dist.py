@@ -4,9 +4,12 @@ every refusal as one line, exit 3, naming the node and the cause."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -43,8 +46,8 @@ def world(tmp_path_factory):
         "tls_short": ErlNode(epmd, cookie=cookie, long=False, args=tls_args(optfile)),
     }
     try:
-        for n in nodes.values():
-            n.start(log_dir=base)
+        with ThreadPoolExecutor(len(nodes)) as pool:  # boot them side by side
+            list(pool.map(lambda n: n.start(log_dir=base), nodes.values()))
         yield {"pki": pki, "optfile": optfile, "epmd": epmd, "cookie": cookie, "base": base, **nodes}
     finally:
         for n in nodes.values():
@@ -77,11 +80,27 @@ async def test_api_over_tls_rpc_and_a_big_binary(world):
     async with LocalNode(cookie=world["cookie"], epmd_port=world["epmd"].port, reach=reach) as local:
         assert await local.rpc(node.node, "erlang", "node", []) == Atom(node.node)
         big = os.urandom(16 << 20)
-        assert await local.rpc(node.node, "erlang", "md5", [big]) == __import__("hashlib").md5(big).digest()
+        assert await local.rpc(node.node, "erlang", "md5", [big]) == hashlib.md5(big).digest()
         # what the node says about our connection: TLS, and our certificate's subject
         proto = await erl_eval(local, node.node, "{ok, [{_, I}]} = net_kernel:nodes_info(), "
                                "{address, A} = lists:keyfind(address, 1, I), element(4, A).")
         assert proto == Atom("tls")
+
+
+async def test_idle_tls_connection_lives_on_ticks(world, tmp_path):
+    # ticks are empty {packet, 4} frames inside TLS, both ways
+    node = ErlNode(world["epmd"], cookie=world["cookie"], net_ticktime=2, args=tls_args(world["optfile"]))
+    node.start(log_dir=tmp_path)
+    try:
+        reach = Reach(tls=tls.from_optfile(str(world["optfile"])))
+        async with LocalNode(cookie=world["cookie"], epmd_port=world["epmd"].port, reach=reach,
+                             net_ticktime=2) as local:
+            conn = await local.connect(node.node)
+            await asyncio.sleep(3 * 2 + 0.5)
+            assert not conn.closed
+            assert await local.rpc(node.node, "erlang", "nodes", [Atom("hidden")]) == [local.name]
+    finally:
+        node.kill()
 
 
 async def test_tls_over_ipv6(world):
