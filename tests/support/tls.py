@@ -78,7 +78,7 @@ class Pki:
         san = _san()
         (d / "ca.cnf").write_text(_CA_CONF.format(dir=d, san=san))
         for ca in ("ca", "foreign_ca"):
-            _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key",
+            _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{ca}.key",
                      "-out", f"{ca}.pem", "-days", "3", "-subj", f"/CN=erldeploy test {ca}",
                      "-addext", "basicConstraints=critical,CA:TRUE",
                      "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
@@ -86,7 +86,7 @@ class Pki:
         def issue(name: str, ca: str, start: str | None = None, end: str | None = None,
                   alt: str = san) -> Pair:
             (d / "ca.cnf").write_text(_CA_CONF.format(dir=d, san=alt))
-            _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
                      "-subj", f"/CN={name}", "-addext", f"subjectAltName={alt}", cwd=d)
             (d / "index.txt").write_text("")
             (d / "serial").write_text(f"{abs(hash((name, str(d)))) % 10**12:x}".rjust(12, "0") + "\n")
