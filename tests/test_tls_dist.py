@@ -37,7 +37,8 @@ def world(tmp_path_factory):
     nodes = {
         "tls": ErlNode(epmd, cookie=cookie, args=tls_args(optfile)),
         "expired": ErlNode(epmd, cookie=cookie, args=tls_args(expired_opt)),
-        "plain": ErlNode(epmd, cookie=cookie),
+        # it reads a ClientHello as a handshake length and waits net_setuptime for the rest
+        "plain": ErlNode(epmd, cookie=cookie, args=["-kernel", "net_setuptime", "2"]),
         "elsewhere": ErlNode(epmd, cookie=cookie, args=tls_args(elsewhere_opt)),
         # TLS 1.3: the node's verdict on our certificate comes after the TLS handshake
         "tls13": ErlNode(epmd, cookie=cookie, args=tls_args(tls13_opt)),
