@@ -45,6 +45,7 @@ def world(tmp_path_factory):
         "tls6": ErlNode(epmd, cookie=cookie, host="::1", args=tls_args(optfile, inet6=True)),
         # a short name: the SNI and the name checked are this host's name (a DNS SAN)
         "tls_short": ErlNode(epmd, cookie=cookie, long=False, args=tls_args(optfile)),
+        "tls_short2": ErlNode(epmd, cookie=cookie, long=False, args=tls_args(optfile)),
     }
     try:
         with ThreadPoolExecutor(len(nodes)) as pool:  # boot them side by side
@@ -164,6 +165,17 @@ def test_refusals_are_one_line_exit_3(world, case):
     assert p.returncode == 3, p.stdout + p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and node in lines[0] and cause in lines[0], lines
+
+
+def test_cluster_discovery_over_tls(world):
+    # two TLS nodes joined to each other (short names: OTP's own client checks a DNS name)
+    a, b = world["tls_short"], world["tls_short2"]
+    flags = ["--ssl-dist-optfile", str(world["optfile"])]
+    p = _cli(world, "eval", "-n", a.node, f"net_adm:ping('{b.node}').", *flags)
+    assert p.returncode == 0 and "pong" in p.stdout, p.stderr
+    p = _cli(world, "ping", "--cluster", "-n", a.node, *flags)
+    assert p.returncode == 0, p.stderr
+    assert a.node in p.stdout and b.node in p.stdout
 
 
 def test_optfile_settings_we_cannot_honour_are_warned_about(world, tmp_path):
