@@ -49,7 +49,6 @@ class TlsOptions:
     server_name: str | bool | None = None
     versions: tuple[str, ...] = ()
     ciphers: str | None = None
-    depth: int | None = None
     source: str = "options"  # the optfile path or "options", for messages
     notes: tuple[str, ...] = ()  # optfile settings we could not honour (warnings)
 
@@ -126,8 +125,8 @@ def _client_options(opts: list, source: str, base: str) -> TlsOptions:
                 kw["ciphers"] = ":".join(value)
             else:
                 notes.append("ciphers given as cipher suite maps ignored (give OpenSSL names)")
-        elif key == "depth" and isinstance(value, int):
-            kw["depth"] = value
+        elif key == "depth":
+            notes.append("depth ignored (OpenSSL's default chain depth applies)")
         elif key == "verify_fun":
             notes.append("verify_fun ignored (an Erlang fun); the certificate is verified against the CA")
         elif key in ("cert", "key", "cacerts", "crl_check"):
