@@ -53,6 +53,7 @@ class Cluster:
     timeout: float = 30.0
     epmd_port: int | None = None
     discover: bool = False
+    reach: Any = None  # erldist.carrier.Reach: TLS, NAME@HOST:PORT ports, epmd-less port
     members: list[str] = field(default_factory=list)
     unreachable: dict[str, ErldeployError] = field(default_factory=dict)
 
@@ -67,9 +68,16 @@ class Cluster:
         await self.close()
 
     async def open(self) -> None:
+        from .erldist.address import split_targets
+        from .erldist.carrier import Reach
         from .erldist.node import LocalNode
 
-        self.node = LocalNode(name=self.name, cookie=self.cookie, epmd_port=self.epmd_port)
+        # seeds may carry their port (NAME@HOST:PORT): the name is what the node calls itself
+        self.seeds, ports = split_targets(self.seeds, lenient=True)
+        if ports:
+            self.reach = self.reach or Reach()
+            self.reach.ports.update(ports)
+        self.node = LocalNode(name=self.name, cookie=self.cookie, epmd_port=self.epmd_port, reach=self.reach)
         await self.refresh()
 
     async def close(self) -> None:
@@ -88,6 +96,9 @@ class Cluster:
             seen = {str(m) for r in lists.values() if r.ok for m in r.value}
             extra = sorted(seen - set(order))
             if extra:
+                if self.node.reach.ports and self.node.reach.dist_port is None and known:
+                    from .erldist.carrier import learn_ports  # seeds given as NAME@HOST:PORT
+                    await learn_ports(self.node.reach, self.rpc, known[0], extra)
                 results += await self._connect_many(extra)
                 order += extra
         self.members = [r.node for r in results if r.ok]   # seeds first, then discovered, sorted

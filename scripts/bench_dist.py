@@ -93,7 +93,7 @@ host(_) -> {ok, H} = inet:gethostname(), H.
 class Native:
     """The escript worker, connected to the target for the whole run."""
 
-    def __init__(self, epmd_port: int, node: str, cookie: str) -> None:
+    def __init__(self, epmd_port: int, node: str, cookie: str, erl_flags: str = "") -> None:
         self._dir = tempfile.TemporaryDirectory()
         script = Path(self._dir.name) / "bench_native.escript"
         script.write_text(_ESCRIPT)
@@ -101,7 +101,7 @@ class Native:
         self.proc = subprocess.Popen(
             ["escript", str(script), node, cookie, "true" if long else "false"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "ERL_EPMD_PORT": str(epmd_port)}, start_new_session=True)
+            env={**os.environ, "ERL_EPMD_PORT": str(epmd_port), "ERL_FLAGS": erl_flags}, start_new_session=True)
         line = self.proc.stdout.readline()
         if line.strip() != "ready.":
             self.close()
@@ -184,9 +184,9 @@ async def _bin(local: LocalNode, node: str, data: bytes) -> float:
 
 
 async def _measure(native: Native, epmd_port: int, node: str, cookie: str, slices: int,
-                   bin_size: int) -> dict[str, tuple[list[float], list[float]]]:
+                   bin_size: int, reach=None) -> dict[str, tuple[list[float], list[float]]]:
     out: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in TARGETS}
-    async with LocalNode(cookie=cookie, epmd_port=epmd_port) as local:
+    async with LocalNode(cookie=cookie, epmd_port=epmd_port, reach=reach) as local:
         await local.connect(node)
         await _seq(local, node, 500)  # warm up
         await _window(local, node, 2000, INFLIGHT)
@@ -205,16 +205,17 @@ async def _measure(native: Native, epmd_port: int, node: str, cookie: str, slice
 
 
 def run(epmd_port: int, node: str, cookie: str | None = None, *, slices: int = SLICES,
-        bin_size: int = BIN_SIZE) -> list[dict]:
+        bin_size: int = BIN_SIZE, reach=None, native_flags: str = "") -> list[dict]:
     """Measure ours and native against ``node``.
 
     Rows {name, ours, native, ratio, unit, target, ours_median, native_median}: ours
     and native are the best slice of each side, the medians are shown for scale.
+    ``reach``/``native_flags``: the carrier of each side (scripts/bench_tls.py: TLS).
     """
     cookie = cookie if cookie is not None else read_cookie_file()
-    native = Native(epmd_port, node, cookie)
+    native = Native(epmd_port, node, cookie, native_flags)
     try:
-        got = asyncio.run(_measure(native, epmd_port, node, cookie, slices, bin_size))
+        got = asyncio.run(_measure(native, epmd_port, node, cookie, slices, bin_size, reach))
     finally:
         native.close()
     rows = []

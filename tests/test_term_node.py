@@ -169,7 +169,12 @@ def test_port_and_its_text(oracle):
     (port, text, port_bytes), _ = decode(plain)
     assert type(port) is Port and port.node == NONODE
     assert format_term(port, node="nonode@nohost") == text
-    assert encode(port) == port_bytes
+    if port_bytes[1] == 120:
+        # OTP 28 writes every port as V4_PORT_EXT (64-bit id); ours is the same port
+        # as NEW_PORT_EXT while the id fits in 32 bits, which every OTP 25+ reads
+        assert oracle.equal(encode(port), port_bytes)
+    else:
+        assert encode(port) == port_bytes
 
 
 def test_local_fun_is_opaque_and_goes_back_unchanged(oracle):

@@ -12,6 +12,9 @@
     batch = 2
     verify = "myapp:health"              # a zero-arity health call returning ok/true
     timeout = 60
+    ssl_dist_optfile = "/etc/myapp/ssl_dist.conf"  # TLS distribution (or tls_certfile/
+                                                   # tls_keyfile/tls_cacertfile)
+    dist_port = 9100                     # epmd-less nodes (ERL_DIST_PORT)
 
 The cookie itself is never stored in the project file: only where to find it.
 """
@@ -25,7 +28,8 @@ from typing import Any
 from ..errors import UsageError
 
 _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
-          "timeout", "epmd_port", "name", "lease"}
+          "timeout", "epmd_port", "name", "lease",
+          "ssl_dist_optfile", "tls_certfile", "tls_keyfile", "tls_cacertfile", "dist_port"}
 
 
 @dataclass
@@ -44,6 +48,12 @@ class Environment:
     epmd_port: int | None = None
     node_name: str | None = None   # key "name": our own node name in this environment
     lease: float | None = None
+    # reaching the nodes (cli/reach_options.py): TLS distribution, epmd-less port
+    ssl_dist_optfile: str | None = None
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    tls_cacertfile: str | None = None
+    dist_port: int | None = None
 
 
 def find_project_file(start: str | None = None) -> tuple[str, dict[str, Any]] | None:

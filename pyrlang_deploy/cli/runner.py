@@ -29,7 +29,8 @@ async def open_cluster(s: Settings, *, discover: bool | None = None, need_all: b
 
     c = Cluster(seeds=s.require_nodes(), cookie=s.require_cookie(),
                 name=s.name or (s.environment.node_name if s.environment else None),
-        timeout=s.timeout, epmd_port=s.epmd_port, discover=s.cluster if discover is None else discover)
+        timeout=s.timeout, epmd_port=s.epmd_port, discover=s.cluster if discover is None else discover,
+        reach=s.reach)
     try:
         await c.open()
         if need_all and c.unreachable:

@@ -19,6 +19,7 @@ import asyncclick as click
 
 from ..cookie import read_cookie_file
 from ..errors import UsageError
+from . import reach_options
 
 _META_KEY = "erldeploy.globals"
 
@@ -59,13 +60,13 @@ def global_options(f):
         click.option("-q", "--quiet", is_flag=True, default=None, help="Only errors and the final result."),
         click.option("--env", "env_name", metavar="ENV", help="Named environment from erldeploy.toml / pyproject.toml."),
         click.option("--epmd-port", type=int, metavar="PORT", help="epmd port on the target hosts (env ERL_EPMD_PORT, default 4369)."),
-    ]
+    ] + reach_options.options()
     for opt in reversed(opts):
         f = opt(f)
     # every option records itself and stays out of the callback's kwargs
     for p in f.__click_params__:
         if p.name in {"node", "cluster", "cookie", "cookie_file", "name", "timeout", "json_output",
-                      "quiet", "env_name", "epmd_port"}:
+                      "quiet", "env_name", "epmd_port", *reach_options.NAMES}:
             p.expose_value = False
             p.callback = _remember
     return f
@@ -83,6 +84,7 @@ class Settings:
     env_name: str | None = None
     epmd_port: int | None = None
     environment: Any = None  # config.Environment when --env or a default env applies
+    reach: Any = None  # erldist.carrier.Reach: TLS and ports (see reach_options)
     warnings: list[str] = field(default_factory=list)
 
     def require_nodes(self) -> list[str]:
@@ -117,7 +119,9 @@ def resolve(ctx: click.Context) -> Settings:
     env = config.load_environment(s.env_name)
     s.environment = env
 
-    s.nodes = [qualify(n) for n in given.get("node", [])] or [qualify(n) for n in (env.seeds if env else [])]
+    nodes = [qualify(n) for n in given.get("node", [])] or [qualify(n) for n in (env.seeds if env else [])]
+    s.nodes, ports = reach_options.split_targets(nodes)
+    s.reach = reach_options.resolve_reach(given, env, ports, s.warnings)
     if given.get("timeout") is not None:
         s.timeout = float(given["timeout"])
         if not 0 < s.timeout < float("inf"):  # 0, negative, nan, inf

@@ -83,6 +83,9 @@ class Connection:
         self._streaming = False  # write_large is in the middle of a frame
         self._large_lock = asyncio.Lock()
         self._inline: tuple | bool | None = None  # (dup socket, poller) for wait_inline
+        # what bytes read from the socket go into: under TLS (carrier's TlsStream) the
+        # decryption in front of the protocol
+        self._feed = self._transport.get_extra_info("tls_feed") or protocol.data_received
         self._reads = 0
         self._writes = 0
         self._seen_reads = 0
@@ -236,7 +239,7 @@ class Connection:
                 return False  # the transport meets the same error on its next read
             if not data:
                 return False  # EOF stays readable: the transport will see it
-            self._protocol.data_received(data)
+            self._feed(data)
             if fut.done():
                 return True
         return False
@@ -382,6 +385,7 @@ class _DistProtocol(asyncio.Protocol):
         self._loop = loop
         self._reader = FrameReader()
         self._early: list[bytes] = []  # frames that arrived between the ack and attach()
+        self.lost_exc: BaseException | None = None  # why the socket closed (a TLS alert, say)
 
     # handshake ---------------------------------------------------------------------------
 
@@ -443,6 +447,7 @@ class _DistProtocol(asyncio.Protocol):
         return False  # half-closed distribution sockets are useless: close ours too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_exc = exc
         if self.conn is not None:
             reason = "connection closed" if exc is None else f"connection error: {exc}"
             self.conn._lose(reason)

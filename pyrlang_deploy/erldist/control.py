@@ -142,6 +142,31 @@ class AliasSendTT:
     pass
 
 
+# OTP 28's one op for alias, priority and name sends and exit/2 signals: ``flags``
+# says what ``to`` is and whether the payload is a message or an exit reason; a
+# trace token follows when flags has ALTACT_TOKEN (ignored here, like the *_TT ones).
+ALTACT_PRIO = 1 << 0
+ALTACT_TOKEN = 1 << 1
+ALTACT_ALIAS = 1 << 2  # ``to`` is an alias (a reference)
+ALTACT_NAME = 1 << 3  # ``to`` is a registered name (an atom)
+ALTACT_EXIT = 1 << 4  # an exit/2 signal; the payload is its reason
+
+
+@_op(37, ("flags", "from_pid", "to"), payload=True)
+class AltactSigSend:
+    def legacy(self) -> "Control | None":
+        """The pre-28 op that means the same (a priority send is still a send);
+        None for exit/2 to an alias, which no older op can say."""
+        f = self.flags if isinstance(self.flags, int) else 0
+        if f & ALTACT_EXIT:
+            return None if f & ALTACT_ALIAS else PayloadExit2(self.from_pid, self.to)
+        if f & ALTACT_ALIAS:
+            return AliasSend(self.from_pid, self.to)
+        if f & ALTACT_NAME:
+            return RegSend(self.from_pid, self.to)
+        return SendSender(self.from_pid, self.to)
+
+
 # --- exits: EXIT is a broken link's signal, EXIT2 is exit/2 ----------------------------
 
 
@@ -212,7 +237,7 @@ CONTROL_TYPES: dict[int, type[Control]] = {
     c.OP: c
     for c in (
         Link, Unlink, UnlinkId, UnlinkIdAck,
-        Send, SendTT, SendSender, SendSenderTT, RegSend, RegSendTT, AliasSend, AliasSendTT,
+        Send, SendTT, SendSender, SendSenderTT, RegSend, RegSendTT, AliasSend, AliasSendTT, AltactSigSend,
         Exit, ExitTT, Exit2, Exit2TT, PayloadExit, PayloadExitTT, PayloadExit2, PayloadExit2TT,
         MonitorP, DemonitorP, MonitorPExit, PayloadMonitorPExit,
     )

@@ -40,6 +40,12 @@ class DFlag(IntFlag):
     NAME_ME = 0x2 << 32
     V4_NC = 0x4 << 32
     ALIAS = 0x8 << 32
+    LOCAL_EXT = 0x10 << 32  # OTP 26+: emulator-internal (term_to_binary), never offered on the wire
+    # OTP 28 (dist.hrl, dist.h): ALTACT_SIG_SEND (op 37) carries alias, priority and
+    # name sends and exit/2 signals to aliases. "Hopeful": a peer without it gets
+    # the old ops (ALIAS_SEND, SEND_SENDER, REG_SEND, EXIT2), so offering it is a promise
+    # to parse op 37 - which control.AltactSigSend does.
+    ALTACT_SIG = 0x20 << 32
 
 
 # What OTP 25 refuses to connect without (MANDATORY_DFLAGS_25 in dist.hrl).
@@ -66,6 +72,10 @@ MANDATORY_26 = DFlag.V4_NC | DFlag.UNLINK_ID
 #   FRAGMENTS            - we neither send nor reassemble 131,69/70 fragments
 #   DIST_HDR_ATOM_CACHE  - plain 'p' framing, no atom cache headers
 #   SPAWN, NAME_ME       - we do not serve spawn requests nor ask for a name
+# Every flag below is a promise about what we can receive (the protocol's rule; a
+# peer may send any op its flags allow, whatever one OTP version happens to do):
+# DIST_MONITOR(_NAME) MONITOR_P/DEMONITOR_P/MONITOR_P_EXIT, SEND_SENDER op 22/23,
+# EXIT_PAYLOAD ops 24-28, UNLINK_ID ops 35/36, ALIAS op 33/34, ALTACT_SIG op 37.
 CLIENT_FLAGS = (
     MANDATORY_25
     | MANDATORY_26
@@ -78,6 +88,7 @@ CLIENT_FLAGS = (
     | DFlag.BIG_SEQTRACE_LABELS
     | DFlag.EXIT_PAYLOAD
     | DFlag.ALIAS
+    | DFlag.ALTACT_SIG
 )
 
 # What the peer must offer for us to talk to it: our codec and control layer

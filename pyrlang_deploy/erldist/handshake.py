@@ -1,7 +1,8 @@
 """Sans-IO client side of the version 6 distribution handshake (OTP 23+).
 
 No sockets here: feed received bytes with :meth:`ClientHandshake.receive_data`,
-send what it returns. Every handshake message travels with a 2-byte length prefix:
+send what it returns. Every handshake message travels with a 2-byte length prefix
+(4 bytes over OTP's TLS carrier, whose sockets are ``{packet, 4}`` throughout):
 
     we   -> 'N' Flags:64 Creation:32 NameLen:16 Name           send_name
     peer -> 's' Status                                          recv_status
@@ -78,6 +79,7 @@ class ClientHandshake:
         required_peer_flags: int = REQUIRED_PEER_FLAGS,
         challenge: int | None = None,
         alive_answer: bool = True,
+        header: int = 2,
     ) -> None:
         self.own_name = own_name
         self.peer_name = peer_name
@@ -87,6 +89,7 @@ class ClientHandshake:
         self.required_peer_flags = required_peer_flags
         self.our_challenge = secrets.randbits(32) if challenge is None else challenge
         self.alive_answer = alive_answer
+        self._len = _LEN4 if header == 4 else _LEN2
         self.state = State.START
         self.result: HandshakeResult | None = None
         self._buf = bytearray()
@@ -108,7 +111,7 @@ class ClientHandshake:
             raise HandshakeError(f"handshake with {self.peer_name} already started", node=self.peer_name)
         name = self.own_name.encode("utf-8")
         self.state = State.AWAIT_STATUS
-        return _frame(b"N" + struct.pack(">QIH", self.flags, self.creation, len(name)) + name)
+        return self._frame(b"N" + struct.pack(">QIH", self.flags, self.creation, len(name)) + name)
 
     def receive_data(self, data: bytes) -> bytes:
         """Consume received bytes; return the bytes to send now (maybe empty).
@@ -151,16 +154,24 @@ class ClientHandshake:
         self.state = State.FAILED
         return HandshakeError(message, node=self.peer_name)
 
+    def _frame(self, msg: bytes) -> bytes:
+        return self._len.pack(len(msg)) + msg
+
     def _next_message(self) -> bytes | None:
-        if len(self._buf) < 2:
+        n = self._len.size
+        if len(self._buf) < n:
             return None
-        (length,) = struct.unpack_from(">H", self._buf, 0)
+        (length,) = self._len.unpack_from(self._buf, 0)
         if length == 0 or length > MAX_HANDSHAKE_MESSAGE:
+            if self._buf[:1] in (b"\x15", b"\x16") and self._buf[1:2] == b"\x03":
+                # a TLS record (alert or handshake): the node runs -proto_dist inet_tls
+                raise self._fail(f"{self.peer_name} speaks TLS (-proto_dist inet_tls): "
+                                 "connect with --ssl-dist-optfile or --tls-certfile/--tls-keyfile/--tls-cacertfile")
             raise self._fail(f"{self.peer_name} sent a handshake message of bad length {length}")
-        if len(self._buf) < 2 + length:
+        if len(self._buf) < n + length:
             return None
-        msg = bytes(self._buf[2 : 2 + length])
-        del self._buf[: 2 + length]
+        msg = bytes(self._buf[n : n + length])
+        del self._buf[: n + length]
         return msg
 
     def _handle(self, msg: bytes) -> bytes:
@@ -188,9 +199,9 @@ class ClientHandshake:
             if not self.alive_answer:
                 self.state = State.FAILED
                 self.error = HandshakeError(f"{peer} still has a live connection from {self.own_name}", node=peer)
-                return _frame(b"sfalse")
+                return self._frame(b"sfalse")
             self.state = State.AWAIT_CHALLENGE
-            return _frame(b"strue")
+            return self._frame(b"strue")
         if status == "nok":
             self.retryable = True  # the peer is still tearing down our previous connection
             raise self._fail(f"{peer} refused the connection (nok: a simultaneous connection attempt won)")
@@ -233,7 +244,7 @@ class ClientHandshake:
         self._peer_creation = creation
         self.state = State.AWAIT_ACK
         digest = gen_digest(challenge, self._cookie)
-        return _frame(b"r" + struct.pack(">I", self.our_challenge) + digest)
+        return self._frame(b"r" + struct.pack(">I", self.our_challenge) + digest)
 
     def _on_ack(self, msg: bytes) -> bytes:
         peer = self.peer_name
@@ -253,5 +264,5 @@ class ClientHandshake:
         return b""
 
 
-def _frame(msg: bytes) -> bytes:
-    return struct.pack(">H", len(msg)) + msg
+_LEN2 = struct.Struct(">H")
+_LEN4 = struct.Struct(">I")

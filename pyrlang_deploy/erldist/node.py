@@ -17,7 +17,7 @@ from ..cookie import read_cookie_file  # noqa: F401 (re-exported: erldist.node.r
 from ..errors import ConnectError, HandshakeError, UsageError
 from ..term.types import Atom, Pid, Reference
 from . import control as ctl
-from . import epmd
+from .carrier import Reach
 from .connection import Connection, _DistProtocol
 from .framing import max_frame_from_env
 from .handshake import ClientHandshake
@@ -87,6 +87,7 @@ class LocalNode:
         io_sink: Callable[[str], Any] | None = None,
         inline_wait: bool = True,
         max_frame: int | None = None,
+        reach: Reach | None = None,
     ) -> None:
         self._cookie = read_cookie_file() if cookie is None else cookie
         self._host: str | None
@@ -97,6 +98,7 @@ class LocalNode:
         # creation 0 means "any incarnation" to some OTP checks; stay clear of it
         self.creation = creation if creation is not None else 4 + secrets.randbelow(0xFFFFFFF0)
         self.epmd_port = epmd_port
+        self.reach = reach or Reach()  # carrier (TCP/TLS) and ports (epmd or given)
         self.net_ticktime = net_ticktime
         self.io_sink: Callable[[str], Any] = io_sink or _stdout_sink
         # the largest frame a peer may send (and what a compressed term may inflate to)
@@ -213,12 +215,13 @@ class LocalNode:
         own = self._node_atom(host)
         try:
             async with asyncio.timeout(timeout):
-                info = await epmd.port_please(host, alive, self.epmd_port)
+                port = await self.reach.port_of(peer, alive, host, self.epmd_port)
                 delay = 0.02
                 while True:
-                    hs = ClientHandshake(str(own), peer, self._cookie, self.creation)
+                    hs = ClientHandshake(str(own), peer, self._cookie, self.creation,
+                                         header=self.reach.handshake_header)
                     try:
-                        proto = await self._handshake(hs, peer, host, info.port)
+                        proto = await self._handshake(hs, peer, host, port)
                         break
                     except HandshakeError:
                         if not hs.retryable:
@@ -239,13 +242,13 @@ class LocalNode:
 
     async def _handshake(self, hs: ClientHandshake, peer: str, host: str, port: int) -> _DistProtocol:
         loop = asyncio.get_running_loop()
-        try:
-            _, proto = await loop.create_connection(lambda: _DistProtocol(hs, loop), host, port)
-        except OSError as exc:
-            raise ConnectError(f"cannot reach {peer} at {host}:{port} "
-                               f"({(exc.strerror or str(exc)).lower()})", node=peer) from None
+        proto = await self.reach.open(lambda: _DistProtocol(hs, loop), peer, host, port)
         try:
             await proto.handshake_done
+        except HandshakeError as exc:
+            if proto.transport is not None:
+                proto.transport.close()
+            raise self.reach.explain(exc, proto.lost_exc, peer) from None
         except BaseException:
             if proto.transport is not None:
                 proto.transport.close()
@@ -442,6 +445,16 @@ class LocalNode:
         if proc is not None:
             proc.deliver(msg)
 
+    def _on_altact_sig(self, conn: Connection, c: ctl.AltactSigSend, payload: Any) -> None:
+        # OTP 28's op 37: handled as the older op of the same meaning
+        legacy = c.legacy()
+        if legacy is not None:
+            self._on_control(conn, legacy, payload)
+            return
+        proc = self.table.aliases.get(c.to)  # exit/2 to an alias
+        if proc is not None:
+            proc.exit_signal(c.from_pid, payload)
+
     def _on_link(self, conn: Connection, c: ctl.Link, _: Any) -> None:
         self.apply(self.table.peer_link(c.from_pid, c.to_pid))
 
@@ -490,6 +503,7 @@ _HANDLERS: dict[type, Callable[..., None]] = {
     ctl.RegSendTT: LocalNode._on_reg_send,
     ctl.AliasSend: LocalNode._on_alias_send,
     ctl.AliasSendTT: LocalNode._on_alias_send,
+    ctl.AltactSigSend: LocalNode._on_altact_sig,
     ctl.Link: LocalNode._on_link,
     ctl.Unlink: LocalNode._on_unlink,
     ctl.UnlinkId: LocalNode._on_unlink,

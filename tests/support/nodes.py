@@ -34,6 +34,12 @@ def require(tool: str) -> str:
     return path
 
 
+def erl_program() -> str:
+    """The ``erl`` the tests start nodes with: ERLDEPLOY_TEST_ERL (e.g. the OTP 28 runtime
+    of scripts/otp28) or the one on PATH."""
+    return os.environ.get("ERLDEPLOY_TEST_ERL") or require("erl")
+
+
 def unique_name(prefix: str = "t") -> str:
     return f"{prefix}{os.getpid()}_{next(_counter)}_{secrets.token_hex(2)}"
 
@@ -78,17 +84,23 @@ class Epmd:
 class ErlNode:
     """An ``erl -noshell`` node registered with a given epmd.
 
-    ``long=True`` uses ``-name NAME@127.0.0.1``; False uses ``-sname NAME``.
+    ``long=True`` uses ``-name NAME@127.0.0.1``; False uses ``-sname NAME``; ``host``
+    overrides the long name's host (``::1`` for inet6 nodes). ``listen_port``: an
+    epmd-less node (``-start_epmd false``); start() waits for that port instead of epmd.
     """
 
     def __init__(self, epmd: Epmd, name: str | None = None, *, cookie: str | None = None,
                  long: bool = True, net_ticktime: int | None = None, hidden: bool = False,
-                 args: list[str] | tuple[str, ...] = (), code_path: list[str | Path] = ()) -> None:
+                 args: list[str] | tuple[str, ...] = (), code_path: list[str | Path] = (),
+                 host: str | None = None, listen_port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.epmd = epmd
         self.alive = name or unique_name()
         self.cookie = cookie or "c" + secrets.token_hex(8)
         self.long = long
-        self.host = "127.0.0.1" if long else socket.gethostname().split(".")[0]
+        self.host = host or ("127.0.0.1" if long else socket.gethostname().split(".")[0])
+        self.listen_port = listen_port
+        self.extra_env = dict(env or {})
         self.node = f"{self.alive}@{self.host}"
         self.net_ticktime = net_ticktime
         self.hidden = hidden
@@ -98,7 +110,7 @@ class ErlNode:
         self.log_path: Path | None = None
 
     def command(self) -> list[str]:
-        cmd = [require("erl"), "-noshell", "-noinput",
+        cmd = [erl_program(), "-noshell", "-noinput",
                "-name" if self.long else "-sname", self.node if self.long else self.alive,
                "-setcookie", self.cookie]
         if self.net_ticktime is not None:
@@ -118,12 +130,13 @@ class ErlNode:
         env.pop("ERL_FLAGS", None)
         env.pop("ERL_AFLAGS", None)
         env.pop("ERL_ZFLAGS", None)
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True, env=env)
         if out is not subprocess.DEVNULL:
             out.close()
         deadline = time.monotonic() + timeout
-        while self.alive not in self.epmd.names():
+        while not self._ready():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.node} exited with {self.proc.returncode} before registering"
                                    + self._log_tail())
@@ -132,6 +145,15 @@ class ErlNode:
                 raise RuntimeError(f"{self.node} did not register with epmd within {timeout}s" + self._log_tail())
             time.sleep(0.05)
         return self
+
+    def _ready(self) -> bool:
+        if self.listen_port is None:
+            return self.alive in self.epmd.names()
+        try:
+            with socket.create_connection((self.host, self.listen_port), 0.5):
+                return True
+        except OSError:
+            return False
 
     def _log_tail(self) -> str:
         if self.log_path and self.log_path.exists():

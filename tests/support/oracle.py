@@ -76,7 +76,7 @@ class Oracle:
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [
-                "erl", "-noinput", "-boot", "start_clean",
+                os.environ.get("ERLDEPLOY_TEST_ERL") or "erl", "-noinput", "-boot", "start_clean",
                 # anything the node logs goes to stderr, never into our frames
                 "-kernel", "logger", "[{handler,default,logger_std_h,#{config => #{type => standard_error}}}]",
                 "-eval", _SERVER,
