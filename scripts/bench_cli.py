@@ -4,6 +4,8 @@
   cli_rpc       `erldeploy rpc -n NODE erlang node`, median wall time of RUNS runs,
                 vs scripts/native/rpc_node.escript (a hidden escript node): ours <= 0.5x
   cli_erl_call  the same erldeploy figure beside `erl_call -a 'erlang node'` (C, reported only)
+  cli_bare      the same erldeploy figure beside a bare `python -c pass` of the same
+                interpreter: ours <= 4x (issue 14; the interpreter's own start is the floor)
   cli_help      `erldeploy --help`: under 150 ms
   cli_import    `python -X importtime -c 'import pyrlang_deploy.cli.main'` (reported only)
 
@@ -31,6 +33,7 @@ ERLDEPLOY = ROOT / ".venv" / "bin" / "erldeploy"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 RUNS = 10
 TARGET_RPC = 0.5        # ours / escript
+TARGET_BARE = 4.0       # ours / bare `python -c pass`
 TARGET_HELP_MS = 150.0
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -84,10 +87,11 @@ def measure(epmd_port: int, node: str, cookie_file: Path, runs: int = RUNS) -> l
                  env, node),
         "escript": (["escript", str(NATIVE / "rpc_node.escript"), node, str(cookie_file)], env, node),
         "erl_call": (["erl_call", name_flag, node, "-a", "erlang node"], erl_call_env, node),
+        "bare": ([str(PYTHON), "-c", "pass"], env, None),
         "help": ([str(ERLDEPLOY), "--help"], env, "Usage"),
     }, runs)
     imp_ms, heaviest = import_time_ms()
-    ours, esc, ec = times["ours"], times["escript"], times["erl_call"]
+    ours, esc, ec, bare = times["ours"], times["escript"], times["erl_call"], times["bare"]
     return [
         {"section": "cli", "name": "rpc -n NODE erlang node (wall, median)", "unit": "ms",
          "ours": ours * 1e3, "native": esc * 1e3, "native_label": "escript",
@@ -95,6 +99,9 @@ def measure(epmd_port: int, node: str, cookie_file: Path, runs: int = RUNS) -> l
         {"section": "cli", "name": "same, beside erl_call (C)", "unit": "ms",
          "ours": ours * 1e3, "native": ec * 1e3, "native_label": "erl_call",
          "ratio": ours / ec, "target": None, "cmp": None},
+        {"section": "cli", "name": "same, beside a bare `python -c pass`", "unit": "ms",
+         "ours": ours * 1e3, "native": bare * 1e3, "native_label": "python -c pass",
+         "ratio": ours / bare, "target": TARGET_BARE, "cmp": "<="},
         {"section": "cli", "name": "erldeploy --help (wall, median)", "unit": "ms",
          "ours": times["help"] * 1e3, "native": None, "native_label": None,
          "ratio": None, "target": TARGET_HELP_MS, "cmp": "value<"},
