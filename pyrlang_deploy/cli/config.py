@@ -12,6 +12,7 @@
     batch = 2
     verify = "myapp:health"              # a zero-arity health call returning ok/true
     timeout = 60
+    syntax = "elixir"                    # terms in and out: elixir | erlang (default: ask the nodes)
 
 The cookie itself is never stored in the project file: only where to find it.
 """
@@ -25,7 +26,7 @@ from typing import Any
 from ..errors import UsageError
 
 _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
-          "timeout", "epmd_port", "name", "lease"}
+          "timeout", "epmd_port", "name", "lease", "syntax"}
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Environment:
     epmd_port: int | None = None
     node_name: str | None = None   # key "name": our own node name in this environment
     lease: float | None = None
+    syntax: str | None = None
 
 
 def find_project_file(start: str | None = None) -> tuple[str, dict[str, Any]] | None:
@@ -123,4 +125,6 @@ def load_environment(name: str | None, start: str | None = None) -> Environment 
             setattr(env, "node_name" if key == "name" else key, raw[key])
     if env.strategy and env.strategy not in ("canary", "rolling", "all"):
         raise UsageError(f"{path}: env.{name}: strategy must be canary, rolling or all")
+    if env.syntax and env.syntax not in ("elixir", "erlang"):
+        raise UsageError(f"{path}: env.{name}: syntax must be elixir or erlang")
     return env
