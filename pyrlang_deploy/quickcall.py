@@ -82,10 +82,12 @@ class QuickCluster(Cluster):
         dist_port = _port_please(host, port, alive, limit)
         if self.name and "@" in self.name:
             own = self.name
+        elif host.startswith("127.") and host.replace(".", "").isdigit():
+            own = f"{self.name or unique_alive()}@{host}"   # own_host's loopback rule, minus ipaddress
         else:
             own = f"{self.name or unique_alive()}@{own_host(is_long_host(host), host)}"
         self.creation = 4 + int.from_bytes(os.urandom(4), "big") % 0xFFFFFFF0
-        sock = socket.create_connection((host, dist_port), timeout=limit)
+        sock = socket.create_connection((_host_arg(host), dist_port), timeout=limit)
         self._sock = sock
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         hs = ClientHandshake(own, peer, self.cookie, self.creation)
@@ -209,10 +211,15 @@ def _stdout(text: str) -> None:
     sys.stdout.flush()
 
 
+def _host_arg(host: str) -> str | bytes:
+    # an ASCII host as bytes: getaddrinfo then skips the idna codec (and its imports)
+    return host.encode("ascii") if host.isascii() else host
+
+
 def _port_please(host: str, epmd_port: int, alive: str, timeout: float) -> int:
     """The node's distribution port from epmd (PORT_PLEASE2); raises on anything but a hit."""
     name = alive.encode("utf-8")
-    with socket.create_connection((host, epmd_port), timeout=timeout) as s:
+    with socket.create_connection((_host_arg(host), epmd_port), timeout=timeout) as s:
         s.sendall(struct.pack(">HB", len(name) + 1, _PORT_PLEASE2_REQ) + name)
         data = b""
         while True:

@@ -293,10 +293,11 @@ def _pids_under(root: str) -> list[int]:
     return [pid for _, pid in sorted(found)]
 
 
-def cli(tiny, *args, stdin=None):
+def cli(tiny, *args, stdin=None, cwd=None, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ERLDEPLOY_")}
     env.update(ERLDEPLOY_COOKIE=tiny["cookie"], ERL_EPMD_PORT=str(tiny["epmd"]), HOME="/nonexistent")
-    p = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=60, input=stdin)
+    env.update(env_extra or {})
+    p = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=60, input=stdin, cwd=cwd)
     assert "Traceback" not in p.stderr, p.stderr
     return p
 
@@ -341,6 +342,16 @@ def test_erlang_syntax_on_request(tiny):
     p = cli(tiny, "rpc", "-n", tiny["node"], "--syntax", "erlang", "'Elixir.Tiny.Release'", "migrate")
     assert p.returncode == 0, p.stderr
     assert p.stdout == "migrating\n{ok,#{count => 3}}\n"
+
+
+def test_syntax_from_the_project_file_and_the_env(tiny, tmp_path):
+    (tmp_path / "erldeploy.toml").write_text(
+        f'default_env = "prod"\n[env.prod]\nseeds = ["{tiny["node"]}"]\nsyntax = "erlang"\n')
+    p = cli(tiny, "rpc", "Elixir.Tiny.Release", "sample", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "#{'__struct__' => 'Elixir.Tiny.Release',a => 1,b => \"chars\"}"
+    e = cli(tiny, "rpc", "Elixir.Tiny.Release", "sample", cwd=tmp_path, env_extra={"ERLDEPLOY_SYNTAX": "elixir"})
+    assert e.stdout.strip() == "%Tiny.Release{a: 1, b: 'chars'}"
 
 
 def test_eval_elixir_streams_io_and_reports_errors(tiny):
