@@ -211,13 +211,10 @@ def _is_ok(v: Any) -> bool:
 
 
 def _text(v: Any) -> str:
-    if isinstance(v, str):
-        return str(v)
-    if isinstance(v, (bytes, bytearray)):
-        return bytes(v).decode("utf-8", "replace")
-    if isinstance(v, list):
-        return "".join(chr(c) for c in v if isinstance(c, int))
-    return ""
+    """A charlist, binary or str from the node as text; "" for anything else (an {'EXIT', _})."""
+    from .release.terms import text
+
+    return text(v) if isinstance(v, (str, list, bytes)) else ""
 
 
 def _join(base: str, name: str) -> str:

@@ -134,20 +134,23 @@ def _containers(inner):
 terms = st.recursive(scalars, _containers, max_leaves=12)
 
 
-def _no_struct(t) -> bool:
-    """Maps with a __struct__ key: Elixir prints them only when the module exists (below)."""
+def _parts(t):
+    """Every subterm of t (iteratively), map keys included."""
     todo = [t]
     while todo:
         x = todo.pop()
+        yield x
         if isinstance(x, dict):
-            if any(k == "__struct__" for k in x):
-                return False
             todo += list(x.keys()) + list(x.values())
         elif isinstance(x, (list, tuple)):
             todo += list(x)
         elif isinstance(x, ImproperList):
             todo += [*x.elements, x.tail]
-    return True
+
+
+def _no_struct(t) -> bool:
+    """Maps with a __struct__ key: Elixir prints them only when the module exists (below)."""
+    return not any(isinstance(x, dict) and any(k == "__struct__" for k in x) for x in _parts(t))
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -158,20 +161,9 @@ def test_printer_matches_elixirs_own_inspect(inspector, term):
 
 
 def _literal(t) -> bool:
-    todo = [t]
-    while todo:
-        x = todo.pop()
-        if isinstance(x, (Pid, Reference, Port)):
-            return False
-        if isinstance(x, BitString) and x.bits != 8:
-            return False
-        if isinstance(x, dict):
-            todo += list(x.keys()) + list(x.values())
-        elif isinstance(x, (list, tuple)):
-            todo += list(x)
-        elif isinstance(x, ImproperList):
-            todo += [*x.elements, x.tail]
-    return True
+    """No pids, refs, ports or odd bitstrings: text that reads back as the same term."""
+    return not any(isinstance(x, (Pid, Reference, Port)) or (isinstance(x, BitString) and x.bits != 8)
+                   for x in _parts(t))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
