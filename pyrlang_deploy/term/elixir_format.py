@@ -92,10 +92,9 @@ def _nfkc_stable(name: str) -> bool:
 
 
 def _quote(text: str, quote: str) -> str:
+    """"text" or 'text' with inspect's escapes (\\n, \\e, \\" and \\#{ for interpolation)."""
     out = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
+    for i, ch in enumerate(text):
         if ch == quote:
             out.append("\\" + quote)
         elif ch == "#" and text.startswith("#{", i):
@@ -104,7 +103,6 @@ def _quote(text: str, quote: str) -> str:
             out.append(_BIN_ESCAPES[ch])
         else:
             out.append(ch)
-        i += 1
     return quote + "".join(out) + quote
 
 
