@@ -11,7 +11,6 @@ Hidden connections are not transitive, so discovery asks every reachable seed fo
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
@@ -132,6 +131,11 @@ class Cluster:
                 if e.node is None:
                     e.node = n
                 return NodeResult(n, error=e, seconds=time.perf_counter() - t0)
+
+        if len(targets) == 1:  # no gather for one node (quickcall.QuickCluster has no loop)
+            r = await run(targets[0])
+            return {r.node: r}
+        import asyncio  # here, not at the top: the CLI's quick path never loads it
 
         done = await asyncio.gather(*(run(n) for n in targets))
         return {r.node: r for r in done}

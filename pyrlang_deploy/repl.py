@@ -27,9 +27,13 @@ BANNER = """erldeploy shell — connected to {members}
   await rpc(node, "erlang", "memory")           call a function on a node
   await rpc_all("erlang", "node")               ... on every member
   await erl(node, "lists:sum([1,2,3]).")        evaluate Erlang source on a node
+  await ex(node, "Enum.sum([1, 2, 3])")          evaluate Elixir source on a node
   await status()     what every node runs       await install("0.0.2", tar=...)
   Atom("ok"), Pid, Reference, format_term(x), parse_term("{a, [1]}")
-Values print in Erlang syntax. Ctrl-D leaves."""
+Values print in {syntax} syntax. Ctrl-D leaves."""
+
+# how values print: set by run_shell from --syntax (or what the nodes run)
+_syntax = "erlang"
 
 
 HIGHLIGHT_MAX = 20_000  # characters of a value the prompt colours as Erlang
@@ -89,7 +93,11 @@ def _displayhook(value: Any) -> None:
         from .cli.render import render_install_report
         render_install_report(value)
         return
-    from .term.format import format_term, safe_repr
+    from .term.format import safe_repr
+    if _syntax == "elixir":
+        from .term.elixir_format import format_elixir as format_term
+    else:
+        from .term.format import format_term
     try:
         text = format_term(value)
     except Exception:  # not a term (a Python object): its repr, iteratively (never rich's recursive pprint)
@@ -99,7 +107,7 @@ def _displayhook(value: Any) -> None:
         console().print(Text(text), soft_wrap=True)
         return
     from rich.syntax import Syntax
-    console().print(Syntax(text, "erlang", theme="ansi_dark", background_color="default", word_wrap=True))
+    console().print(Syntax(text, _syntax, theme="ansi_dark", background_color="default", word_wrap=True))
 
 
 def _namespace(cluster: Any) -> dict[str, Any]:
@@ -120,9 +128,13 @@ def _namespace(cluster: Any) -> dict[str, Any]:
     async def erl(node: str, source: str) -> Any:
         return await eval_erlang(cluster.rpc, node, source, io=out)
 
+    async def ex(node: str, source: str) -> Any:
+        from .elixir_eval import eval_elixir
+        return await eval_elixir(cluster.rpc, node, source, io=out)
+
     ns: dict[str, Any] = {
         "__name__": "__console__", "__doc__": None, "asyncio": asyncio,
-        "cluster": cluster, "nodes": list(cluster.members), "rpc": rpc, "rpc_all": rpc_all, "erl": erl,
+        "cluster": cluster, "nodes": list(cluster.members), "rpc": rpc, "rpc_all": rpc_all, "erl": erl, "ex": ex,
         "status": cluster.status, "install": cluster.install, "rollback": cluster.rollback,
         "format_term": term.format_term, "parse_term": term.parse_term,
     }
@@ -156,13 +168,16 @@ def _setup_readline(ns: dict[str, Any]) -> None:
     atexit.register(save)
 
 
-async def run_shell(cluster: Any) -> int:
+async def run_shell(cluster: Any, syntax: str = "erlang") -> int:
     """Run the prompt in a thread; statements run on this (the caller's) event loop.
 
     Ctrl-C cancels the statement that is running, never the shell or the connections.
+    Values print in `syntax` (erlang or elixir).
     """
     import signal
 
+    global _syntax
+    _syntax = syntax
     loop = asyncio.get_running_loop()
     ns = _namespace(cluster)
     console = ClusterConsole(ns, loop)
@@ -178,7 +193,8 @@ async def run_shell(cluster: Any) -> int:
         try:
             _setup_readline(ns)
             sys.displayhook = _displayhook
-            banner = BANNER.replace("{members}", ", ".join(cluster.members) or "no node")
+            banner = BANNER.replace("{members}", ", ".join(cluster.members) or "no node").replace(
+                "{syntax}", "Elixir" if syntax == "elixir" else "Erlang")
             for e in cluster.unreachable.values():
                 banner += f"\nwarning: {e}"
             console.interact(banner=banner, exitmsg="")

@@ -4,6 +4,8 @@
   cli_rpc       `erldeploy rpc -n NODE erlang node`, median wall time of RUNS runs,
                 vs scripts/native/rpc_node.escript (a hidden escript node): ours <= 0.5x
   cli_erl_call  the same erldeploy figure beside `erl_call -a 'erlang node'` (C, reported only)
+  cli_bare      the same erldeploy figure beside a bare `python -c pass` of the same
+                interpreter: ours <= 4x (issue 14; the interpreter's own start is the floor)
   cli_help      `erldeploy --help`: under 150 ms
   cli_import    `python -X importtime -c 'import pyrlang_deploy.cli.main'` (reported only)
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,16 +34,25 @@ ERLDEPLOY = ROOT / ".venv" / "bin" / "erldeploy"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 RUNS = 10
 TARGET_RPC = 0.5        # ours / escript
+TARGET_BARE = 4.0       # ours / bare `python -c pass`
 TARGET_HELP_MS = 150.0
 
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def timed(cmd: list[str], env: dict[str, str], expect: str | None = None) -> float:
-    """Wall seconds of one whole process; raises if it fails or misses `expect` on stdout."""
+CPU: dict[str, list[float]] = {}   # user+sys seconds of each run, per command key
+
+
+def timed(cmd: list[str], env: dict[str, str], expect: str | None = None, key: str | None = None) -> float:
+    """Wall seconds of one whole process; raises if it fails or misses `expect` on stdout.
+    With `key`, its CPU time (user+sys, less disturbed by a busy machine) goes to CPU[key]."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if key is not None:
+        CPU.setdefault(key, []).append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
     if proc.returncode != 0 or (expect is not None and expect not in proc.stdout):
         raise RuntimeError(f"{Path(cmd[0]).name} exited {proc.returncode}: "
                            f"{(proc.stdout + proc.stderr).strip()[-400:]}")
@@ -54,7 +66,7 @@ def median_interleaved(cmds: dict[str, tuple[list[str], dict[str, str], str | No
     samples: dict[str, list[float]] = {k: [] for k in cmds}
     for _ in range(runs):
         for key, (cmd, env, expect) in cmds.items():
-            samples[key].append(timed(cmd, env, expect))
+            samples[key].append(timed(cmd, env, expect, key))
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -84,10 +96,11 @@ def measure(epmd_port: int, node: str, cookie_file: Path, runs: int = RUNS) -> l
                  env, node),
         "escript": (["escript", str(NATIVE / "rpc_node.escript"), node, str(cookie_file)], env, node),
         "erl_call": (["erl_call", name_flag, node, "-a", "erlang node"], erl_call_env, node),
+        "bare": ([str(PYTHON), "-c", "pass"], env, None),
         "help": ([str(ERLDEPLOY), "--help"], env, "Usage"),
     }, runs)
     imp_ms, heaviest = import_time_ms()
-    ours, esc, ec = times["ours"], times["escript"], times["erl_call"]
+    ours, esc, ec, bare = times["ours"], times["escript"], times["erl_call"], times["bare"]
     return [
         {"section": "cli", "name": "rpc -n NODE erlang node (wall, median)", "unit": "ms",
          "ours": ours * 1e3, "native": esc * 1e3, "native_label": "escript",
@@ -95,6 +108,12 @@ def measure(epmd_port: int, node: str, cookie_file: Path, runs: int = RUNS) -> l
         {"section": "cli", "name": "same, beside erl_call (C)", "unit": "ms",
          "ours": ours * 1e3, "native": ec * 1e3, "native_label": "erl_call",
          "ratio": ours / ec, "target": None, "cmp": None},
+        {"section": "cli", "name": "same, beside a bare `python -c pass`", "unit": "ms",
+         "ours": ours * 1e3, "native": bare * 1e3, "native_label": "python -c pass",
+         "ratio": ours / bare, "target": TARGET_BARE, "cmp": "<=",
+         "note": "CPU user+sys: ours {:.1f} ms, bare {:.1f} ms, {:.2f}x".format(
+             statistics.median(CPU["ours"]) * 1e3, statistics.median(CPU["bare"]) * 1e3,
+             statistics.median(CPU["ours"]) / statistics.median(CPU["bare"]))},
         {"section": "cli", "name": "erldeploy --help (wall, median)", "unit": "ms",
          "ours": times["help"] * 1e3, "native": None, "native_label": None,
          "ratio": None, "target": TARGET_HELP_MS, "cmp": "value<"},

@@ -21,5 +21,7 @@ async def shell(ctx: click.Context) -> int:
     s = settings_of(ctx)
     from ..repl import run_shell
 
+    from .syntax import decide
+
     async with open_cluster(s, need_all=False) as c:
-        return await run_shell(c)
+        return await run_shell(c, await decide(s.syntax, c))

@@ -15,6 +15,7 @@
     ssl_dist_optfile = "/etc/myapp/ssl_dist.conf"  # TLS distribution (or tls_certfile/
                                                    # tls_keyfile/tls_cacertfile)
     dist_port = 9100                     # epmd-less nodes (ERL_DIST_PORT)
+    syntax = "elixir"                    # terms in and out: elixir | erlang (default: ask the nodes)
 
 The cookie itself is never stored in the project file: only where to find it.
 """
@@ -28,7 +29,7 @@ from typing import Any
 from ..errors import UsageError
 
 _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
-          "timeout", "epmd_port", "name", "lease",
+          "timeout", "epmd_port", "name", "lease", "syntax",
           "ssl_dist_optfile", "tls_certfile", "tls_keyfile", "tls_cacertfile", "dist_port"}
 
 
@@ -54,6 +55,7 @@ class Environment:
     tls_keyfile: str | None = None
     tls_cacertfile: str | None = None
     dist_port: int | None = None
+    syntax: str | None = None
 
 
 def find_project_file(start: str | None = None) -> tuple[str, dict[str, Any]] | None:
@@ -133,4 +135,6 @@ def load_environment(name: str | None, start: str | None = None) -> Environment 
             setattr(env, "node_name" if key == "name" else key, raw[key])
     if env.strategy and env.strategy not in ("canary", "rolling", "all"):
         raise UsageError(f"{path}: env.{name}: strategy must be canary, rolling or all")
+    if env.syntax and env.syntax not in ("elixir", "erlang"):
+        raise UsageError(f"{path}: env.{name}: syntax must be elixir or erlang")
     return env

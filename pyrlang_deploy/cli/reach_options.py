@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-import asyncclick as click
-
 from ..erldist.address import parse_port, split_targets  # noqa: F401 (settings uses it from here)
 
 if TYPE_CHECKING:
@@ -30,7 +28,14 @@ NAMES = ("ssl_dist_optfile", "tls_certfile", "tls_keyfile", "tls_cacertfile", "d
 TLS_KEYS = NAMES[:4]
 
 
+# the env vars click reads for these options (the fast path leaves them to click)
+ENVVARS = ("ERLDEPLOY_SSL_DIST_OPTFILE", "ERLDEPLOY_TLS_CERTFILE", "ERLDEPLOY_TLS_KEYFILE",
+           "ERLDEPLOY_TLS_CACERTFILE", "ERLDEPLOY_DIST_PORT")
+
+
 def options() -> list:
+    import asyncclick as click  # the full command-line path only (fastpath.py)
+
     path = click.Path(dir_okay=False)
     return [
         click.option("--ssl-dist-optfile", type=path, envvar="ERLDEPLOY_SSL_DIST_OPTFILE", metavar="FILE",

@@ -6,8 +6,6 @@ import sys
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-import asyncclick as click
-
 from ..errors import ErldeployError
 from .settings import Settings, print_warnings, resolve
 
@@ -15,7 +13,8 @@ if TYPE_CHECKING:
     from ..cluster import Cluster
 
 
-def settings_of(ctx: click.Context) -> Settings:
+def settings_of(ctx: Any) -> Settings:
+    """The click command's Settings (the fast path builds its own with resolve_given)."""
     s = resolve(ctx)
     print_warnings(s)
     return s

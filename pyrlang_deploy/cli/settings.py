@@ -15,17 +15,21 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncclick as click
-
 from ..cookie import read_cookie_file
 from ..errors import UsageError
 from . import reach_options
 
+# asyncclick loads only on the full command-line path: fastpath.py parses the common
+# commands' argv itself into the same `given` dict, and resolve_given() does the rest.
+
 _META_KEY = "erldeploy.globals"
+SYNTAXES = ("elixir", "erlang")
 
 
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def _remember(ctx: Any, param: Any, value: Any) -> Any:
     """Record options the user actually gave (command line or env), later ones winning."""
+    import asyncclick as click
+
     source = ctx.get_parameter_source(param.name)
     given = ctx.find_root().meta.setdefault(_META_KEY, {})
     if param.name == "node":
@@ -45,6 +49,8 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 def global_options(f):
     """Attach the global options to a group or command (values land in ctx meta, not in kwargs)."""
+    import asyncclick as click
+
     opts = [
         click.option("-n", "--node", multiple=True, envvar="ERLDEPLOY_NODE", metavar="NODE",
                      help="Target node (repeatable; env ERLDEPLOY_NODE, space or comma separated)."),
@@ -60,13 +66,16 @@ def global_options(f):
         click.option("-q", "--quiet", is_flag=True, default=None, help="Only errors and the final result."),
         click.option("--env", "env_name", metavar="ENV", help="Named environment from erldeploy.toml / pyproject.toml."),
         click.option("--epmd-port", type=int, metavar="PORT", help="epmd port on the target hosts (env ERL_EPMD_PORT, default 4369)."),
+        click.option("--syntax", type=click.Choice(SYNTAXES), envvar="ERLDEPLOY_SYNTAX",
+                     help="Terms in and out as elixir or erlang (env ERLDEPLOY_SYNTAX, toml key syntax; "
+                          "default: elixir when the nodes run the elixir application)."),
     ] + reach_options.options()
     for opt in reversed(opts):
         f = opt(f)
     # every option records itself and stays out of the callback's kwargs
     for p in f.__click_params__:
         if p.name in {"node", "cluster", "cookie", "cookie_file", "name", "timeout", "json_output",
-                      "quiet", "env_name", "epmd_port", *reach_options.NAMES}:
+                      "quiet", "env_name", "epmd_port", "syntax", *reach_options.NAMES}:
             p.expose_value = False
             p.callback = _remember
     return f
@@ -83,6 +92,7 @@ class Settings:
     quiet: bool = False
     env_name: str | None = None
     epmd_port: int | None = None
+    syntax: str | None = None      # elixir | erlang; None: decide from the nodes (cli/syntax.py)
     environment: Any = None  # config.Environment when --env or a default env applies
     reach: Any = None  # erldist.carrier.Reach: TLS and ports (see reach_options)
     warnings: list[str] = field(default_factory=list)
@@ -105,8 +115,12 @@ def qualify(node: str) -> str:
     return f"{node}@{socket.gethostname().split('.')[0]}"
 
 
-def resolve(ctx: click.Context) -> Settings:
-    given: dict[str, Any] = ctx.find_root().meta.get(_META_KEY, {})
+def resolve(ctx: Any) -> Settings:
+    return resolve_given(ctx.find_root().meta.get(_META_KEY, {}))
+
+
+def resolve_given(given: dict[str, Any]) -> Settings:
+    """The options as given (command line, env) + the project file -> Settings."""
     s = Settings()
     s.json = bool(given.get("json_output"))
     s.quiet = bool(given.get("quiet"))
@@ -135,6 +149,7 @@ def resolve(ctx: click.Context) -> Settings:
         except ValueError:
             raise UsageError("ERL_EPMD_PORT is not a number") from None
     s.epmd_port = port
+    s.syntax = given.get("syntax") or (env.syntax if env else None)
 
     # cookie precedence
     if given.get("cookie"):

@@ -1,0 +1,175 @@
+"""The fast path: argv of the common commands parsed here, without asyncclick.
+
+`erldeploy rpc -n NODE erlang node` is mostly interpreter start-up and imports; asyncclick
+(and anyio under it) was a third of it. For ping, rpc, eval and nodes this module reads
+the same options into the same `given` dict that settings._remember fills on the click
+path, then runs the same code (dist_ops.py). Anything it does not know for certain -
+--help, --version, an unknown or misspelt option, `-nNODE`, a value click would refuse,
+a wrong number of arguments - returns None, and the click path decides (and words the
+usage error). ERLDEPLOY_NO_FAST=1 forces the click path (the tests compare the two).
+
+Click's rules kept here: global options stand before or after the command name; each
+side is its own set of options, read in order (the group's, then the command's), and a
+side that lacks --node / --cookie / --syntax on the command line reads the env var;
+later values win, --node values add up.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+_VALUE_OPTS = {"-n": "node", "--node": "node", "--cookie": "cookie", "--cookie-file": "cookie_file",
+               "--name": "name", "--timeout": "timeout", "--env": "env_name", "--epmd-port": "epmd_port",
+               "--syntax": "syntax"}
+_FLAG_OPTS = {"--cluster": "cluster", "--json": "json_output", "-q": "quiet", "--quiet": "quiet"}
+_ENVVARS = {"node": "ERLDEPLOY_NODE", "cookie": "ERLDEPLOY_COOKIE", "syntax": "ERLDEPLOY_SYNTAX"}
+# command -> (its own flags, positional count, more allowed)
+_COMMANDS: dict[str, tuple[dict[str, str], int, bool]] = {
+    "rpc": ({}, 2, True),
+    "eval": ({"--elixir": "elixir"}, 1, False),
+    "ping": ({}, 0, False),
+    "nodes": ({}, 0, False),
+}
+
+
+class Plan:
+    """A command ready to run: `run()` returns the exit code."""
+
+    __slots__ = ("command", "given", "positional", "flags", "json")
+
+    def __init__(self, command: str, given: dict[str, Any], positional: list[str],
+                 flags: dict[str, bool], json: bool) -> None:
+        self.command, self.given, self.positional, self.flags, self.json = command, given, positional, flags, json
+
+    def run(self) -> int:
+        from . import dist_ops
+        from .settings import print_warnings, resolve_given
+
+        s = resolve_given(self.given)
+        print_warnings(s)
+        p = self.positional
+        calls: dict[str, Callable[..., Any]] = {
+            "rpc": lambda c=None: dist_ops.rpc(s, p[0], p[1], p[2:], cluster=c),
+            "eval": lambda c=None: dist_ops.eval_(s, p[0], self.flags.get("elixir", False), cluster=c),
+            "ping": lambda c=None: dist_ops.ping(s),
+            "nodes": lambda c=None: dist_ops.nodes(s),
+        }
+        quick = self._quick(s) if self.command in ("rpc", "eval") else None
+        if quick is not None:
+            from ..quickcall import run_now
+            try:
+                return run_now(calls[self.command](quick))
+            finally:
+                quick._close_now()
+        import asyncio
+
+        return asyncio.run(calls[self.command]())
+
+    @staticmethod
+    def _quick(s) -> Any:
+        """One node, no discovery: a blocking connection, no event loop (None: use the full path)."""
+        if s.cluster or len(s.nodes) != 1 or not s.cookie or os.environ.get("ERLDEPLOY_NO_QUICK"):
+            return None
+        reach = s.reach
+        if reach is not None and (reach.tls is not None or reach.static_port(s.nodes[0]) is not None):
+            return None   # the blocking connection speaks plain TCP via epmd only
+        from ..quickcall import QuickCluster
+
+        return QuickCluster.connect(s.nodes[0], cookie=s.cookie, timeout=s.timeout, epmd_port=s.epmd_port,
+                                    name=s.name or (s.environment.node_name if s.environment else None))
+
+
+def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None:
+    env = os.environ if environ is None else environ
+    if env.get("ERLDEPLOY_NO_FAST") or env.get("ERLDEPLOY_SYNTAX", "elixir") not in ("elixir", "erlang", ""):
+        return None
+    from .reach_options import ENVVARS
+    if any(env.get(v) for v in ENVVARS):   # TLS / epmd-less settings: click's path reads them
+        return None
+    sides: list[dict[str, Any]] = [{}, {}]   # options given before / after the command name
+    side = sides[0]
+    command: str | None = None
+    flags: dict[str, bool] = {}
+    positional: list[str] = []
+    i, n = 0, len(argv)
+    while i < n:
+        a = argv[i]
+        i += 1
+        if command is not None and a == "--":
+            positional += argv[i:]
+            break
+        if a.startswith("-") and a != "-":
+            name, eq, inline = a.partition("=") if a.startswith("--") else (a, "", "")
+            if name in _VALUE_OPTS:
+                if eq:
+                    value = inline
+                elif i < n:
+                    value, i = argv[i], i + 1
+                else:
+                    return None
+                key = _VALUE_OPTS[name]
+                value = _convert(key, value)
+                if value is None:
+                    return None
+                if key == "node":
+                    side.setdefault("node", []).append(value)
+                else:
+                    side[key] = value
+            elif name in _FLAG_OPTS and not eq:
+                side[_FLAG_OPTS[name]] = True
+            elif command is not None and name in _COMMANDS[command][0] and not eq:
+                flags[_COMMANDS[command][0][name]] = True
+            else:
+                return None     # --help, --version, unknown: click's business
+        elif command is None:
+            if a not in _COMMANDS:
+                return None
+            command, side = a, sides[1]
+        else:
+            positional.append(a)
+    if command is None:
+        return None
+    _, count, more = _COMMANDS[command]
+    if len(positional) < count or (len(positional) > count and not more):
+        return None
+    return Plan(command, _given(sides, env), positional, flags, "--json" in argv)
+
+
+def _convert(key: str, value: str) -> Any:
+    """The value as click's option type makes it; None where click would refuse it."""
+    try:
+        if key == "timeout":
+            return float(value)
+        if key == "epmd_port":
+            return int(value)
+    except ValueError:
+        return None
+    if key == "syntax" and value not in ("elixir", "erlang"):
+        return None
+    return value
+
+
+def _given(sides: list[dict[str, Any]], env: Any) -> dict[str, Any]:
+    """settings._remember's record, side by side: command line, else the env var."""
+    given: dict[str, Any] = {}
+    for side in sides:
+        nodes = side.get("node")
+        if nodes is None and env.get(_ENVVARS["node"]):
+            nodes = env[_ENVVARS["node"]].split()
+        for v in nodes or ():
+            for part in v.replace(",", " ").split():
+                given.setdefault("node", [])
+                if part not in given["node"]:
+                    given["node"].append(part)
+        for key, value in side.items():
+            if key != "node":
+                given[key] = value
+                if key == "cookie":
+                    given["cookie_source"] = "option"
+        for key in ("cookie", "syntax"):
+            if key not in side and env.get(_ENVVARS[key]):
+                given[key] = env[_ENVVARS[key]]
+                if key == "cookie":
+                    given["cookie_source"] = "env"
+    return given
