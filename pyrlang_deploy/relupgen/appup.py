@@ -148,6 +148,7 @@ def choose_appup(generated: Appup, ebin_term: Any | None, dir_term: Any | None) 
     directions. An ebin appup for other versions only gets our entry added to it."""
     from ..release.terms import text
 
+    stale = None
     for source, term in (("appup-dir", dir_term), ("ebin", ebin_term)):
         if term is None:
             continue
@@ -158,6 +159,7 @@ def choose_appup(generated: Appup, ebin_term: Any | None, dir_term: Any | None) 
                     "generated one used")
             if source == "appup-dir":
                 return generated, note
+            stale = note
             continue
         up, down = entry_for(term[1], generated.old_vsn), entry_for(term[2], generated.old_vsn)
         if up is not None and down is not None:
@@ -171,4 +173,4 @@ def choose_appup(generated: Appup, ebin_term: Any | None, dir_term: Any | None) 
                       generated.down, "generated", generated.changes, merged)
             return a, (f"{generated.app}: its appup has no entry for {generated.old_vsn} both ways: "
                        "the generated entry was added to it")
-    return generated, None
+    return generated, stale
