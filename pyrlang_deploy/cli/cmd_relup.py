@@ -70,8 +70,9 @@ def render(report: Any, *, show: bool, quiet: bool) -> None:
 def summary_lines(report: Any) -> str:
     p = report.plan
     kind = "restart upgrade (restart_emulator)" if p.restart else "hot upgrade"
-    lines = [f"{p.name} {p.old_vsn} -> {p.new_vsn}: {kind}, {p.layout} layout; "
-             f"relup by systools:make_relup, {report.relup.runner}"]
+    head = (f"{p.name} {p.old_vsn} -> {p.new_vsn}: {kind}, {p.layout} layout; "
+            f"relup by systools:make_relup, {report.relup.runner}")
+    lines = [head]
     for a in p.apps:
         if a.kind == "added":
             lines.append(f"  added    {a.name} {a.new_vsn}")

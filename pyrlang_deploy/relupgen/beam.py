@@ -176,7 +176,7 @@ def _abstract_forms(chunks: dict[str, bytes]) -> list[Any] | None:
                     and t[1] == "erl_abstract_code" and isinstance(t[2], tuple)
                     and isinstance(t[2][0], list)):
                 return t[2][0]
-        elif "Abst" in chunks and chunks["Abst"]:
+        elif chunks.get("Abst"):
             t = _decode_etf(chunks["Abst"])
             if isinstance(t, tuple) and t[0] == "raw_abstract_v1":
                 return t[1]

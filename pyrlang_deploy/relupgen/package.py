@@ -32,9 +32,10 @@ class OutWriter:
         self.out = Path(out)
         self.new = new
         self.tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
-        self._raw = open(self.tmp, "wb")
+        # open across write_bulk/finish (two threads' turns): closed in finish or abort
+        self._raw = open(self.tmp, "wb")  # noqa: SIM115
         self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=COMPRESSLEVEL, mtime=0)
-        self.tar = tarfile.open(fileobj=self._gz, mode="w:", format=tarfile.USTAR_FORMAT)
+        self.tar = tarfile.open(fileobj=self._gz, mode="w:", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
         self.replaced = {f"lib/{app}-{new.app_versions[app]}/ebin/{app}.appup": text.encode("utf-8")
                          for app, text in appups.items()}
         self.relup_member = f"releases/{new.vsn}/relup"
@@ -66,11 +67,11 @@ class OutWriter:
         return self.out
 
     def abort(self) -> None:
+        from contextlib import suppress
+
         for f in (self.tar, self._gz, self._raw):
-            try:
+            with suppress(Exception):   # best effort on the way out of a failure
                 f.close()
-            except Exception:  # noqa: BLE001 - best effort on the way out of a failure
-                pass
         self.tmp.unlink(missing_ok=True)
 
     def _add(self, name: str, data: bytes) -> None:

@@ -60,23 +60,23 @@ class Files:
         return (self.origin / name).read_bytes()
 
     @classmethod
-    def from_tar_bytes(cls, origin: Path, raw: bytes) -> "Files":
+    def from_tar_bytes(cls, origin: Path, raw: bytes) -> Files:
         try:
             data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-            tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+            tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - kept: members read later
             members = tar.getmembers()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
             raise ReleaseReadError(f"{origin.name}: not a readable tarball ({e})") from None
         return cls(origin, tar, [_norm(m.name) for m in members if m.isfile() or m.issym()])
 
     @classmethod
-    def from_dir(cls, root: Path) -> "Files":
+    def from_dir(cls, root: Path) -> Files:
         names = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
         return cls(root, None, names)
 
 
 def _norm(name: str) -> str:
-    return name[2:] if name.startswith("./") else name
+    return name.removeprefix("./")
 
 
 @dataclass
@@ -139,7 +139,7 @@ def _read(origin: Path, files: Files, inner: str | None = None) -> Release:
     if not versioned:
         inner_tars = [n for n in files.names if re.fullmatch(r"releases/[^/]+/[^/]+\.tar\.gz", n)]
         if inner_tars and inner is None:
-            member = sorted(inner_tars)[-1]
+            member = max(inner_tars)
             return _read(origin, Files.from_tar_bytes(origin, files.read(member)), inner=member)
         raise ReleaseReadError(f"{origin.name}: not a release (no releases/VSN/NAME.rel inside)")
     vsns = sorted({p[1] for p in versioned.values()}, key=version_key)

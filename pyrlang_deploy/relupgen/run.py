@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReleaseError
-from .make_relup import LocalErl, RelupResult, carried_erts, collect_inputs, path_erl, run_on_node
+from .make_relup import (
+    LocalErl,
+    RelupResult,
+    carried_erts,
+    collect_inputs,
+    path_erl,
+    run_on_node,
+)
 from .package import OutWriter
 from .plan import UpgradePlan, build_plan
 from .releases import open_release

@@ -34,7 +34,7 @@ class Warning:
 
 def _is_state_record(name: str) -> bool:
     """Record names that hold a process's state in OTP idiom."""
-    return name in ("state", "data", "st") or name.endswith("_state") or name.endswith("_data")
+    return name in ("state", "data", "st") or name.endswith(("_state", "_data"))
 
 
 def release_warnings(name: str, old_vsn: str, new_vsn: str, old_erts: str, new_erts: str,

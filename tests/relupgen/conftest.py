@@ -27,7 +27,7 @@ def erldeploy(*args: str, env: dict[str, str] | None = None, timeout: float = 30
     e = {k: v for k, v in os.environ.items() if not k.startswith("ERLDEPLOY_")}
     e["COLUMNS"] = "200"
     e.update(env or {})
-    p = subprocess.run([sys.executable, "-m", "pyrlang_deploy.cli.main", *args], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "pyrlang_deploy.cli.main", *args], check=False, capture_output=True,
                        text=True, env=e, timeout=timeout, cwd=cwd)
     assert "Traceback" not in p.stderr, p.stderr
     return p
