@@ -55,12 +55,15 @@ class Appup:
         return "%% appup of " + self.app + " (" + self.source + ")\n" + format_term(self.term) + ".\n"
 
 
-def diff_modules(old: dict[str, BeamInfo], new: dict[str, BeamInfo]) -> ModuleChanges:
+def diff_modules(old: dict[str, BeamInfo], new: dict[str, BeamInfo],
+                 reload: frozenset[str] = frozenset()) -> ModuleChanges:
+    """reload: modules to load although their beam is the same (an Elixir protocol whose
+    consolidated version changed: the one in ebin dispatches at run time)."""
     ch = ModuleChanges()
     ch.added = sorted(set(new) - set(old))
     ch.deleted = sorted(set(old) - set(new))
     for m in sorted(set(old) & set(new)):
-        if old[m].digest == new[m].digest:
+        if old[m].digest == new[m].digest and m not in reload:
             continue
         if new[m].is_supervisor():
             ch.supervisors.append(m)
@@ -72,8 +75,8 @@ def diff_modules(old: dict[str, BeamInfo], new: dict[str, BeamInfo]) -> ModuleCh
 
 
 def generate(app: str, old_vsn: str, new_vsn: str, old: dict[str, BeamInfo],
-             new: dict[str, BeamInfo]) -> Appup:
-    ch = diff_modules(old, new)
+             new: dict[str, BeamInfo], reload: frozenset[str] = frozenset()) -> Appup:
+    ch = diff_modules(old, new, reload)
     moving = set(ch.added) | set(ch.supervisors) | set(ch.code_change) | set(ch.loaded)
     up_deps = {m: sorted((new[m].called_modules & moving) - {m}) for m in moving}
     back = (moving - set(ch.added)) | set(ch.deleted)

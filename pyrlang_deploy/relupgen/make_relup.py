@@ -145,7 +145,8 @@ class LocalErl:
 
 
 def erl_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    # no erl_crash.dump left in the user's cwd when a boot fails
+    return {**{k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}, "ERL_CRASH_DUMP_SECONDS": "0"}
 
 
 def path_erl(restart: bool) -> LocalErl | None:
@@ -174,7 +175,10 @@ def carried_erts(new: Release, restart: bool) -> LocalErl | None:
         if not os.access(erlexec, os.X_OK):
             raise OSError("erlexec not executable")
         env = {**erl_env(), "ROOTDIR": str(root), "BINDIR": str(bindir), "EMU": "beam", "PROGNAME": "erl"}
-        return LocalErl([str(erlexec), "-boot", str(root / boot)[:-len(".boot")]], env,
+        # mix's boot files name their libs $RELEASE_LIB/...; relx's use $ROOT
+        argv = [str(erlexec), "-boot", str(root / boot)[:-len(".boot")], "-boot_var", "RELEASE_LIB",
+                str(root / "lib")]
+        return LocalErl(argv, env,
                         f"the ERTS {new.erts} that {new.origin.name} carries", restart, cleanup=root)
     except (OSError, tarfile.TarError):
         shutil.rmtree(root, ignore_errors=True)

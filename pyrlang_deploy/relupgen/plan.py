@@ -93,6 +93,8 @@ def build_plan(old: Release, new: Release, *, appup_dir: Path | None = None,
     plan = UpgradePlan(new.name, old.vsn, new.vsn, old.erts, new.erts, new.layout, restart)
     ov, nv = old.app_versions, new.app_versions
     plan.warnings += warn.release_warnings(new.name, old.vsn, new.vsn, old.erts, new.erts, ov, nv, restart)
+    protocols = changed_consolidations(old, new)
+    owned: set[str] = set()
     for app in sorted(set(ov) - set(nv)):
         plan.apps.append(AppChange(app, "removed", ov[app], None))
     for app in nv:
@@ -103,12 +105,35 @@ def build_plan(old: Release, new: Release, *, appup_dir: Path | None = None,
             if same:
                 plan.warnings.append(warn.unchanged_vsn_warning(app, nv[app], same))
         else:
-            plan.apps.append(_changed_app(plan, old, new, app, ov[app], nv[app], appup_dir, restart))
+            change = _changed_app(plan, old, new, app, ov[app], nv[app], appup_dir, restart, protocols)
+            owned |= protocols & {fn[:-5] for fn in new.ebin(app, nv[app]) if fn.endswith(".beam")}
+            plan.apps.append(change)
+    if protocols - owned and not restart:
+        rest = sorted(protocols - owned)
+        plan.warnings.append(warn.Warning(
+            "consolidated_protocol", None,
+            f"consolidated protocol(s) {', '.join(rest)} changed but their apps keep their versions: "
+            "nodes dispatch through OLD's consolidation until restarted (or use --restart)"))
     return plan
 
 
+def changed_consolidations(old: Release, new: Release) -> set[str]:
+    """Elixir: protocols whose consolidated beam (releases/VSN/consolidated) differs between
+    OLD and NEW. update_paths does not switch that dir, so the generated appup reloads such a
+    protocol from its app's ebin, where it dispatches at run time."""
+    def beams(rel: Release) -> dict[str, str]:
+        prefix = f"releases/{rel.vsn}/consolidated/"
+        return {n[len(prefix):-5]: n for n in rel.files.names if n.startswith(prefix) and n.endswith(".beam")}
+    o, n = beams(old), beams(new)
+    changed = set()
+    for mod, member in n.items():
+        if mod not in o or read_beam(new.read(member)).digest != read_beam(old.read(o[mod])).digest:
+            changed.add(mod)
+    return changed
+
+
 def _changed_app(plan: UpgradePlan, old: Release, new: Release, app: str, o: str, n: str,
-                 appup_dir: Path | None, restart: bool) -> AppChange:
+                 appup_dir: Path | None, restart: bool, protocols: set[str]) -> AppChange:
     new_ebin = new.ebin(app, n)
     if not new_ebin:
         raise ReleaseReadError(f"{new.origin.name}: lib/{app}-{n}/ebin is missing: cannot upgrade {app}")
@@ -129,7 +154,7 @@ def _changed_app(plan: UpgradePlan, old: Release, new: Release, app: str, o: str
                                    f"cannot compare {app} (give its appup with --appup-dir)")
         generated = generate(app, o, n, {}, {})
     else:
-        generated = generate(app, o, n, old_beams, new_beams)
+        generated = generate(app, o, n, old_beams, new_beams, frozenset(protocols))
         if restart:
             generated = _emptied(generated)
         plan.warnings += warn.module_warnings(generated, old_beams, new_beams)

@@ -24,7 +24,8 @@ CORE_APPS = ("kernel", "stdlib", "sasl")
 
 @dataclass(frozen=True)
 class Warning:
-    kind: str          # unsafe_app | state_record | restart_new_emulator | not_newer | same_vsn_changed
+    kind: str   # unsafe_app | state_record | restart_new_emulator | not_newer | same_vsn_changed
+    #             | consolidated_protocol
     app: str | None
     message: str
 
