@@ -6,8 +6,9 @@
 Everything else is NEW's, byte for byte and in its order (a tarball NEW is copied member by
 member; a directory NEW is packed the way its builder's tar step would: lib of the .rel's
 apps, releases/VSN, the top-level .rel of its layout, bin/ and the erts when present).
-A systools tarball is unpacked by release_handler as releases/STEM.rel with STEM the
-tarball's own name, so OUT carries its .rel under that name too.
+release_handler:unpack_release(STEM) reads releases/STEM.rel, STEM being the name the
+tarball is uploaded under (erldeploy: OUT's own name), so OUT also carries the .rel there
+whatever the layout (relx and mix have no such file); the unpack deletes it again.
 The relup is added last, so the bulk can be written while systools still runs.
 """
 
@@ -58,7 +59,7 @@ class OutWriter:
             self.tar.addfile(info, io.BytesIO(data) if data is not None else None)
             self.count += 1
         stem = self.out.name[:-len(".tar.gz")] if self.out.name.endswith(".tar.gz") else None
-        if self.new.layout == "systools" and stem and f"releases/{stem}.rel" not in written:
+        if stem and f"releases/{stem}.rel" not in written:
             self._add(f"releases/{stem}.rel", self.new.rel_bytes)
         for name, data in sorted(self.replaced.items()):
             self._add(name, data)

@@ -1,0 +1,87 @@
+"""The proof on releases built by the real tools: `rebar3 tar` and `mix release` tarballs with
+no appup and no relup (tests/support/realrel.py), nodes started by the release's own
+`bin/NAME daemon`, the generated tarball installed by `erldeploy install` on two nodes and
+rolled back by `erldeploy rollback`. Read back with erl_call (RelNode.eval).
+
+A mix release has no RELEASES file; the nodes are adopted first the way DESIGN.md describes
+(create_RELEASES + release_handler restarted), by erl_call: that is the real-releases work's
+part, not the generator's.
+"""
+
+from __future__ import annotations
+
+import tarfile
+
+import pytest
+
+from tests.relupgen.conftest import erldeploy
+from tests.support import realrel
+from tests.support.nodes import Epmd
+
+ADOPT = ('Root = code:root_dir(), RelDir = filename:join(Root, "releases"), '
+         'ok = release_handler:create_RELEASES(Root, RelDir, filename:join([RelDir, "{vsn}", "{name}.rel"]), []), '
+         'ok = supervisor:terminate_child(sasl_sup, release_handler), '
+         '{{ok, _}} = supervisor:restart_child(sasl_sup, release_handler), ok')
+DESCRIBE = "'Elixir.Mixapp.Describe':describe(a)"
+
+
+def observed(node, pair) -> dict:
+    m = pair.modules
+    out = {"releases": dict(node.which_releases()), "state_version": node.state_version(),
+           "count": node.eval(f"{m.server}:bump() - 1"), "plain": node.plain_value(),
+           "added": node.module_loaded(m.added), "removed": node.module_loaded(m.removed)}
+    if pair.tool == "mix":
+        out["describe_atom"] = node.eval(DESCRIBE)
+    return out
+
+
+@pytest.mark.parametrize("tool", ["relx", "mix"])
+def test_generated_upgrade_of_a_real_release(tool, tmp_path):
+    pair = realrel.build_relx() if tool == "relx" else realrel.build_mix()
+    out = tmp_path / f"{pair.name}-{pair.new.vsn}.tar.gz"
+    p = erldeploy("relup", str(pair.old.tarball), str(pair.new.tarball), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    # systools ran with the ERTS the release carries (no erl needed where this runs)
+    assert f"the ERTS 13.1.5 that {pair.new.tarball.name} carries" in p.stdout, p.stdout
+    with tarfile.open(out) as t:
+        names = set(t.getnames())
+    assert {pair.appup_member, pair.relup_member} <= names
+    with tarfile.open(pair.new.tarball) as t:
+        assert set(t.getnames()) <= names                     # NEW's own layout, every member
+
+    with Epmd() as epmd, realrel.Nodes(tmp_path / "nodes", epmd.port) as nodes:
+        started = nodes.start(pair, pair.old.vsn, n=2)
+        env = {"ERLDEPLOY_COOKIE": nodes.cookie, "ERL_EPMD_PORT": str(epmd.port)}
+        for i, n in enumerate(started):
+            if tool == "mix":
+                assert n.eval(ADOPT.format(vsn=pair.old.vsn, name=pair.name)) == "ok"
+            for _ in range(2 + i):
+                n.bump()
+        before = {n.node: observed(n, pair) for n in started}
+        for n in started:
+            b = before[n.node]
+            assert b["state_version"] == 1 and b["plain"] == pair.old.vsn
+            assert b["removed"] and not b["added"]
+
+        p = erldeploy("install", pair.new.vsn, "--tar", str(out), "-n", started[0].node, "--cluster", env=env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        for n in started:
+            a, b = observed(n, pair), before[n.node]
+            assert a["releases"][pair.new.vsn] == "permanent"
+            assert a["state_version"] == 2                        # code_change ran
+            assert int(a["count"]) == int(b["count"]) + 1         # ... and the state was kept
+            assert a["plain"] == pair.new.vsn                     # changed plain module reloaded
+            assert a["added"] and not a["removed"]                # new loaded, removed gone
+            if tool == "mix":
+                assert a["describe_atom"] == "{atom,a}"           # the protocol's new impl dispatches
+
+        p = erldeploy("rollback", "-n", started[0].node, "--cluster", env=env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        for n in started:
+            r, b = observed(n, pair), before[n.node]
+            assert r["releases"][pair.old.vsn] == "permanent"
+            assert r["state_version"] == 1 and int(r["count"]) == int(b["count"]) + 2
+            assert r["plain"] == pair.old.vsn
+            assert r["removed"] and not r["added"]                # removed one is back
+            if tool == "mix":
+                assert r["describe_atom"] == b["describe_atom"] != "{atom,a}"   # OLD's dispatch again
