@@ -23,9 +23,11 @@ from .settings import global_options
               help="Directory of APP.appup files that win over generated ones.")
 @click.option("--show", is_flag=True, help="Print the appups and the relup's plan; write nothing.")
 @click.option("--restart", is_flag=True, help="A restart upgrade (restart_emulator) instead of a hot one.")
+@click.option("--full", is_flag=True,
+              help="Put all of NEW in OUT (default: leave out the libs and erts that nodes on OLD have).")
 @click.pass_context
 async def relup(ctx: click.Context, old: Path, new: Path, out: Path | None, appup_dir: Path | None,
-                show: bool, restart: bool) -> int:
+                show: bool, restart: bool, full: bool) -> int:
     """Generate the appups and relup from OLD to NEW and write NEW with them as OUT.
 
     OLD and NEW: release tarballs or release root dirs (systools, rebar3/relx, mix, Distillery).
@@ -33,14 +35,18 @@ async def relup(ctx: click.Context, old: Path, new: Path, out: Path | None, appu
     given with -n). Install OUT with `erldeploy install VSN --tar OUT`.
     """
     from ..errors import UsageError
-    from ..relupgen.run import make_upgrade
 
     s = settings_of(ctx)
     if out is None and not show:
         raise UsageError("relup needs -o OUT.tar.gz (or --show to only print the plan)")
+    # boot erl first: its start-up then overlaps our imports and the reading of the releases
+    from ..relupgen.make_relup import path_erl
+    early = path_erl(restart)
+    from ..relupgen.run import make_upgrade
+
     factory = (lambda: open_cluster(s, discover=False)) if s.nodes else None
     report = await make_upgrade(old, new, out, appup_dir=appup_dir, restart=restart, show=show,
-                                cluster_factory=factory)
+                                full=full, cluster_factory=factory, early=early)
     if s.json:
         emit_json(report.to_json())
     else:
@@ -64,7 +70,9 @@ def render(report: Any, *, show: bool, quiet: bool) -> None:
     for sw in report.relup.warnings:
         print(f"warning: systools: {sw}", file=sys.stderr)
     if report.out is not None:
-        w(f"wrote {report.out} ({report.out_size} bytes): erldeploy install {p.new_vsn} --tar {report.out}\n")
+        what = "all of NEW" if report.full else "what nodes on OLD lack"
+        w(f"wrote {report.out} ({report.out_size} bytes, {what}): "
+          f"erldeploy install {p.new_vsn} --tar {report.out}\n")
 
 
 def summary_lines(report: Any) -> str:

@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 # beam_lib:md5/1's chunks (the code as loaded), plus Attr: -vsn and -behaviour live there.
@@ -38,13 +39,31 @@ class BeamInfo:
     module: str
     exports: set[tuple[str, int]]
     imports: set[MFA]
-    attributes: dict[str, list[Any]]        # name -> values (repeated attributes concatenated)
     digest: str                             # hex md5 of DIGEST_CHUNKS
-    # From the debug info, when present (Erlang's abstract code): record name -> field names,
-    # and whether code_change returns its state argument untouched in every clause.
-    records: dict[str, tuple[str, ...]] | None = None
-    code_change_passes_state: bool | None = None
     chunks: set[str] = field(default_factory=set, repr=False)
+    attr_chunk: bytes = field(default=b"", repr=False)
+    debug_chunks: dict[str, bytes] = field(default_factory=dict, repr=False)   # Dbgi / Abst
+
+    # Decoded on first use: only the modules that changed are asked.
+    @cached_property
+    def attributes(self) -> dict[str, list[Any]]:
+        """name -> values (repeated attributes concatenated)."""
+        return attributes_of(self.attr_chunk) if self.attr_chunk else {}
+
+    # From the debug info, when present (Erlang's abstract code), decoded on first use (only
+    # changed processes need it): record name -> field names, and whether code_change
+    # returns its state argument untouched in every clause.
+    @cached_property
+    def _forms(self) -> list[Any] | None:
+        return _abstract_forms(self.debug_chunks)
+
+    @cached_property
+    def records(self) -> dict[str, tuple[str, ...]] | None:
+        return None if self._forms is None else records_of(self._forms)
+
+    @cached_property
+    def code_change_passes_state(self) -> bool | None:
+        return None if self._forms is None else code_change_passes_state(self._forms)
 
     @property
     def behaviours(self) -> set[str]:
@@ -145,23 +164,22 @@ def read_beam(data: bytes) -> BeamInfo:
 
     exports = {(atom(f), a) for f, a, _ in _triples(chunks["ExpT"])} if "ExpT" in chunks else set()
     imports = {(atom(m), atom(f), a) for m, f, a in _triples(chunks["ImpT"])} if "ImpT" in chunks else set()
-    attributes: dict[str, list[Any]] = {}
-    if "Attr" in chunks:
-        try:
-            attrs = _decode_etf(chunks["Attr"])
-        except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file
-            raise BeamError(f"unreadable Attr chunk: {e}") from None
-        for item in attrs if isinstance(attrs, list) else []:
-            if isinstance(item, tuple) and len(item) == 2:
-                vals = item[1] if isinstance(item[1], list) else [item[1]]
-                attributes.setdefault(str(item[0]), []).extend(vals)
-    info = BeamInfo(module=atoms[0], exports=exports, imports=imports, attributes=attributes,
-                    digest=digest_of(chunks), chunks=set(chunks))
-    forms = _abstract_forms(chunks)
-    if forms is not None:
-        info.records = records_of(forms)
-        info.code_change_passes_state = code_change_passes_state(forms)
-    return info
+    return BeamInfo(module=atoms[0], exports=exports, imports=imports, digest=digest_of(chunks),
+                    chunks=set(chunks), attr_chunk=chunks.get("Attr", b""),
+                    debug_chunks={k: chunks[k] for k in ("Dbgi", "Abst") if k in chunks})
+
+
+def attributes_of(chunk: bytes) -> dict[str, list[Any]]:
+    try:
+        attrs = _decode_etf(chunk)
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file
+        raise BeamError(f"unreadable Attr chunk: {e}") from None
+    out: dict[str, list[Any]] = {}
+    for item in attrs if isinstance(attrs, list) else []:
+        if isinstance(item, tuple) and len(item) == 2:
+            vals = item[1] if isinstance(item[1], list) else [item[1]]
+            out.setdefault(str(item[0]), []).extend(vals)
+    return out
 
 
 # --- debug info: Erlang abstract code ------------------------------------------------

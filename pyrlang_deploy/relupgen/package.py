@@ -6,6 +6,10 @@
 Everything else is NEW's, byte for byte and in its order (a tarball NEW is copied member by
 member; a directory NEW is packed the way its builder's tar step would: lib of the .rel's
 apps, releases/VSN, the top-level .rel of its layout, bin/ and the erts when present).
+By default OUT leaves out what every node running OLD already has: the lib/APP-VSN dirs of
+apps at the same version in both .rel files, and the erts when it did not change
+(unpack_release only checks that the .rel's libs exist under the root: DESIGN.md). `full`
+keeps them, for a tarball that also boots a fresh node.
 release_handler:unpack_release(STEM) reads releases/STEM.rel, STEM being the name the
 tarball is uploaded under (erldeploy: OUT's own name), so OUT also carries the .rel there
 whatever the layout (relx and mix have no such file); the unpack deletes it again.
@@ -30,9 +34,11 @@ COMPRESSLEVEL = 1   # beams compress little more at 6, at 3x the time
 class OutWriter:
     """Streams OUT to a temp file beside it; `finish` adds the relup and renames into place."""
 
-    def __init__(self, out: Path, new: Release, appups: dict[str, str]):
+    def __init__(self, out: Path, new: Release, appups: dict[str, str], have: tuple[str, ...] = ()):
+        """have: member prefixes the nodes already have (left out of OUT)."""
         self.out = Path(out)
         self.new = new
+        self.have = have
         self.tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
         # open across write_bulk/finish (two threads' turns): closed in finish or abort
         try:
@@ -52,7 +58,7 @@ class OutWriter:
         skip = set(self.replaced) | {self.relup_member}
         for info, data in _members_of(self.new):
             name = info.name.removeprefix("./")
-            if name in skip or name in written:
+            if name in skip or name in written or (self.have and name.startswith(self.have)):
                 continue
             written.add(name)
             info.name = name
@@ -85,6 +91,13 @@ class OutWriter:
         info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
         self.tar.addfile(info, io.BytesIO(data))
         self.count += 1
+
+
+def already_there(old: Release, new: Release) -> tuple[str, ...]:
+    """What nodes running OLD have of NEW: libs at the same version, an unchanged erts."""
+    ov = old.app_versions
+    have = tuple(f"lib/{a.name}-{a.vsn}/" for a in new.apps if ov.get(a.name) == a.vsn)
+    return have + ((f"erts-{new.erts}/",) if old.erts == new.erts else ())
 
 
 def _members_of(rel: Release):

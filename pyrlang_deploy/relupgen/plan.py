@@ -154,7 +154,10 @@ def _changed_app(plan: UpgradePlan, old: Release, new: Release, app: str, o: str
                                    f"cannot compare {app} (give its appup with --appup-dir)")
         generated = generate(app, o, n, {}, {})
     else:
-        generated = generate(app, o, n, old_beams, new_beams, frozenset(protocols))
+        try:
+            generated = generate(app, o, n, old_beams, new_beams, frozenset(protocols))
+        except BeamError as e:      # an Attr chunk is decoded only now, for changed modules
+            raise ReleaseReadError(f"{new.origin.name}: lib/{app}-{n}: {e}") from None
         if restart:
             generated = _emptied(generated)
         plan.warnings += warn.module_warnings(generated, old_beams, new_beams)

@@ -47,13 +47,15 @@ class Files:
         self.tar = tar
         self.names = names
         self._set = set(names)
+        # tarfile's own lookup by name scans every member
+        self._members = {_norm(m.name): m for m in tar.getmembers()} if tar is not None else {}
 
     def __contains__(self, name: str) -> bool:
         return name in self._set
 
     def read(self, name: str) -> bytes:
         if self.tar is not None:
-            f = self.tar.extractfile(name)
+            f = self.tar.extractfile(self._members.get(name, name))
             if f is None:
                 raise ReleaseReadError(f"{self.origin.name}: {name} is not a regular file")
             return f.read()

@@ -8,7 +8,8 @@ is the last member added.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from .make_relup import (
     path_erl,
     run_on_node,
 )
-from .package import OutWriter
+from .package import OutWriter, already_there
 from .plan import UpgradePlan, build_plan
 from .releases import open_release
 
@@ -33,13 +34,21 @@ class RelupReport:
     out: Path | None                     # None with --show
     out_size: int = 0
     members: int = 0
-    relup_term: Any = field(default=None, repr=False)
+    full: bool = False                   # OUT holds all of NEW, not only what OLD lacks
+
+    @cached_property
+    def relup_term(self) -> Any:
+        """The relup parsed (release/relup.Relup), for --show."""
+        from ..release.relup import parse_relup
+        from ..release.tarball import parse_consult
+
+        return parse_relup(parse_consult(self.relup.text))
 
     def to_json(self) -> dict[str, Any]:
         p = self.plan
         return {"schema": "erldeploy.relup/1", "ok": True, "release": p.name, "old_vsn": p.old_vsn,
                 "new_vsn": p.new_vsn, "layout": p.layout, "restart": p.restart,
-                "out": str(self.out) if self.out else None, "out_size": self.out_size,
+                "out": str(self.out) if self.out else None, "out_size": self.out_size, "full": self.full,
                 "relup_by": self.relup.runner, "apps": [a.to_json() for a in p.apps],
                 "appups": p.appup_texts(),
                 "warnings": [w.to_json() for w in p.warnings],
@@ -47,14 +56,14 @@ class RelupReport:
 
 
 async def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appup_dir: Path | None = None,
-                       restart: bool = False, show: bool = False, cluster_factory=None) -> RelupReport:
+                       restart: bool = False, show: bool = False, full: bool = False,
+                       cluster_factory=None, early: LocalErl | None = None) -> RelupReport:
     """cluster_factory: an async context manager factory giving a connected Cluster, used
-    only when no local Erlang can run systools."""
-    from ..release.relup import parse_relup
-    from ..release.tarball import parse_consult
-
+    only when no local Erlang can run systools. early: an erl on PATH the caller booted
+    already (path_erl), else one is booted here."""
     # Boot erl on PATH while the releases are read; swapped for NEW's own ERTS if it has one.
-    early = path_erl(restart)
+    if early is None:
+        early = path_erl(restart)
     local: LocalErl | None = early
     writer: OutWriter | None = None
     bulk: asyncio.Future | None = None
@@ -67,9 +76,11 @@ async def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appu
             if early is not None:
                 early.close()
             local = carried
-        inputs = collect_inputs(old, new, plan.appup_texts())
+        texts = plan.appup_texts()
+        inputs = collect_inputs(old, new, texts)
         if not show and out is not None:
-            writer = OutWriter(out, new, plan.appup_texts())
+            have = () if full else already_there(old, new)
+            writer = OutWriter(out, new, texts, have)
             bulk = asyncio.ensure_future(asyncio.to_thread(writer.write_bulk))
         if local is not None:
             relup = await asyncio.to_thread(local.run, inputs)
@@ -79,8 +90,7 @@ async def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appu
         else:
             raise ReleaseError("no Erlang to run systools:make_relup: put erl on PATH, "
                                "or give -n NODE of the target cluster")
-        report = RelupReport(plan, relup, None)
-        report.relup_term = parse_relup(parse_consult(relup.text))
+        report = RelupReport(plan, relup, None, full=full)
         if bulk is not None:
             await bulk
             path = await asyncio.to_thread(writer.finish, relup.text)
