@@ -93,6 +93,8 @@ def summary_lines(report: Any) -> str:
                                 ("loaded", c.loaded), ("added", c.added), ("deleted", c.deleted)):
                 if mods:
                     lines.append(f"      {label:<11} {', '.join(mods)}")
+    if p.restart:
+        lines.append("  (the modules above load when the nodes restart into NEW: no code changes before)")
     for note in p.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines) + "\n"

@@ -48,10 +48,13 @@ class Appup:
     source: str                     # generated | ebin (the user's, in NEW) | appup-dir
     changes: ModuleChanges = field(default_factory=ModuleChanges)
     term: Any = None                # the whole {Vsn, Ups, Downs} written to APP.appup
+    raw: str | None = None          # a user's file as written (comments and all): shipped as is
 
     def text(self) -> str:
         from ..term import format_term
 
+        if self.raw is not None:
+            return self.raw
         return "%% appup of " + self.app + " (" + self.source + ")\n" + format_term(self.term) + ".\n"
 
 
@@ -144,11 +147,13 @@ def entry_for(entries: Any, vsn: str) -> list[Any] | None:
     return None
 
 
-def choose_appup(generated: Appup, ebin_term: Any | None, dir_term: Any | None) -> tuple[Appup, str | None]:
+def choose_appup(generated: Appup, ebin_term: Any | None, dir_term: Any | None,
+                 raw: dict[str, str] | None = None) -> tuple[Appup, str | None]:
     """The appup to ship, and a note when a user's appup was set aside or completed.
 
     --appup-dir first, then one in NEW's ebin; either wins when it covers OLD in both
-    directions. An ebin appup for other versions only gets our entry added to it."""
+    directions. An ebin appup for other versions only gets our entry added to it.
+    raw: source -> the file's text, kept for the chosen one."""
     from ..release.terms import text
 
     stale = None
@@ -167,7 +172,7 @@ def choose_appup(generated: Appup, ebin_term: Any | None, dir_term: Any | None) 
         up, down = entry_for(term[1], generated.old_vsn), entry_for(term[2], generated.old_vsn)
         if up is not None and down is not None:
             chosen = Appup(generated.app, generated.old_vsn, generated.new_vsn, up, down, source,
-                           generated.changes, term)
+                           generated.changes, term, (raw or {}).get(source))
             return chosen, None
         if source == "ebin":
             merged = (term[0], [(generated.old_vsn, generated.up)] + list(term[1]),

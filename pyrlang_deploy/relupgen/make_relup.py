@@ -211,7 +211,7 @@ async def run_on_node(cluster: Any, node: str, inputs: Inputs, restart: bool) ->
     runner = f"on node {node}"
     tmp = text(await cluster.rpc(node, "os", "getenv", ["TMPDIR", "/tmp"]))
     uniq = await cluster.rpc(node, "erlang", "unique_integer", [[Atom("positive")]])
-    work = f"{tmp.rstrip('/')}/erldeploy-relup-{uniq}"
+    work = f"{tmp.rstrip('/')}/erldeploy-relup-node-{uniq}"
     try:
         for rel, data in inputs.files.items():
             path = f"{work}/{rel}"

@@ -138,11 +138,16 @@ def _changed_app(plan: UpgradePlan, old: Release, new: Release, app: str, o: str
     if not new_ebin:
         raise ReleaseReadError(f"{new.origin.name}: lib/{app}-{n}/ebin is missing: cannot upgrade {app}")
     ebin_term = dir_term = None
+    raw: dict[str, str] = {}
     if f"{app}.appup" in new_ebin:
-        ebin_term = _appup_term(new.read(new_ebin[f"{app}.appup"]), f"{new.origin.name}: {app}.appup")
+        data = new.read(new_ebin[f"{app}.appup"])
+        ebin_term = _appup_term(data, f"{new.origin.name}: {app}.appup")
+        raw["ebin"] = data.decode("utf-8")
     if appup_dir is not None and (appup_dir / f"{app}.appup").is_file():
         path = appup_dir / f"{app}.appup"
-        dir_term = _appup_term(path.read_bytes(), str(path))
+        data = path.read_bytes()
+        dir_term = _appup_term(data, str(path))
+        raw["appup-dir"] = data.decode("utf-8")
     old_beams = beams_of(old, app, o) if old.ebin(app, o) else None
     new_beams = beams_of(new, app, n)
     if app in warn.CORE_APPS and old_beams is not None:
@@ -161,7 +166,7 @@ def _changed_app(plan: UpgradePlan, old: Release, new: Release, app: str, o: str
         if restart:
             generated = _emptied(generated)
         plan.warnings += warn.module_warnings(generated, old_beams, new_beams)
-    chosen, note = choose_appup(generated, ebin_term, dir_term)
+    chosen, note = choose_appup(generated, ebin_term, dir_term, raw)
     if note:
         plan.notes.append(note)
     return AppChange(app, "changed", o, n, chosen)

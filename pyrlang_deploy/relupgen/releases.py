@@ -156,12 +156,18 @@ def _read(origin: Path, files: Files, inner: str | None = None) -> Release:
         layout = "distillery"
     elif f"releases/{name}-{vsn}.rel" in top:
         layout = "systools"
-    elif f"releases/{name}.rel" in top:
+    elif f"releases/{name}.rel" in top or _relx_marks(files, name, vsn):
         layout = "relx"
     else:
         layout = "mix"
     return Release(name=name, vsn=vsn, erts=erts, apps=apps, layout=layout, rel_member=member,
                    rel_bytes=files.read(member), files=files, origin=origin, inner=inner)
+
+
+def _relx_marks(files: Files, name: str, vsn: str) -> bool:
+    """A relx release dir (its tar step adds releases/NAME.rel; the dir has none): relx's
+    versioned start script, nodetool or its RELEASES; mix writes none of them."""
+    return any(n in files for n in (f"bin/{name}-{vsn}", "bin/nodetool", "releases/RELEASES"))
 
 
 def parse_rel(data: bytes) -> tuple[str, str, str, list[RelApp]]:

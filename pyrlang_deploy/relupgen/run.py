@@ -52,7 +52,7 @@ class RelupReport:
                 "relup_by": self.relup.runner, "apps": [a.to_json() for a in p.apps],
                 "appups": p.appup_texts(),
                 "warnings": [w.to_json() for w in p.warnings],
-                "systools_warnings": self.relup.warnings, "notes": p.notes}
+                "systools_warnings": self.relup.warnings, "notes": p.notes, "relup": self.relup.text}
 
 
 async def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appup_dir: Path | None = None,

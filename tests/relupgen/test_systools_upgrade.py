@@ -39,7 +39,8 @@ def facts(cluster, node: str) -> dict[str, str]:
 
 def test_generated_relup_upgrades_and_rolls_back_two_nodes(sys_build, tmp_path):
     out = tmp_path / "demo-0.0.2.tar.gz"
-    p = erldeploy("relup", str(sys_build.tars["0.0.1"]), str(sys_build.tars["0.0.2"]), "-o", str(out))
+    tars = (str(sys_build.tars["0.0.1"]), str(sys_build.tars["0.0.2"]))
+    p = erldeploy("relup", *tars, "-o", str(out))
     assert p.returncode == 0, p.stderr
     assert "code_change demo_server" in p.stdout and "erl on PATH" in p.stdout, p.stdout
     with tarfile.open(out) as t:
@@ -47,10 +48,19 @@ def test_generated_relup_upgrades_and_rolls_back_two_nodes(sys_build, tmp_path):
     assert "lib/demo-0.0.2/ebin/demo.appup" in names and "releases/0.0.2/relup" in names
     assert "releases/demo-0.0.2.rel" in names
 
+    local = json.loads(erldeploy("relup", *tars, "--show", "--json").stdout)
+
     c = demo_cluster.start_cluster(sys_build, tmp_path / "cluster", n=2,
                                    name_prefix=f"g{os.getpid()}{secrets.token_hex(2)}n")
     try:
         env = cluster_env(c)
+        # no Erlang where the command runs: systools runs on a node of the cluster
+        p = erldeploy("relup", *tars, "--show", "--json", "-n", c.nodes[1], env={**env, "PATH": "/nonexistent"})
+        assert p.returncode == 0, p.stderr
+        remote = json.loads(p.stdout)
+        assert remote["relup_by"] == f"on node {c.nodes[1]}"
+        assert remote["relup"] == local["relup"] and remote["appups"] == local["appups"]
+        assert c.eval(c.nodes[1], 'filelib:wildcard("/tmp/erldeploy-relup-node-*")') == "[]"   # cleaned up
         for i, node in enumerate(c.nodes):
             c.eval(node, f"[demo_server:bump() || _ <- lists:seq(1, {3 + i})], ok")
             # interactive mode loads on first call: make the module-to-delete really loaded
