@@ -10,9 +10,10 @@ By default OUT leaves out what every node running OLD already has: the lib/APP-V
 apps at the same version in both .rel files, and the erts when it did not change
 (unpack_release only checks that the .rel's libs exist under the root: DESIGN.md). `full`
 keeps them, for a tarball that also boots a fresh node.
-release_handler:unpack_release(STEM) reads releases/STEM.rel, STEM being the name the
-tarball is uploaded under (erldeploy: OUT's own name), so OUT also carries the .rel there
-whatever the layout (relx and mix have no such file); the unpack deletes it again.
+A systools release is unpacked as unpack_release(STEM), which reads releases/STEM.rel with
+STEM the tarball's own name: when OUT is not named NAME-VSN.tar.gz it carries the .rel
+under its own name too. relx and mix tarballs are unpacked under their layout's names
+("NAME", "VSN/NAME": DESIGN.md), so nothing is added to them.
 The relup is added last, so the bulk can be written while systools still runs.
 """
 
@@ -65,7 +66,7 @@ class OutWriter:
             self.tar.addfile(info, io.BytesIO(data) if data is not None else None)
             self.count += 1
         stem = self.out.name[:-len(".tar.gz")] if self.out.name.endswith(".tar.gz") else None
-        if stem and f"releases/{stem}.rel" not in written:
+        if self.new.layout == "systools" and stem and f"releases/{stem}.rel" not in written:
             self._add(f"releases/{stem}.rel", self.new.rel_bytes)
         for name, data in sorted(self.replaced.items()):
             self._add(name, data)

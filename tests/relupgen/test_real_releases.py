@@ -1,15 +1,18 @@
 """The proof on releases built by the real tools: `rebar3 tar` and `mix release` tarballs with
 no appup and no relup (tests/support/realrel.py), nodes started by the release's own
-`bin/NAME daemon`, the generated tarball installed by `erldeploy install` on two nodes and
-rolled back by `erldeploy rollback`. Read back with erl_call (RelNode.eval).
+`bin/NAME daemon`, the generated tarball installed on two nodes and rolled back.
+Read back with erl_call (RelNode.eval).
 
-A mix release has no RELEASES file; the nodes are adopted first the way DESIGN.md describes
-(create_RELEASES + release_handler restarted), by erl_call: that is the real-releases work's
-part, not the generator's.
+The install is driven with release_handler itself (erl_call: unpack_release under the name
+the layout needs, install_release, make_permanent; install_release of OLD for the way
+back), not with `erldeploy install`: unpacking relx and mix tarballs (unpack names, mix
+adoption) is the real-releases work of issue 8, in another branch. A mix release has no
+RELEASES file; the nodes are adopted first the way DESIGN.md describes.
 """
 
 from __future__ import annotations
 
+import shutil
 import tarfile
 
 import pytest
@@ -35,6 +38,19 @@ def observed(node, pair) -> dict:
     return out
 
 
+def unpack(node, pair, out) -> None:
+    """Place OUT where release_handler unpacks it for this layout (LAYOUTS.md) and unpack it."""
+    new = pair.new.vsn
+    if pair.tool == "relx":
+        shutil.copy(out, node.root / "releases" / f"{pair.name}.tar.gz")
+        name = pair.name
+    else:
+        (node.root / "releases" / new).mkdir(exist_ok=True)
+        shutil.copy(out, node.root / "releases" / new / f"{pair.name}.tar.gz")
+        name = f"{new}/{pair.name}"
+    assert node.eval(f'release_handler:unpack_release("{name}")') == f'{{ok,"{new}"}}'
+
+
 @pytest.mark.parametrize("tool", ["relx", "mix"])
 def test_generated_upgrade_of_a_real_release(tool, tmp_path):
     pair = realrel.build_relx() if tool == "relx" else realrel.build_mix()
@@ -50,46 +66,52 @@ def test_generated_upgrade_of_a_real_release(tool, tmp_path):
     assert {pair.appup_member, pair.relup_member} <= names
     with tarfile.open(pair.new.tarball) as t:
         new_names = set(t.getnames())
+    assert names - new_names == {pair.appup_member, pair.relup_member}     # NEW's layout, nothing else
     if full:
-        assert new_names <= names                              # NEW's own layout, every member
+        assert new_names <= names                              # every member of NEW
     else:
         ours = {n for n in new_names if n.startswith((f"lib/{pair.app}-{pair.new.vsn}/", "releases/", "bin/"))}
         assert ours <= names                                   # the changed app, releases, scripts
         assert not any(n.startswith(("erts-", "lib/kernel-", "lib/stdlib-")) for n in names)
 
+    old, new = pair.old.vsn, pair.new.vsn
     with Epmd() as epmd, realrel.Nodes(tmp_path / "nodes", epmd.port) as nodes:
-        started = nodes.start(pair, pair.old.vsn, n=2)
-        env = {"ERLDEPLOY_COOKIE": nodes.cookie, "ERL_EPMD_PORT": str(epmd.port)}
+        started = nodes.start(pair, old, n=2)
         for i, n in enumerate(started):
             if tool == "mix":
-                assert n.eval(ADOPT.format(vsn=pair.old.vsn, name=pair.name)) == "ok"
+                assert n.eval(ADOPT.format(vsn=old, name=pair.name)) == "ok"
             for _ in range(2 + i):
                 n.bump()
         before = {n.node: observed(n, pair) for n in started}
         for n in started:
             b = before[n.node]
-            assert b["state_version"] == 1 and b["plain"] == pair.old.vsn
+            assert b["state_version"] == 1 and b["plain"] == old
             assert b["removed"] and not b["added"]
 
-        p = erldeploy("install", pair.new.vsn, "--tar", str(out), "-n", started[0].node, "--cluster", env=env)
-        assert p.returncode == 0, p.stdout + p.stderr
+        for n in started:
+            unpack(n, pair, out)
+            assert n.eval(f'release_handler:install_release("{new}", [{{update_paths, true}}])') \
+                == f'{{ok,"{old}",[]}}'
+        for n in started:
+            assert n.eval(f'release_handler:make_permanent("{new}")') == "ok"
         for n in started:
             a, b = observed(n, pair), before[n.node]
-            assert a["releases"][pair.new.vsn] == "permanent"
+            assert a["releases"][new] == "permanent"
             assert a["state_version"] == 2                        # code_change ran
             assert int(a["count"]) == int(b["count"]) + 1         # ... and the state was kept
-            assert a["plain"] == pair.new.vsn                     # changed plain module reloaded
+            assert a["plain"] == new                              # changed plain module reloaded
             assert a["added"] and not a["removed"]                # new loaded, removed gone
             if tool == "mix":
                 assert a["describe_atom"] == "{atom,a}"           # the protocol's new impl dispatches
 
-        p = erldeploy("rollback", "-n", started[0].node, "--cluster", env=env)
-        assert p.returncode == 0, p.stdout + p.stderr
+        for n in started:                                         # back through the relup's down part
+            assert n.eval(f'release_handler:install_release("{old}")') == f'{{ok,"{old}",[]}}'
+            assert n.eval(f'release_handler:make_permanent("{old}")') == "ok"
         for n in started:
             r, b = observed(n, pair), before[n.node]
-            assert r["releases"][pair.old.vsn] == "permanent"
+            assert r["releases"][old] == "permanent"
             assert r["state_version"] == 1 and int(r["count"]) == int(b["count"]) + 2
-            assert r["plain"] == pair.old.vsn
+            assert r["plain"] == old
             assert r["removed"] and not r["added"]                # removed one is back
             if tool == "mix":
                 assert r["describe_atom"] == b["describe_atom"] != "{atom,a}"   # OLD's dispatch again
