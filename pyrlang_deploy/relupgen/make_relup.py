@@ -195,8 +195,9 @@ def _extract(rel: Release, names: list[str], root: Path) -> None:
         return
     wanted = set(names)
     members = [m for m in files.tar.getmembers() if m.name.removeprefix("./") in wanted]
-    files.tar.extractall(root, members=members, filter="tar") if hasattr(tarfile, "data_filter") \
-        else files.tar.extractall(root, members=members)
+    # "tar" keeps the executable bits erts needs and refuses paths leaving the root
+    kw = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
+    files.tar.extractall(root, members=members, **kw)
 
 
 # --- on a node of the target cluster ---------------------------------------------------
