@@ -70,12 +70,12 @@ async def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appu
     try:
         old, new = await asyncio.gather(asyncio.to_thread(open_release, old_path),
                                         asyncio.to_thread(open_release, new_path))
-        plan = build_plan(old, new, appup_dir=appup_dir, restart=restart)
-        carried = carried_erts(new, restart)
+        carried = carried_erts(new, restart)       # boots while we plan
         if carried is not None:
             if early is not None:
                 early.close()
             local = carried
+        plan = build_plan(old, new, appup_dir=appup_dir, restart=restart)
         texts = plan.appup_texts()
         inputs = collect_inputs(old, new, texts)
         if not show and out is not None:
