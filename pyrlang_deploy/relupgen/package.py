@@ -133,6 +133,7 @@ def _members_of(rel: Release):
 def _dir_selection(rel: Release) -> list[str]:
     libs = tuple(f"lib/{a.name}-{a.vsn}/" for a in rel.apps)
     keep = (*libs, f"releases/{rel.vsn}/", "bin/", f"erts-{rel.erts}/")
+    inner = f"releases/{rel.vsn}/{rel.name}.tar.gz"     # Distillery's copy of the whole release
     # not releases/COOKIE (the node has its own) nor RELEASES (it would list only NEW)
     tops = {f"releases/{rel.name}.rel", f"releases/{rel.name}-{rel.vsn}.rel", "releases/start_erl.data"}
-    return [n for n in rel.files.names if n.startswith(keep) or n in tops]
+    return [n for n in rel.files.names if (n.startswith(keep) and n != inner) or n in tops]

@@ -9,7 +9,8 @@ Layouts (where the .rel file is; the rest is lib/APP-VSN/ and releases/VSN/ in a
   systools    releases/NAME-VSN.rel beside releases/VSN/NAME-VSN.rel (systools:make_tar)
   relx        releases/NAME.rel and releases/VSN/NAME.rel (rebar3 release / tar)
   mix         releases/VSN/NAME.rel only, app entries {App, Vsn, Type} (mix release)
-  distillery  releases/VSN/NAME.tar.gz: the whole release inside, read as the release itself
+  distillery  releases/VSN/NAME.sh (its per-version script), or a root whose only release is
+              releases/VSN/NAME.tar.gz: the whole release inside, read as the release itself
 
 This is our own reader and not release/tarball.py's: that one checks an upgrade tarball
 before upload; this one needs every ebin file of both releases and the layout to rebuild.
@@ -152,8 +153,9 @@ def _read(origin: Path, files: Files, inner: str | None = None) -> Release:
             vsn = started[1]
     member, (name, _, erts, apps) = next((n, p) for n, p in sorted(versioned.items()) if p[1] == vsn)
     top = {n for n, p in parsed.items() if n.count("/") == 1 and p[1] == vsn}
-    if inner is not None:
-        layout = "distillery"
+    if inner is not None or f"releases/{vsn}/{name}.sh" in files \
+            or any(n.startswith(f"releases/{vsn}/libexec/") for n in files.names):
+        layout = "distillery"       # its per-version script (release_rc_main) and libexec
     elif f"releases/{name}-{vsn}.rel" in top:
         layout = "systools"
     elif f"releases/{name}.rel" in top or _relx_marks(files, name, vsn):

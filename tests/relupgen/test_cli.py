@@ -16,7 +16,8 @@ def _appup_of(tar, member: str) -> str:
 
 
 def test_release_dirs_give_the_same_appups_as_tarballs(tmp_path):
-    for pair, layout in ((realrel.build_relx(), "relx"), (realrel.build_mix(), "mix")):
+    for pair, layout in ((realrel.build_relx(), "relx"), (realrel.build_mix(), "mix"),
+                         (realrel.build_distillery(), "distillery")):
         docs = []
         for old, new in ((pair.old.tarball, pair.new.tarball), (pair.old.release_dir, pair.new.release_dir)):
             p = erldeploy("relup", str(old), str(new), "--show", "--json")

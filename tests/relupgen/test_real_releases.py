@@ -1,6 +1,7 @@
-"""The proof on releases built by the real tools: `rebar3 tar` and `mix release` tarballs with
+"""The proof on releases built by the real tools: `rebar3 tar`, `mix release` and Distillery tarballs with
 no appup and no relup (tests/support/realrel.py), nodes started by the release's own
-`bin/NAME daemon`, the generated tarball installed on two nodes and rolled back.
+`bin/NAME daemon` (Distillery's layout, repacked by realrel: `bin/NAME start`), the generated
+tarball installed on two nodes and rolled back.
 Read back with erl_call (RelNode.eval).
 
 The install is driven with release_handler itself (erl_call: unpack_release under the name
@@ -44,16 +45,19 @@ def unpack(node, pair, out) -> None:
     if pair.tool == "relx":
         shutil.copy(out, node.root / "releases" / f"{pair.name}.tar.gz")
         name = pair.name
-    else:
+    else:       # mix, Distillery
         (node.root / "releases" / new).mkdir(exist_ok=True)
         shutil.copy(out, node.root / "releases" / new / f"{pair.name}.tar.gz")
         name = f"{new}/{pair.name}"
     assert node.eval(f'release_handler:unpack_release("{name}")') == f'{{ok,"{new}"}}'
 
 
-@pytest.mark.parametrize("tool", ["relx", "mix"])
+BUILDS = {"relx": realrel.build_relx, "mix": realrel.build_mix, "distillery": realrel.build_distillery}
+
+
+@pytest.mark.parametrize("tool", list(BUILDS))
 def test_generated_upgrade_of_a_real_release(tool, tmp_path):
-    pair = realrel.build_relx() if tool == "relx" else realrel.build_mix()
+    pair = BUILDS[tool]()
     out = tmp_path / f"{pair.name}-{pair.new.vsn}.tar.gz"
     # relx: the default OUT (only what nodes on OLD lack); mix: --full (all of NEW)
     full = tool == "mix"
@@ -61,6 +65,7 @@ def test_generated_upgrade_of_a_real_release(tool, tmp_path):
     assert p.returncode == 0, p.stderr
     # systools ran with the ERTS the release carries (no erl needed where this runs)
     assert f"the ERTS 13.1.5 that {pair.new.tarball.name} carries" in p.stdout, p.stdout
+    assert f", {tool} layout;" in p.stdout
     with tarfile.open(out) as t:
         names = set(t.getnames())
     assert {pair.appup_member, pair.relup_member} <= names
