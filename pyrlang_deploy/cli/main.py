@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "permanent": ("pyrlang_deploy.cli.cmd_release", "permanent", "Make release VSN permanent on nodes."),
     "remove": ("pyrlang_deploy.cli.cmd_release", "remove", "Remove release VSN from nodes."),
     "doctor": ("pyrlang_deploy.cli.cmd_doctor", "doctor", "Limits and risks of every node (ports, fds, heart, atoms...)."),
+    "relup": ("pyrlang_deploy.cli.cmd_relup", "relup", "Generate appups and relup between two releases: OLD NEW -o OUT."),
     "agent": ("pyrlang_deploy.cli.cmd_agent", "agent", "Show or unload the on-node agent."),
     "shell": ("pyrlang_deploy.cli.cmd_shell", "shell", "Python prompt with top-level await, connected to the cluster."),
 }

@@ -1,0 +1,245 @@
+"""Run OTP's own systools:make_relup on the two releases: we never write relup instructions.
+
+systools needs only the two .rel files and, per app, its .app and .appup (module tests are
+off for relups), so the inputs are laid out in a small work dir:
+
+    WORK/old/NAME.rel   WORK/new/NAME.rel   WORK/lib/APP-VSN/ebin/APP.app, APP.appup
+    -> WORK/out/relup   (both directions: up from OLD, down to OLD)
+
+Where it runs, in this order (the result says which):
+  1. the ERTS the NEW release carries (erts-VSN/ plus kernel, stdlib, sasl in its lib/):
+     the very systools of the target
+  2. `erl` on PATH
+  3. a node of the target cluster, over our RPC (no Erlang where the command runs):
+     the inputs are written to a temporary dir on the node and removed afterwards
+The local emulator is started before the inputs are ready (it reads the work dir from
+stdin), so its boot overlaps our reading of the tarballs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ReleaseError
+from .releases import Release
+
+MARK = "erldeploy-relup:"
+SCRUBBED_ENV = ("ERL_LIBS", "ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ROOTDIR", "BINDIR", "EMU", "PROGNAME")
+
+
+class MakeRelupError(ReleaseError):
+    """systools:make_relup refused the input (message is systools' own), or could not run."""
+
+
+@dataclass
+class RelupResult:
+    text: str                       # the relup file as systools wrote it
+    warnings: list[str]             # systools' own warnings, formatted by it
+    runner: str                     # which Erlang ran it, for the user
+
+
+@dataclass
+class Inputs:
+    """Every file systools reads, by path relative to the work dir."""
+    name: str
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def write(self, root: Path) -> None:
+        (root / "out").mkdir(parents=True, exist_ok=True)
+        for rel, data in self.files.items():
+            p = root / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+
+
+def collect_inputs(old: Release, new: Release, appups: dict[str, str]) -> Inputs:
+    """appups: app -> the text of the APP.appup NEW will ship (generated or the user's)."""
+    inp = Inputs(new.name)
+    inp.files[f"old/{new.name}.rel"] = old.rel_bytes
+    inp.files[f"new/{new.name}.rel"] = new.rel_bytes
+    for rel in (old, new):
+        for a in rel.apps:
+            ebin = rel.ebin(a.name, a.vsn)
+            base = f"lib/{a.name}-{a.vsn}/ebin/"
+            for fn in (f"{a.name}.app", f"{a.name}.appup"):
+                if fn in ebin and base + fn not in inp.files:
+                    inp.files[base + fn] = rel.read(ebin[fn])
+    for app, text in appups.items():
+        inp.files[f"lib/{app}-{new.app_versions[app]}/ebin/{app}.appup"] = text.encode("utf-8")
+    return inp
+
+
+def _expr(restart: bool) -> str:
+    """Reads the work dir from stdin, runs make_relup there, prints MARK lines."""
+    extra = ", restart_emulator" if restart else ""
+    return (
+        'Dir = string:trim(io:get_line("")), ok = file:set_cwd(Dir), '
+        'Name = string:trim(io:get_line("")), '
+        'Out = fun(Tag, Text) -> io:format("' + MARK + '~s ~s~n", [Tag, '
+        'binary:encode_hex(unicode:characters_to_binary(Text))]) end, '
+        'case catch systools:make_relup("new/" ++ Name, ["old/" ++ Name], ["old/" ++ Name], '
+        '[silent, {path, ["lib/*/ebin"]}, {outdir, "out"}' + extra + ']) of '
+        '{ok, _, Mod, Ws} -> [Out("warning", Mod:format_warning(W)) || W <- Ws], Out("ok", ""); '
+        '{error, Mod, E} -> Out("error", Mod:format_error(E)); '
+        'Other -> Out("error", io_lib:format("~0tp", [Other])) end, halt().')
+
+
+def _parse_output(out: str, err: str, runner: str) -> list[str]:
+    warnings, ok = [], False
+    for line in out.splitlines():
+        if not line.startswith(MARK):
+            continue
+        tag, _, hexed = line[len(MARK):].partition(" ")
+        msg = bytes.fromhex(hexed.strip()).decode("utf-8", "replace").strip()
+        if tag == "error":
+            raise MakeRelupError(f"systools:make_relup ({runner}): {' '.join(msg.split())}")
+        if tag == "warning":
+            warnings.append(" ".join(msg.split()))
+        if tag == "ok":
+            ok = True
+    if not ok:
+        tail = " | ".join((err or out).strip().splitlines()[-3:])
+        raise MakeRelupError(f"systools:make_relup did not finish ({runner}): {tail or 'no output'}")
+    return warnings
+
+
+class LocalErl:
+    """An emulator started early, waiting on stdin for the work dir."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], runner: str, restart: bool,
+                 cleanup: Path | None = None):
+        self.runner = runner
+        self.cleanup = cleanup
+        full = [*argv, "-noshell", "-eval", _expr(restart)]
+        self.proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+
+    def run(self, inputs: Inputs, timeout: float = 300.0) -> RelupResult:
+        with tempfile.TemporaryDirectory(prefix="erldeploy-relup-") as tmp:
+            work = Path(tmp)
+            inputs.write(work)
+            try:
+                out, err = self.proc.communicate(f"{work}\n{inputs.name}\n", timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.close()
+                raise MakeRelupError(f"systools:make_relup ({self.runner}) took over {timeout:g}s") from None
+            finally:
+                if self.cleanup is not None:
+                    shutil.rmtree(self.cleanup, ignore_errors=True)
+            warnings = _parse_output(out, err, self.runner)
+            return RelupResult((work / "out" / "relup").read_text("utf-8"), warnings, self.runner)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.cleanup is not None:
+            shutil.rmtree(self.cleanup, ignore_errors=True)
+
+
+def erl_env() -> dict[str, str]:
+    # no erl_crash.dump left in the user's cwd when a boot fails
+    return {**{k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}, "ERL_CRASH_DUMP_SECONDS": "0"}
+
+
+def path_erl(restart: bool) -> LocalErl | None:
+    """`erl` on PATH, booted now; None when there is none."""
+    erl = shutil.which("erl")
+    if erl is None:
+        return None
+    return LocalErl([erl, "-boot", "start_clean"], erl_env(), f"erl on PATH ({erl})", restart)
+
+
+def carried_erts(new: Release, restart: bool) -> LocalErl | None:
+    """erts-VSN/bin/erlexec with the release's kernel, stdlib and sasl and a start_clean
+    boot file (relx and mix ship releases/VSN/start_clean.boot): extracted to a temp root."""
+    if not new.has_erts():
+        return None
+    apps = new.app_versions
+    boot = f"releases/{new.vsn}/start_clean.boot"
+    if boot not in new.files or not all(a in apps for a in ("kernel", "stdlib", "sasl")):
+        return None
+    prefixes = (f"erts-{new.erts}/", *(f"lib/{a}-{apps[a]}/" for a in ("kernel", "stdlib", "sasl")))
+    root = Path(tempfile.mkdtemp(prefix="erldeploy-erts-"))
+    try:
+        _extract(new, [n for n in new.files.names if n.startswith(prefixes)] + [boot], root)
+        bindir = root / f"erts-{new.erts}" / "bin"
+        erlexec = bindir / "erlexec"
+        if not os.access(erlexec, os.X_OK):
+            raise OSError("erlexec not executable")
+        env = {**erl_env(), "ROOTDIR": str(root), "BINDIR": str(bindir), "EMU": "beam", "PROGNAME": "erl"}
+        # mix's boot files name their libs $RELEASE_LIB/...; relx's use $ROOT
+        argv = [str(erlexec), "-boot", str(root / boot)[:-len(".boot")], "-boot_var", "RELEASE_LIB",
+                str(root / "lib")]
+        return LocalErl(argv, env,
+                        f"the ERTS {new.erts} that {new.origin.name} carries", restart, cleanup=root)
+    except (OSError, tarfile.TarError):
+        shutil.rmtree(root, ignore_errors=True)
+        return None
+
+
+def _extract(rel: Release, names: list[str], root: Path) -> None:
+    files = rel.files
+    if files.tar is None:
+        for n in names:
+            dst = root / n
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(files.origin / n, dst)
+        return
+    wanted = set(names)
+    members = [m for m in files.tar.getmembers() if m.name.removeprefix("./") in wanted]
+    # "tar" keeps the executable bits erts needs and refuses paths leaving the root
+    kw = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
+    files.tar.extractall(root, members=members, **kw)
+
+
+# --- on a node of the target cluster ---------------------------------------------------
+
+async def run_on_node(cluster: Any, node: str, inputs: Inputs, restart: bool) -> RelupResult:
+    """Write the inputs to a temp dir on `node`, run make_relup there, read the relup back,
+    remove the dir. Only stock modules are called (file, systools)."""
+    from ..errors import RpcError
+    from ..release.terms import text
+    from ..term import Atom
+
+    runner = f"on node {node}"
+    tmp = text(await cluster.rpc(node, "os", "getenv", ["TMPDIR", "/tmp"]))
+    uniq = await cluster.rpc(node, "erlang", "unique_integer", [[Atom("positive")]])
+    work = f"{tmp.rstrip('/')}/erldeploy-relup-node-{uniq}"
+    try:
+        for rel, data in inputs.files.items():
+            path = f"{work}/{rel}"
+            await cluster.rpc(node, "filelib", "ensure_dir", [path])
+            res = await cluster.rpc(node, "file", "write_file", [path, data])
+            if res != "ok":
+                raise MakeRelupError(f"{node}: cannot write {path}: {text(res)}", node=node)
+        await cluster.rpc(node, "filelib", "ensure_dir", [f"{work}/out/relup"])
+        opts = [Atom("silent"), (Atom("path"), [f"{work}/lib/*/ebin"]), (Atom("outdir"), f"{work}/out")]
+        if restart:
+            opts.append(Atom("restart_emulator"))
+        res = await cluster.rpc(node, "systools", "make_relup",
+                                [f"{work}/new/{inputs.name}", [f"{work}/old/{inputs.name}"],
+                                 [f"{work}/old/{inputs.name}"], opts], timeout=300)
+        if isinstance(res, tuple) and res and res[0] == "error" and len(res) == 3:
+            msg = text(await cluster.rpc(node, str(res[1]), "format_error", [res[2]]))
+            raise MakeRelupError(f"systools:make_relup ({runner}): {' '.join(msg.split())}", node=node)
+        if not (isinstance(res, tuple) and res[0] == "ok" and len(res) == 4):
+            raise MakeRelupError(f"systools:make_relup ({runner}): {text(res)}", node=node)
+        warnings = [" ".join(text(await cluster.rpc(node, str(res[2]), "format_warning", [w])).split())
+                    for w in res[3]]
+        data = await cluster.rpc(node, "file", "read_file", [f"{work}/out/relup"])
+        if not (isinstance(data, tuple) and data[0] == "ok"):
+            raise MakeRelupError(f"{node}: relup not written: {text(data)}", node=node)
+        return RelupResult(bytes(data[1]).decode("utf-8"), warnings, runner)
+    finally:
+        try:
+            await cluster.rpc(node, "file", "del_dir_r", [work])
+        except RpcError:
+            pass
