@@ -132,10 +132,10 @@ class Cluster:
                     e.node = n
                 return NodeResult(n, error=e, seconds=time.perf_counter() - t0)
 
-        if len(targets) == 1:  # no gather for one node (quickcall.QuickCluster has no loop)
+        if len(targets) == 1:  # no gather for one node
             r = await run(targets[0])
             return {r.node: r}
-        import asyncio  # here, not at the top: the CLI's quick path never loads it
+        import asyncio
 
         done = await asyncio.gather(*(run(n) for n in targets))
         return {r.node: r for r in done}

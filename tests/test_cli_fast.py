@@ -112,10 +112,10 @@ def test_fast_and_click_paths_agree_on_real_nodes(erl_node):
     assert env_nodes[0].stdout.count("@127.0.0.1: '") == 2
 
 
-def test_one_node_rpc_loads_neither_asyncclick_nor_asyncio(erl_node):
+def test_one_node_rpc_loads_neither_asyncclick_nor_rich(erl_node):
     n = erl_node()
     p = run(["rpc", "-n", n.node, "erlang", "node"], node=n, env_extra={"PYTHONPROFILEIMPORTTIME": "1"})
     assert p.returncode == 0 and p.stdout.strip() == f"'{n.node}'"
     loaded = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
-    assert "pyrlang_deploy.quickcall" in loaded
-    assert not {"asyncio", "asyncclick", "anyio", "rich"} & loaded, sorted(loaded)
+    assert "pyrlang_deploy.cli.fastpath" in loaded
+    assert not {"asyncclick", "anyio", "rich"} & loaded, sorted(loaded)

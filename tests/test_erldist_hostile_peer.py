@@ -46,8 +46,9 @@ class Run:
 
 def cli(fp: FakePeer, *args: str, env: dict | None = None, kill_after: float = 60.0) -> Run:
     """`erldeploy ARGS -n <fake node>`, with its peak RSS (tests/support/peak_rss.py)."""
+    # ERLDEPLOY_SYNTAX: the fake node answers the call under test, not the syntax probe
     e = {**os.environ, "ERLDEPLOY_COOKIE": fp.cookie, "ERL_EPMD_PORT": str(fp.epmd_port),
-         "HOME": "/nonexistent", **(env or {})}
+         "HOME": "/nonexistent", "ERLDEPLOY_SYNTAX": "erlang", **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r") as peak:
         cmd = [sys.executable, PEAK_RSS, peak.name, "-m", "pyrlang_deploy.cli.main", *args, "-n", fp.node_name]

@@ -4,7 +4,6 @@ fast path (fastpath.py) and the click commands (cmd_dist.py) run the same code."
 from __future__ import annotations
 
 import sys
-from contextlib import asynccontextmanager
 from typing import Any
 
 from .output import emit_json
@@ -28,22 +27,12 @@ async def ping(s) -> int:
     return report_per_node(s, res, lambda v: f"pong ({v['rtt_ms']} ms, OTP {v['otp']})")
 
 
-@asynccontextmanager
-async def _connected(s, cluster):
-    """The cluster the caller already opened (the quick path's), or a new one."""
-    if cluster is not None:
-        yield cluster
-        return
-    async with open_cluster(s) as c:
-        yield c
-
-
-async def rpc(s, module: str, function: str, args: tuple[str, ...] | list[str], cluster=None) -> int:
+async def rpc(s, module: str, function: str, args: tuple[str, ...] | list[str]) -> int:
     from . import syntax as sx
 
     # a bad argument fails before any network: in the syntax given, or in neither syntax
     parsed = sx.parse_args(s.syntax, args) if s.syntax else sx.check_args_either(args)
-    async with _connected(s, cluster) as c:
+    async with open_cluster(s) as c:
         syn = await sx.decide(s.syntax, c)
         if not s.syntax:
             parsed = sx.parse_args(syn, args)
@@ -52,10 +41,10 @@ async def rpc(s, module: str, function: str, args: tuple[str, ...] | list[str], 
     return _report_values(s, res, syn)
 
 
-async def eval_(s, expr: str, elixir: bool = False, cluster=None) -> int:
+async def eval_(s, expr: str, elixir: bool = False) -> int:
     from . import syntax as sx
 
-    async with _connected(s, cluster) as c:
+    async with open_cluster(s) as c:
         syn = "elixir" if elixir and not s.syntax else await sx.decide(s.syntax, c)
         if elixir:
             from ..elixir_eval import eval_elixir

@@ -50,34 +50,14 @@ class Plan:
         print_warnings(s)
         p = self.positional
         calls: dict[str, Callable[..., Any]] = {
-            "rpc": lambda c=None: dist_ops.rpc(s, p[0], p[1], p[2:], cluster=c),
-            "eval": lambda c=None: dist_ops.eval_(s, p[0], self.flags.get("elixir", False), cluster=c),
-            "ping": lambda c=None: dist_ops.ping(s),
-            "nodes": lambda c=None: dist_ops.nodes(s),
+            "rpc": lambda: dist_ops.rpc(s, p[0], p[1], p[2:]),
+            "eval": lambda: dist_ops.eval_(s, p[0], self.flags.get("elixir", False)),
+            "ping": lambda: dist_ops.ping(s),
+            "nodes": lambda: dist_ops.nodes(s),
         }
-        quick = self._quick(s) if self.command in ("rpc", "eval") else None
-        if quick is not None:
-            from ..quickcall import run_now
-            try:
-                return run_now(calls[self.command](quick))
-            finally:
-                quick._close_now()
         import asyncio
 
         return asyncio.run(calls[self.command]())
-
-    @staticmethod
-    def _quick(s) -> Any:
-        """One node, no discovery: a blocking connection, no event loop (None: use the full path)."""
-        if s.cluster or len(s.nodes) != 1 or not s.cookie or os.environ.get("ERLDEPLOY_NO_QUICK"):
-            return None
-        reach = s.reach
-        if reach is not None and (reach.tls is not None or reach.static_port(s.nodes[0]) is not None):
-            return None   # the blocking connection speaks plain TCP via epmd only
-        from ..quickcall import QuickCluster
-
-        return QuickCluster.connect(s.nodes[0], cookie=s.cookie, timeout=s.timeout, epmd_port=s.epmd_port,
-                                    name=s.name or (s.environment.node_name if s.environment else None))
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None:
