@@ -57,7 +57,7 @@ main([Target, Cookie, Long]) ->
     {ok, _} = net_kernel:start([Self, case Long of "true" -> longnames; _ -> shortnames end]),
     erlang:set_cookie(node(), list_to_atom(Cookie)),
     T = list_to_atom(Target),
-    true = net_kernel:connect_node(T),
+    true = connect(T, 5),
     _ = [rpc:call(T, erlang, node, []) || _ <- lists:seq(1, 500)],
     io:format("ready.~n"),
     loop(T, #{}).
@@ -81,6 +81,10 @@ loop(T, Bins) ->
             loop(T, Bins#{Size => Bin});
         _ -> ok
     end.
+
+%% a loaded machine can outlast one connect's setup time (a TLS handshake, mostly)
+connect(T, 1) -> net_kernel:connect_node(T);
+connect(T, N) -> net_kernel:connect_node(T) orelse (timer:sleep(500) == ok andalso connect(T, N - 1)).
 
 seq(_, 0) -> ok;
 seq(T, N) -> T = rpc:call(T, erlang, node, []), seq(T, N - 1).
