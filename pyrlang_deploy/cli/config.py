@@ -11,6 +11,9 @@
     strategy = "canary"                  # canary | rolling | all
     batch = 2
     verify = "myapp:health"              # a zero-arity health call returning ok/true
+    before = "'Elixir.MyApp.Release':migrate()"   # hooks: once before anything changes,
+    after = "myapp:warm_caches()"        # once after every node is permanent,
+    drain = "myapp:drain(30000)"         # on each node before it restarts (install --restart)
     timeout = 60
 
 The cookie itself is never stored in the project file: only where to find it.
@@ -25,7 +28,7 @@ from typing import Any
 from ..errors import UsageError
 
 _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
-          "timeout", "epmd_port", "name", "lease"}
+          "timeout", "epmd_port", "name", "lease", "before", "after", "drain"}
 
 
 @dataclass
@@ -44,6 +47,9 @@ class Environment:
     epmd_port: int | None = None
     node_name: str | None = None   # key "name": our own node name in this environment
     lease: float | None = None
+    before: str | None = None      # hooks (release/hooks.py): MOD:FUN(ARGS)
+    after: str | None = None
+    drain: str | None = None
 
 
 def find_project_file(start: str | None = None) -> tuple[str, dict[str, Any]] | None:
