@@ -88,16 +88,19 @@ def start_prg_problem(content: bytes | None, path: str) -> str | None:
 
     release_handler runs `StartPrg DataFile`: a shell script that never reads its first
     argument boots whatever it always boots (its start_erl.data: the permanent release).
-    A binary cannot be read this way and is trusted."""
+    A binary cannot be read this way and is trusted. Passing "$@" on (to erlexec, say) is not
+    enough: the data file must be read as the first argument, `${1:-.../start_erl.data}` as
+    OTP's bin/start does."""
     if content is None:
         return f"its start program {path} does not exist"
     if not content.startswith(b"#!"):
         return None
     body = b"\n".join(line.split(b"#", 1)[0] if not line.startswith(b"#!") else b""
                       for line in content.splitlines())
-    if any(tok in body for tok in (b"$1", b"${1", b"$@", b"$*", b"${@")):
+    if b"$1" in body or b"${1" in body:
         return None
-    return f"its start program {path} never reads its argument (the data file naming the release to boot)"
+    return (f"its start program {path} never reads its first argument (the data file naming the "
+            f"release to boot), so a restart would boot the permanent release again")
 
 
 # --- preflight (I/O) ---------------------------------------------------------------------

@@ -49,9 +49,10 @@ def test_restart_relup_both_ways_keeping_other_entries():
 
 def test_start_program_must_read_its_argument():
     otp = b'#!/bin/sh\nSTART_ERL_DATA=${1:-$RELDIR/start_erl.data}\nexec run_erl ...\n'
-    demo = b'#!/bin/sh\n# reads $1? no: only this comment mentions it\nread -r E V < "$R/releases/start_erl.data"\n'
+    demo = b'#!/bin/sh\n# reads $1? no: only this comment mentions it\nread -r E V < "$R/releases/start_erl.data"\n' \
+        b'exec erlexec -boot "$R/releases/$V/start" "$@"\n'
     assert start_prg_problem(otp, "/r/bin/start") is None
-    assert "never reads its argument" in start_prg_problem(demo, "/r/bin/start")
+    assert "never reads its first argument" in start_prg_problem(demo, "/r/bin/start")
     assert "does not exist" in start_prg_problem(None, "/r/bin/start")
     assert start_prg_problem(b"\x7fELF...", "/r/bin/start") is None     # a binary is trusted
 
@@ -226,23 +227,23 @@ def test_failed_drain_stops_and_the_restarted_node_is_restarted_back(demo_build,
 def test_refusals_and_hooks_on_the_stock_demo_cluster(demo, cli, demo_build, norelup_tar):
     """No heart and a start script that ignores its argument: --restart is refused naming each
     node; a failing --before changes nothing; a failing --after is reported with the state."""
-    p = cli("install", "0.0.2", "--tar", str(norelup_tar), "--restart")
+    p = cli("install", "0.0.2", "--cluster", "--tar", str(norelup_tar), "--restart")
     assert p.returncode == 1
     for node in demo.nodes:
         assert f"{node}: heart is not running" in p.stderr
-    assert "never reads its argument" in p.stderr and "bin/start" in p.stderr and "HEART_COMMAND" in p.stderr
+    assert "never reads its first argument" in p.stderr and "bin/start" in p.stderr and "HEART_COMMAND" in p.stderr
     p = cli("install", "0.0.2", "--tar", str(norelup_tar))
     assert p.returncode == 1 and "--restart installs it" in p.stderr
 
     hot = str(demo_build.tars["0.0.2"])
-    p = cli("install", "0.0.2", "--tar", hot, "--before", "erlang:error(migration_failed)")
+    p = cli("install", "0.0.2", "--cluster", "--tar", hot, "--before", "erlang:error(migration_failed)")
     assert p.returncode == 1 and "--before hook erlang:error(migration_failed) failed" in p.stderr
     assert "nothing was changed" in p.stderr
     for node in demo.nodes:
         assert releases_of(demo, node) == {"0.0.1": "permanent"}
         assert not list((demo.root_of(node) / "releases").glob("*.tar.gz"))
 
-    p = cli("install", "0.0.2", "--tar", hot, "--before", 'file:write_file("before.log", <<"x">>, [append])',
+    p = cli("install", "0.0.2", "--cluster", "--tar", hot, "--before", 'file:write_file("before.log", <<"x">>, [append])',
             "--after", "erlang:error(cache_warm_failed)")
     assert p.returncode == 1, p.stdout
     assert "--after hook erlang:error(cache_warm_failed) failed" in p.stderr and "permanent" in p.stderr
