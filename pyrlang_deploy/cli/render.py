@@ -182,7 +182,7 @@ def render_install_report(rep: "InstallReport", *, quiet: bool = False) -> None:
         p = rep.plan
         if rep.dry_run:
             con.print(f"[bold]plan:[/bold] {p.release} {p.from_vsn} -> {p.to_vsn} ({p.direction}), "
-                      f"{'agent with lease' if p.agent else 'plain RPC'}")
+                      f"{'restart through heart' if getattr(p, 'restart', False) else 'agent with lease' if p.agent else 'plain RPC'}")
             if p.adopt:
                 con.print(f"  adopt first (mix release: create RELEASES, restart release_handler): "
                           f"{', '.join(p.adopt)}")

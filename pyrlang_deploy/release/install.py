@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from ..errors import ErldeployError, NodeDown, ReleaseError
+from ..errors import ConnectError, ErldeployError, NodeDown, ReleaseError
 from . import adopt, boot, consolidated
 from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
@@ -312,8 +312,12 @@ class Installer:
                 cur, _ = await self.steps.current_and_permanent(o.node)
             except NodeDown:
                 self.emit(o.node, "wait", "info", "waiting for the node to come back")
-                await self.steps.wait_back(o.node)
-                cur, _ = await self.steps.current_and_permanent(o.node)
+                try:
+                    await self.steps.wait_back(o.node)
+                    cur, _ = await self.steps.current_and_permanent(o.node)
+                except (NodeDown, ConnectError) as e:   # not back: nothing to roll back on, say so
+                    o.apply(Change.ROLLBACK_FAILED, f"rollback not possible: {e}")
+                    return
             if cur == o.from_vsn:
                 o.apply(Change.ROLLED_BACK)
                 return
@@ -433,7 +437,11 @@ async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, acti
     emit = emitter(opts.on_event)
     hooks = HookRunner(cluster, emit, timeout=opts.install_timeout, on_output=opts.on_output)
     first = plan.to_change[0]
-    if opts.before is not None and plan.batches:   # a re-run that only makes nodes permanent ran it already
+    if opts.before is not None and plan.installed_not_permanent:
+        # an earlier run changed these nodes, so it ran --before already (exactly once)
+        emit(first, "before", "info", f"not run: {', '.join(plan.installed_not_permanent)} run {vsn} "
+             "already (an earlier run got that far)")
+    elif opts.before is not None:
         r = await hooks.run(opts.before, first)
         if not r.ok:
             return _report(action, plan, outcomes_of(plan), False, f"the --before hook {r.call} failed on "
