@@ -25,8 +25,6 @@ restart relup needs none of them.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -70,6 +68,12 @@ def restart_relup(existing: Any, vsn: str, from_vsn: str) -> tuple:
     return (vsn, [(from_vsn, descr, RESTART)] + ups, [(from_vsn, descr, RESTART)] + downs)
 
 
+def restarts_both_ways(relup: "Relup", from_vsn: str) -> bool:
+    """The relup restarts the emulator up from from_vsn and down to it: used as it is."""
+    return "restart_emulator" in relup.up_from.get(from_vsn, ()) and \
+        "restart_emulator" in relup.down_to.get(from_vsn, ())
+
+
 def relup_note(relup: "Relup | None", vsn: str, from_vsn: str | None) -> str:
     """What restart mode does with the relup, for the plan's notes."""
     how = ("each node in turn: drain (if given), install_release, heart restarts it into "
@@ -77,7 +81,7 @@ def relup_note(relup: "Relup | None", vsn: str, from_vsn: str | None) -> str:
     if relup is None:
         return f"restart mode: the tarball has no relup; releases/{vsn}/relup is written as " \
                f"[restart_emulator] both ways ({how})"
-    if from_vsn and relup.restarts_emulator(from_vsn) and from_vsn in relup.down_to:
+    if from_vsn and restarts_both_ways(relup, from_vsn):
         return f"restart mode: the relup's entry for {from_vsn} restarts the emulator already ({how})"
     return f"restart mode: the relup's entries for {from_vsn} are replaced by [restart_emulator] " \
            f"on the nodes ({how})"
@@ -202,11 +206,12 @@ class RestartExecutor:
         existing = await self.steps.read_term_file(node, path)
         if existing is not None:
             try:
-                if parse_relup(existing).restarts_emulator(from_vsn) and \
-                        from_vsn in parse_relup(existing).down_to:
-                    return      # the release's own restart relup
+                own = parse_relup(existing)
             except (TypeError, ValueError, IndexError):
-                existing = None
+                existing = None     # not a relup: replaced
+            else:
+                if restarts_both_ways(own, from_vsn):
+                    return      # the release's own restart relup
         term = restart_relup(existing, self.vsn, from_vsn)
         # formatted by the node itself, so file:consult reads back exactly this term
         chars = await self.ops.rpc(node, "io_lib", "format", ["%% coding: utf-8\n~tp.~n", [term]])
@@ -225,32 +230,12 @@ class RestartExecutor:
                 raise ReleaseError(f"{node}: install_release({to}) returned {{error, {ans.detail}}}; "
                                    f"the node was not restarted", node=node)
         self.emit(node, "wait", "info", f"restarting through heart into {to}; waiting for it to come back")
-        await self.wait_rebooted(node, text(before))
+        await self.steps.wait_back(node, old_pid=text(before))
         cur, perm = await self.steps.current_and_permanent(node)
         if cur != to:
             prg = await self._start_prg(node)
             raise ReleaseError(f"{node}: came back running {cur} (permanent {perm}), not {to}: its start "
                                f"program {prg} did not boot releases/new_start_erl.data", node=node)
-
-    async def wait_rebooted(self, node: str, old_pid: str) -> None:
-        """Until another emulator (a new OS pid) answers, booted, with release_handler up."""
-        deadline = time.monotonic() + self.steps.restart_wait
-        last: Exception | str | None = None
-        while time.monotonic() < deadline:
-            try:    # each call reconnects if needed: the rebooted node is a new connection
-                pid = text(await self.ops.rpc(node, "os", "getpid", [], timeout=5.0))
-                if pid == old_pid:
-                    last = "still the old emulator"
-                elif await self.ops.rpc(node, "init", "get_status", [], timeout=5.0) \
-                        == (Atom("started"), Atom("started")) and \
-                        await self.ops.rpc(node, "erlang", "whereis", [Atom("release_handler")],
-                                           timeout=5.0) != "undefined":
-                    return
-            except (ConnectError, NodeDown, RpcError) as e:
-                last = e
-            await asyncio.sleep(0.5)
-        raise NodeDown(f"{node} did not come back within {self.steps.restart_wait:.0f} s after the restart"
-                       + (f" (last: {last})" if last else ""), node=node)
 
     async def _start_prg(self, node: str) -> str:
         if node not in self.start_prg:

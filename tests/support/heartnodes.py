@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from tests.support.nodes import _cluster, epmd_names
+from tests.support.realrel import kill_root
 
 BOOT_TIMEOUT = 90.0     # a loaded machine boots slowly
 
@@ -95,28 +96,11 @@ class HeartNode:
         os.kill(int(self.os_pid()), signal.SIGKILL)
 
     def kill(self, wait: float = 15.0) -> None:
-        deadline = time.monotonic() + wait
-        while pids := self.pids():
-            first = [p for p in pids if _exe(p) in ("heart", "run_erl")]
-            for pid in first + [p for p in pids if p not in first]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.node}: processes {pids} of {self.root} survive SIGKILL")
-            time.sleep(0.05)
+        kill_root(self.root, self.node, wait)
 
     def log_tail(self, chars: int = 1500) -> str:
         texts = [p.read_text(errors="replace")[-chars:] for p in sorted((self.root / "log").glob("erlang.log*"))]
         return " | ".join(texts)[-chars:] or "(no log)"
-
-
-def _exe(pid: int) -> str:
-    try:
-        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except OSError:
-        return ""
 
 
 class HeartCluster:

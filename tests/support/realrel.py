@@ -457,17 +457,7 @@ class RelNode:
         launcher's process group. Returns when none is left."""
         if self.launcher is not None and self.launcher.poll() is None:
             _cluster.kill_proc(self.launcher)
-        deadline = time.monotonic() + wait
-        while pids := self.pids():
-            first = [p for p in pids if _exe_name(p) in ("heart", "run_erl")]
-            for pid in first + [p for p in pids if p not in first]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            if time.monotonic() > deadline:
-                raise FixtureError(f"{self.node}: processes {pids} of {self.root} survive SIGKILL")
-            time.sleep(0.05)
+        kill_root(self.root, self.node, wait)
         if self.launcher is not None:
             self.launcher.wait()
 
@@ -561,6 +551,23 @@ class RelNode:
 
     def root_dir(self) -> str:
         return self.eval_py("code:root_dir()")
+
+
+def kill_root(root: Path, node: str, wait: float = 10.0) -> None:
+    """SIGKILL every process running an executable of `root` (its erts): heart and run_erl
+    first (heart would restart the emulator, run_erl outlives it), then the emulator and its
+    helpers. Returns when none is left."""
+    deadline = time.monotonic() + wait
+    while pids := _cluster._pids_with_exe_under(root):
+        first = [p for p in pids if _exe_name(p) in ("heart", "run_erl")]
+        for pid in first + [p for p in pids if p not in first]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            raise FixtureError(f"{node}: processes {pids} of {root} survive SIGKILL")
+        time.sleep(0.05)
 
 
 def _exe_name(pid: int) -> str:
