@@ -19,7 +19,7 @@ class Event:
     """Progress, for people (the CLI draws it) and for logs."""
 
     node: str
-    step: str        # upload | unpack | check | install | verify | permanent | rollback | wait
+    step: str        # upload | unpack | check | install | verify | permanent | rollback | wait | relup | before | drain | after
     state: str       # start | ok | fail | info | progress
     detail: str = ""
     seconds: float = 0.0
