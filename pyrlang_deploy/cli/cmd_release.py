@@ -86,11 +86,21 @@ def _install_options(f):
                      help="How long one node's install_release may take (default 600).")(f)
     f = click.option("--replace-unpacked", is_flag=True,
                      help="Where VSN is unpacked from another build, remove it and unpack the tarball's.")(f)
+    f = click.option("--restart", is_flag=True,
+                     help="Restart each node into VSN (release_handler through heart) instead of a hot "
+                          "upgrade: for releases with no usable relup.")(f)
+    f = click.option("--drain", metavar="MOD:FUN(ARGS)", default=None,
+                     help="With --restart: call on each node before it restarts.")(f)
+    f = click.option("--before", metavar="MOD:FUN(ARGS)", default=None,
+                     help="Call once, on the first node to change, before anything changes (migrations).")(f)
+    f = click.option("--after", metavar="MOD:FUN(ARGS)", default=None,
+                     help="Call once, on that node, after every node is permanent.")(f)
     return f
 
 
 def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_timeout, replace_unpacked=False,
-                  tar=None) -> dict[str, Any]:
+                  tar=None, restart=False, drain=None, before=None, after=None) -> dict[str, Any]:
+    from ..release.hooks import parse_hook
     from ..release.install import parse_verify
 
     env = s.environment
@@ -102,6 +112,11 @@ def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_
         dry_run=dry_run, agent=not no_agent,
         lease=lease or (env.lease if env and env.lease else 30.0),
         install_timeout=install_timeout, replace_unpacked=replace_unpacked,
+        restart=restart,
+        # the environment's drain only applies to restarts
+        drain=parse_hook("drain", drain or (env.drain if env and restart else None)),
+        before=parse_hook("before", before or (env.before if env else None)),
+        after=parse_hook("after", after or (env.after if env else None)),
     )
 
 
@@ -159,6 +174,7 @@ async def _run_transition(s, opts: dict[str, Any], action) -> int:
 
     printer = progress_renderer(s)
     opts["on_event"] = printer
+    opts["on_output"] = _hook_output(s)
     pending = None
     if opts.get("tar") is not None:
         # read and check the tarball in a thread while we connect (hashing and zlib drop the GIL)
@@ -180,6 +196,19 @@ async def _run_transition(s, opts: dict[str, Any], action) -> int:
     else:
         render_install_report(report, quiet=s.quiet)
     return report.exit_code
+
+
+def _hook_output(s):
+    """A hook's io output as it comes, each line led by its node and slot: on stdout for
+    people, on stderr with --json (stdout stays JSON)."""
+    import sys
+
+    def write(slot: str, node: str, text: str) -> None:
+        stream = sys.stderr if s.json else sys.stdout
+        for line in text.splitlines():
+            stream.write(f"{node} {slot}| {line}\n")
+        stream.flush()
+    return write
 
 
 # --- permanent / remove ---------------------------------------------------------

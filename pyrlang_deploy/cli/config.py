@@ -11,6 +11,9 @@
     strategy = "canary"                  # canary | rolling | all
     batch = 2
     verify = "myapp:health"              # a zero-arity health call returning ok/true
+    before = "'Elixir.MyApp.Release':migrate()"   # hooks: once before anything changes,
+    after = "myapp:warm_caches()"        # once after every node is permanent,
+    drain = "myapp:drain(30000)"         # on each node before it restarts (install --restart)
     timeout = 60
     ssl_dist_optfile = "/etc/myapp/ssl_dist.conf"  # TLS distribution (or tls_certfile/
                                                    # tls_keyfile/tls_cacertfile)
@@ -29,7 +32,7 @@ from typing import Any
 from ..errors import UsageError
 
 _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
-          "timeout", "epmd_port", "name", "lease", "syntax",
+          "timeout", "epmd_port", "name", "lease", "syntax", "before", "after", "drain",
           "ssl_dist_optfile", "tls_certfile", "tls_keyfile", "tls_cacertfile", "dist_port"}
 
 
@@ -56,6 +59,9 @@ class Environment:
     tls_cacertfile: str | None = None
     dist_port: int | None = None
     syntax: str | None = None
+    before: str | None = None      # hooks (release/hooks.py): MOD:FUN(ARGS)
+    after: str | None = None
+    drain: str | None = None
 
 
 def find_project_file(start: str | None = None) -> tuple[str, dict[str, Any]] | None:

@@ -182,7 +182,7 @@ def render_install_report(rep: "InstallReport", *, quiet: bool = False) -> None:
         p = rep.plan
         if rep.dry_run:
             con.print(f"[bold]plan:[/bold] {p.release} {p.from_vsn} -> {p.to_vsn} ({p.direction}), "
-                      f"{'agent with lease' if p.agent else 'plain RPC'}")
+                      f"{'restart through heart' if getattr(p, 'restart', False) else 'agent with lease' if p.agent else 'plain RPC'}")
             if p.adopt:
                 con.print(f"  adopt first (mix release: create RELEASES, restart release_handler): "
                           f"{', '.join(p.adopt)}")
@@ -212,6 +212,11 @@ def render_install_report(rep: "InstallReport", *, quiet: bool = False) -> None:
         for o in rep.nodes:
             for cr in o.crash_reports:
                 con.print(Text(f"{o.node} crash report: ", style="red") + Text(cr))
+    for h in getattr(rep, "hooks", ()):
+        if h.ok and h.slot == "drain" and quiet:
+            continue
+        con.print(Text(f"--{h.slot} on {h.node}: ", style="green" if h.ok else "bold red")
+                  + Text(f"{h.call} -> {h.value}" if h.ok else f"{h.call} failed: {h.error}"))
     style = "green" if rep.ok else "bold red"
     # Text, not markup: the message quotes Erlang terms, [lists] included
     (con if rep.ok else err_console()).print(Text(rep.message, style=style))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from ..errors import ErldeployError, NodeDown, ReleaseError
+from ..errors import ConnectError, ErldeployError, NodeDown, ReleaseError
 from . import adopt, boot, consolidated
 from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
@@ -33,6 +33,7 @@ from .tarball import TarballInfo
 if TYPE_CHECKING:
     from ..cluster import Cluster
     from ..erldist.node import LocalNode
+    from .hooks import HookCall, HookRunner, Output
     from .nodeops import NodeOps
 
 Emit = Callable[..., None]     # emit(node, step, state, detail="", seconds=0.0, **progress)
@@ -51,13 +52,18 @@ class InstallOptions:
     restart_wait: float = 120.0
     replace_unpacked: bool = False
     on_event: Callable[[Event], None] | None = None
+    restart: bool = False                   # restart mode (executor_restart.py)
+    before: "HookCall | None" = None        # hooks.py
+    after: "HookCall | None" = None
+    drain: "HookCall | None" = None         # restart mode only
+    on_output: "Output | None" = None       # a hook's io output, as it comes
 
     def plan_options(self, vsn: str) -> PlanOptions:
         return PlanOptions(vsn=vsn, strategy=self.strategy, batch=self.batch, agent=self.agent,
-                           dry_run=self.dry_run, replace_unpacked=self.replace_unpacked)
+                           dry_run=self.dry_run, replace_unpacked=self.replace_unpacked, restart=self.restart)
 
 
-def parse_verify(spec: str | None) -> tuple[str, str, list[Any]] | None:
+def parse_verify(spec: str | None, *, option: str = "--verify") -> tuple[str, str, list[Any]] | None:
     """`mod:fun` or `mod:fun(arg, ...)` with Erlang-term args -> (mod, fun, args)."""
     if not spec:
         return None
@@ -66,15 +72,29 @@ def parse_verify(spec: str | None) -> tuple[str, str, list[Any]] | None:
     head, _, rest = spec.partition("(")
     mod, sep, fun = head.strip().partition(":")
     if not sep or not mod or not fun:
-        raise UsageError(f"--verify {spec!r}: expected MOD:FUN or MOD:FUN(ARGS)")
+        raise UsageError(f"{option} {spec!r}: expected MOD:FUN or MOD:FUN(ARGS)")
+    mod, fun = (_unquoted(a.strip()) for a in (mod, fun))    # 'Elixir.MyApp.Release':migrate()
     args: list[Any] = []
     if rest:
         from ..term import parse_term
+        body = rest.rstrip()
+        if not body.endswith(")"):
+            raise UsageError(f"{option} {spec!r}: missing the closing parenthesis")
         try:
-            args = list(parse_term("[" + rest.rstrip().rstrip(")") + "]"))
+            args = list(parse_term("[" + body[:-1] + "]"))
         except Exception as e:
-            raise UsageError(f"--verify {spec!r}: bad arguments: {e}") from None
+            raise UsageError(f"{option} {spec!r}: bad arguments: {e}") from None
     return mod, fun, args
+
+
+def _unquoted(name: str) -> str:
+    if len(name) >= 2 and name[0] == name[-1] == "'":
+        from ..term import parse_term
+        try:
+            return str(parse_term(name))
+        except Exception:
+            pass
+    return name
 
 
 class Executor(Protocol):
@@ -91,7 +111,10 @@ class Executor(Protocol):
 
 
 def executor_for(plan: Plan, ops: "NodeOps", local: "LocalNode", steps: NodeSteps, emit: Emit,
-                 opts: InstallOptions) -> Executor:
+                 opts: InstallOptions, hooks: "HookRunner | None" = None) -> Executor:
+    if plan.restart:
+        from .executor_restart import RestartExecutor
+        return RestartExecutor(ops, steps, emit, plan, hooks=hooks, drain=opts.drain)
     if plan.agent:
         from .executor_agent import AgentExecutor
         return AgentExecutor(ops, local, steps, emit, plan.to_vsn, opts)
@@ -280,8 +303,12 @@ class Installer:
                 cur, _ = await self.steps.current_and_permanent(o.node)
             except NodeDown:
                 self.emit(o.node, "wait", "info", "waiting for the node to come back")
-                await self.steps.wait_back(o.node)
-                cur, _ = await self.steps.current_and_permanent(o.node)
+                try:
+                    await self.steps.wait_back(o.node)
+                    cur, _ = await self.steps.current_and_permanent(o.node)
+                except (NodeDown, ConnectError) as e:   # not back: nothing to roll back on, say so
+                    o.apply(Change.ROLLBACK_FAILED, f"rollback not possible: {e}")
+                    return
             if cur == o.from_vsn:
                 o.apply(Change.ROLLED_BACK)
                 return
@@ -374,6 +401,9 @@ async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, acti
                      ) -> InstallReport:
     """Preflight, plan, then (unless it is a no-op or a dry run) the run with its executor."""
     check_strategy(opts.strategy)
+    if opts.drain is not None and not opts.restart:
+        from ..errors import UsageError
+        raise UsageError("--drain runs before a node restarts: it needs --restart")
     steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
     plan = await prepare(cluster, steps, cluster.members, cluster.unreachable, opts.plan_options(vsn), opts.tar)
     verb = _verb(action)
@@ -381,15 +411,41 @@ async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, acti
         return _report(action, plan, outcomes_of(plan), True,
                        f"{vsn} is already permanent on every node: nothing to do", noop=True)
     await check_where_unpacked(cluster, steps, plan)
+    if plan.restart:
+        from .executor_restart import preflight as restart_preflight
+        await restart_preflight(cluster, plan)
     if opts.dry_run:
         return _report(action, plan, outcomes_of(plan), True, f"dry run: the {verb} {vsn} passed preflight",
                        dry_run=True)
+    from .hooks import HookRunner
+
     emit = emitter(opts.on_event)
-    executor = executor_for(plan, cluster, cluster.node, steps, emit, opts)
+    hooks = HookRunner(cluster, emit, timeout=opts.install_timeout, on_output=opts.on_output)
+    first = plan.to_change[0]
+    if opts.before is not None and plan.installed_not_permanent:
+        # an earlier run changed these nodes, so it ran --before already (exactly once)
+        emit(first, "before", "info", f"not run: {', '.join(plan.installed_not_permanent)} run {vsn} "
+             "already (an earlier run got that far)")
+    elif opts.before is not None:
+        r = await hooks.run(opts.before, first)
+        if not r.ok:
+            return _report(action, plan, outcomes_of(plan), False, f"the --before hook {r.call} failed on "
+                           f"{first}: {r.error}; nothing was changed", hooks=hooks.results)
+    executor = executor_for(plan, cluster, cluster.node, steps, emit, opts, hooks=hooks)
+    installer = Installer(cluster, plan, executor, steps, opts, emit=emit, action=action)
     try:
-        return await Installer(cluster, plan, executor, steps, opts, emit=emit, action=action).run()
+        report = await installer.run()
     finally:
         await executor.close()
+    if report.ok and opts.after is not None:
+        r = await hooks.run(opts.after, first)
+        if not r.ok:
+            await installer.final_states()
+            report.ok = False
+            report.message = (f"{verb} {vsn} done on every node, but the --after hook {r.call} failed on "
+                              f"{first}: {r.error}. Now: {installer.final_summary()}")
+    report.hooks = hooks.results
+    return report
 
 
 async def install(cluster: "Cluster", vsn: str, **options: Any) -> InstallReport:

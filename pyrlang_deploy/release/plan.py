@@ -40,6 +40,7 @@ class PlanOptions:
     agent: bool = True
     dry_run: bool = False
     replace_unpacked: bool = False      # remove a stale unpacked VSN and unpack the tarball's
+    restart: bool = False               # install by restarting each node (executor_restart.py)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Plan:
     replace_unpacked: tuple[str, ...] = ()          # nodes whose stale unpacked VSN is removed first
     tar: "TarballInfo | None" = field(default=None, repr=False, compare=False)
     expected_apps: tuple[tuple[str, str], ...] = ()  # app -> vsn of the target .rel, when known here
+    restart: bool = False                           # restart mode: executor_restart, no relup needed
 
     @property
     def noop(self) -> bool:
@@ -122,7 +124,7 @@ class Plan:
                 "need_upload": list(self.need_upload), "need_unpack": list(self.need_unpack),
                 "tarball": self.tarball, "agent": self.agent, "notes": list(self.notes),
                 "layout": self.layout.tool if self.layout else None, "adopt": list(self.adopt),
-                "replace_unpacked": list(self.replace_unpacked)}
+                "replace_unpacked": list(self.replace_unpacked), "restart": self.restart}
 
     @property
     def unpack_name(self) -> str:
@@ -235,10 +237,17 @@ def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups
     if tar is not None:       # the tarball's own relup is the target's
         relups = Relups(target=tar.relup, running=relups.running)
     direction = "up"
-    if sv.todo and sv.from_vsn is not None:
-        direction = _direction(vsn, sv.from_vsn, relups)
     notes: list[str] = []
-    agent = options.agent
+    if sv.todo and sv.from_vsn is not None and options.restart:
+        from .executor_restart import relup_note
+        try:    # a restart needs no relup of its own: the direction is only reported
+            direction = _direction(vsn, sv.from_vsn, relups)
+        except PreflightError:
+            direction = "up"
+        notes.append(relup_note(relups.target, vsn, sv.from_vsn))
+    elif sv.todo and sv.from_vsn is not None:
+        direction = _direction(vsn, sv.from_vsn, relups)
+    agent = options.agent and not options.restart
     if agent and tar is not None and tar.relup is not None and sv.from_vsn \
             and tar.relup.restarts_emulator(sv.from_vsn):
         # nothing on the node survives the emulator restart to hold a lease
@@ -277,7 +286,8 @@ def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups
                 nodes=tuple(NodeTarget(n.node, n.current, n.permanent, n.root_dir, n.releases_dir, n.cwd,
                                        n.cwd_ok, n.adoption, n.rel_file) for n in statuses),
                 layout=layout, adopt=adopt, replace_unpacked=replace, tar=tar,
-                expected_apps=tuple(sorted(tar.apps.items())) if tar is not None else ())
+                expected_apps=tuple(sorted(tar.apps.items())) if tar is not None else (),
+                restart=options.restart)
 
 
 def _direction(vsn: str, from_vsn: str, relups: Relups) -> str:
@@ -294,7 +304,8 @@ def _direction(vsn: str, from_vsn: str, relups: Relups) -> str:
         return "down"
     if target is None:
         raise PreflightError(f"preflight refused: release {vsn} has no relup (missing relup), "
-                             f"so it can not be hot-installed over {from_vsn}")
+                             f"so it can not be hot-installed over {from_vsn} (--restart installs it "
+                             f"by restarting each node)")
     known = ", ".join(sorted(target.up_from)) or "none"
     raise PreflightError(f"preflight refused: the relup of {vsn} has no entry for the running "
                          f"version {from_vsn} (it upgrades from: {known})")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .hooks import HookResult
     from .outcome import NodeOutcome
     from .plan import Plan
 
@@ -18,7 +19,7 @@ class Event:
     """Progress, for people (the CLI draws it) and for logs."""
 
     node: str
-    step: str        # upload | unpack | check | install | verify | permanent | rollback | wait
+    step: str        # upload | unpack | check | install | verify | permanent | rollback | wait | relup | before | drain | after
     state: str       # start | ok | fail | info | progress
     detail: str = ""
     seconds: float = 0.0
@@ -36,6 +37,7 @@ class InstallReport:
     noop: bool = False
     dry_run: bool = False
     nodes: "list[NodeOutcome]" = field(default_factory=list)
+    hooks: "list[HookResult]" = field(default_factory=list)     # hooks.py, in the order they ran
 
     @property
     def exit_code(self) -> int:
@@ -45,4 +47,4 @@ class InstallReport:
         return {"schema": SCHEMA, "action": self.action, "ok": self.ok, "vsn": self.to_vsn,
                 "message": self.message, "noop": self.noop, "dry_run": self.dry_run,
                 "plan": self.plan.to_json() if self.plan else None,
-                "nodes": [n.to_json() for n in self.nodes]}
+                "nodes": [n.to_json() for n in self.nodes], "hooks": [h.to_json() for h in self.hooks]}

@@ -118,12 +118,16 @@ class NodeSteps:
     async def make_permanent(self, node: str, vsn: str) -> None:
         await make_permanent(self.c, node, vsn, timeout=self.install_timeout)
 
-    async def wait_back(self, node: str, *, timeout: float | None = None) -> None:
-        """Wait for a restarting node to answer again with release_handler running."""
+    async def wait_back(self, node: str, *, timeout: float | None = None, old_pid: str | None = None) -> None:
+        """Wait for a restarting node to answer again with release_handler running (and,
+        given the OS pid of its emulator before, from another emulator: a reboot)."""
         deadline = time.monotonic() + (self.restart_wait if timeout is None else timeout)
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:   # the call reconnects: a restarted node is a new connection
+                if old_pid is not None and text(await self.c.rpc(node, "os", "getpid", [], timeout=5.0)) == old_pid:
+                    await asyncio.sleep(0.5)        # still the old emulator, shutting down
+                    continue
                 st = await self.c.rpc(node, "init", "get_status", [], timeout=5.0)
                 if st == (Atom("started"), Atom("started")):
                     rh = await self.c.rpc(node, "erlang", "whereis", [Atom("release_handler")], timeout=5.0)

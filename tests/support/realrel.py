@@ -484,7 +484,7 @@ class RelNode:
         """OS pids of every live process of this root: those running one of its executables
         (beam.smp, run_erl, heart, erl_child_setup, inet_gethost) and those whose command line
         names it (its start script, also when heart has just re-run it)."""
-        return _root_pids(self.root)
+        return root_pids(self.root)
 
     def os_pid(self) -> int:
         """The emulator's OS pid, as the node itself reports it."""
@@ -496,17 +496,7 @@ class RelNode:
         launcher's process group. Returns when none is left."""
         if self.launcher is not None and self.launcher.poll() is None:
             _cluster.kill_proc(self.launcher)
-        deadline = time.monotonic() + wait
-        while pids := self.pids():
-            first = [p for p in pids if exe_name(p) in ("heart", "run_erl")]
-            for pid in first + [p for p in pids if p not in first]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            if time.monotonic() > deadline:
-                raise FixtureError(f"{self.node}: processes {pids} of {self.root} survive SIGKILL")
-            time.sleep(0.05)
+        kill_root(self.root, self.node, wait)
         if self.launcher is not None:
             self.launcher.wait()
 
@@ -602,7 +592,24 @@ class RelNode:
         return self.eval_py("code:root_dir()")
 
 
-def _root_pids(root: Path) -> list[int]:
+def kill_root(root: Path, node: str, wait: float = 10.0) -> None:
+    """SIGKILL every process of `root` (its executables, or a command line naming it): heart
+    and run_erl first (heart would restart the emulator, run_erl outlives it), then the
+    emulator and its helpers. Returns when none is left."""
+    deadline = time.monotonic() + wait
+    while pids := root_pids(root):
+        first = [p for p in pids if exe_name(p) in ("heart", "run_erl")]
+        for pid in first + [p for p in pids if p not in first]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            raise FixtureError(f"{node}: processes {pids} of {root} survive SIGKILL")
+        time.sleep(0.05)
+
+
+def root_pids(root: Path) -> list[int]:
     prefix = str(root.resolve()) + "/"
     found = []
     for entry in os.listdir("/proc"):

@@ -1,0 +1,258 @@
+"""Restart mode (`install --restart`): each node is restarted into the new release by
+release_handler itself, for releases that cannot (or should not) be hot-upgraded.
+
+How release_handler restarts a node (sasl's release_handler.erl, do_install_release and
+prepare_restart_new_emulator; DESIGN.md "Restart upgrades"): when the relup's script holds
+`restart_emulator`, install_release writes releases/new_start_erl.data ("ERTS VSN"), marks
+VSN tmp_current in RELEASES, sets heart's command to `StartPrg ++ " " ++ DataFile` (StartPrg
+is sasl's `start_prg`, default ROOT/bin/start), replies {ok, From, Descr} and calls
+init:reboot(). The emulator halts, heart runs that command, and the node boots VSN: then
+VSN is current (not permanent) and make_permanent finishes the job. A restart that boots
+anything else leaves VSN merely unpacked. So the node needs heart running and a start
+program that boots the data file it is given (`preflight` checks both).
+
+Per node (the Installer's batches, after upload/unpack/check): the relup entry for this
+transition is written as `[restart_emulator]` both ways (the only instruction needed:
+nothing is hot-loaded), the drain call runs, install_release is called, and the node is
+waited for until a new emulator (another OS pid) answers with release_handler running;
+it must then run VSN. Rolling back is the same restart aimed at the permanent release
+through the relup's down entry ("rollbacks are just upgrades").
+
+The relup is written here, not made by systools:make_relup: make_relup derives the
+instructions from the apps' .appup files, which such releases do not have, and a
+restart relup needs none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import ConnectError, NodeDown, PreflightError, ReleaseError, RpcError
+from ..term.types import Atom
+from .plan import REFUSED
+from .relup import parse_relup
+from .terms import error_reason, is_tagged, show, text
+from .upload import upload_plain
+
+if TYPE_CHECKING:
+    from .hooks import HookCall, HookRunner
+    from .install import Emit
+    from .nodeops import NodeOps
+    from .outcome import NodeOutcome
+    from .plan import Plan
+    from .relup import Relup
+    from .steps import NodeSteps
+    from .tarball import TarballInfo
+
+RESTART = [Atom("restart_emulator")]
+
+HOW_TO = ("start nodes so that heart restarts them with the data file: OTP's embedded bin/start "
+          "(run_erl + start_erl, `-heart` and HEART_COMMAND=ROOT/bin/start); relx with `-heart` in "
+          "vm.args and sasl start_prg set to a script that runs bin/NAME-$(cut -d' ' -f2 \"$1\") daemon; "
+          "under systemd, heart with a start_prg that boots the data file it is given "
+          "(systemd's Restart= alone boots the permanent release)")
+
+
+# --- pure: the relup, the plan's note, the start program ---------------------------------
+
+def restart_relup(existing: Any, vsn: str, from_vsn: str) -> tuple:
+    """VSN's relup term with `[restart_emulator]` up from and down to from_vsn; the other
+    entries of an existing relup are kept as they are."""
+    ups: list = []
+    downs: list = []
+    if isinstance(existing, tuple) and len(existing) == 3:
+        ups = [e for e in existing[1] if text(e[0]) != from_vsn]
+        downs = [e for e in existing[2] if text(e[0]) != from_vsn]
+    descr = f"erldeploy restart upgrade {from_vsn} <-> {vsn}"
+    return (vsn, [(from_vsn, descr, RESTART)] + ups, [(from_vsn, descr, RESTART)] + downs)
+
+
+def restarts_both_ways(relup: "Relup", from_vsn: str) -> bool:
+    """The relup restarts the emulator up from from_vsn and down to it: used as it is."""
+    return "restart_emulator" in relup.up_from.get(from_vsn, ()) and \
+        "restart_emulator" in relup.down_to.get(from_vsn, ())
+
+
+def relup_note(relup: "Relup | None", vsn: str, from_vsn: str | None) -> str:
+    """What restart mode does with the relup, for the plan's notes."""
+    how = ("each node in turn: drain (if given), install_release, heart restarts it into "
+           f"{vsn} by sasl's start_prg with releases/new_start_erl.data, wait until it is back on {vsn}, verify")
+    if relup is None:
+        return f"restart mode: the tarball has no relup; releases/{vsn}/relup is written as " \
+               f"[restart_emulator] both ways ({how})"
+    if from_vsn and restarts_both_ways(relup, from_vsn):
+        return f"restart mode: the relup's entry for {from_vsn} restarts the emulator already ({how})"
+    return f"restart mode: the relup's entries for {from_vsn} are replaced by [restart_emulator] " \
+           f"on the nodes ({how})"
+
+
+def start_prg_problem(content: bytes | None, path: str) -> str | None:
+    """Why a start program cannot boot the data file it is given, or None when it may.
+
+    release_handler runs `StartPrg DataFile`: a shell script that never reads its first
+    argument boots whatever it always boots (its start_erl.data: the permanent release).
+    A binary cannot be read this way and is trusted. Passing "$@" on (to erlexec, say) is not
+    enough: the data file must be read as the first argument, `${1:-.../start_erl.data}` as
+    OTP's bin/start does."""
+    if content is None:
+        return f"its start program {path} does not exist"
+    if not content.startswith(b"#!"):
+        return None
+    body = b"\n".join(line.split(b"#", 1)[0] if not line.startswith(b"#!") else b""
+                      for line in content.splitlines())
+    if b"$1" in body or b"${1" in body:
+        return None
+    return (f"its start program {path} never reads its first argument (the data file naming the "
+            f"release to boot), so a restart would boot the permanent release again")
+
+
+# --- preflight (I/O) ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RestartFacts:
+    node: str
+    heart: bool
+    start_prg: str
+    problem: str | None         # why the node cannot be restarted into VSN, or None
+
+
+async def restart_facts(ops: "NodeOps", node: str, root_dir: str) -> RestartFacts:
+    heart = await ops.rpc(node, "erlang", "whereis", [Atom("heart")]) != "undefined"
+    env = await ops.rpc(node, "application", "get_env", [Atom("sasl"), Atom("start_prg")])
+    prg = text(env[1]) if is_tagged(env, "ok", 2) else f"{root_dir}/bin/start"
+    info = await ops.rpc(node, "file", "read_file_info", [prg])
+    problems = []
+    if not heart:
+        problems.append("heart is not running (started without -heart), so nothing restarts it")
+    if is_tagged(info, "ok", 2):
+        # #file_info{size, type, access, atime, mtime, ctime, mode, ...}: element 8 is mode
+        size, ftype, mode = info[1][1], info[1][2], info[1][7]
+        if ftype != "regular" or not (mode & 0o111):
+            problems.append(f"its start program {prg} is not an executable file")
+        else:
+            # a script is small; anything big is a binary, which cannot be read this way
+            r = await ops.rpc(node, "file", "read_file", [prg]) if size <= 1 << 20 else None
+            content = r[1] if is_tagged(r, "ok", 2) else b""
+            why = start_prg_problem(content, prg)
+            if why:
+                problems.append(why)
+    else:
+        problems.append(start_prg_problem(None, prg) or "")
+    return RestartFacts(node, heart, prg, "; ".join(problems) or None)
+
+
+async def preflight(ops: "NodeOps", plan: "Plan") -> dict[str, RestartFacts]:
+    """Refuse (PreflightError, nothing changed) unless every node to restart runs heart and
+    has a start program that boots the data file it is given."""
+    todo = [n for b in plan.batches for n in b]
+    res = await ops.each(lambda n: restart_facts(ops, n, plan.target(n).root_dir), todo)
+    problems = []
+    facts: dict[str, RestartFacts] = {}
+    for node in todo:
+        r = res[node]
+        if not r.ok:
+            problems.append(f"{node}: cannot read its heart and start program: {r.error}")
+        elif r.value.problem:
+            problems.append(f"{node}: {r.value.problem}")
+        else:
+            facts[node] = r.value
+    if problems:
+        raise PreflightError(f"{REFUSED}restart mode needs heart: " + "; ".join(problems) + f". To fix, {HOW_TO}")
+    return facts
+
+
+# --- the executor ----------------------------------------------------------------------
+
+class RestartExecutor:
+    verifies_on_node = False   # the installer checks and verifies from here
+
+    def __init__(self, ops: "NodeOps", steps: "NodeSteps", emit: "Emit", plan: "Plan",
+                 hooks: "HookRunner | None" = None, drain: "HookCall | None" = None):
+        self.ops = ops
+        self.steps = steps
+        self.emit = emit
+        self.plan = plan
+        self.vsn = plan.to_vsn
+        self.hooks = hooks
+        self.drain = drain
+        self.start_prg: dict[str, str] = {}
+
+    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str, name: str,
+                     progress: Callable[[int, int], None] | None = None) -> None:
+        await upload_plain(self.ops, node, tar, releases_dir, progress, name=name)
+
+    async def install(self, node: str, outcome: "NodeOutcome", expected_apps: dict[str, str]) -> None:
+        t = self.plan.target(node)
+        if not outcome.from_vsn:
+            raise ReleaseError(f"{node}: no running release to restart from", node=node)
+        await self.write_relup(node, t.releases_dir, outcome.from_vsn)
+        await self.steps.check_install(node, self.vsn)
+        if self.drain is not None and self.hooks is not None:
+            await self.hooks.run_or_raise(self.drain, node)
+        await self.restart_into(node, self.vsn)
+
+    async def abort(self, node: str, back_to: str) -> None:
+        await self.restart_into(node, back_to)
+
+    async def commit(self, node: str) -> None:
+        await self.steps.make_permanent(node, self.vsn)
+
+    async def close(self) -> None:
+        pass
+
+    async def write_relup(self, node: str, releases_dir: str, from_vsn: str) -> None:
+        path = f"{releases_dir}/{self.vsn}/relup"
+        existing = await self.steps.read_term_file(node, path)
+        if existing is not None:
+            try:
+                own = parse_relup(existing)
+            except (TypeError, ValueError, IndexError):
+                existing = None     # not a relup: replaced
+            else:
+                if restarts_both_ways(own, from_vsn):
+                    return      # the release's own restart relup
+        term = restart_relup(existing, self.vsn, from_vsn)
+        # formatted by the node itself, so file:consult reads back exactly this term
+        chars = await self.ops.rpc(node, "io_lib", "format", ["%% coding: utf-8\n~tp.~n", [term]])
+        data = _flatten(chars).encode("utf-8")
+        r = await self.ops.rpc(node, "file", "write_file", [path, data])
+        if r != "ok":
+            raise ReleaseError(f"{node}: writing {path} failed: {show(error_reason(r))}", node=node)
+        self.emit(node, "relup", "info", f"{path}: [restart_emulator] up from and down to {from_vsn}")
+
+    async def restart_into(self, node: str, to: str) -> None:
+        """install_release(to) through a restart_emulator relup, then wait for the new emulator."""
+        before = await self.ops.rpc(node, "os", "getpid", [])
+        ans = await self.steps.install(node, to)
+        if ans.kind == "error":
+            if not await self.steps.restarting_after_error(node):
+                raise ReleaseError(f"{node}: install_release({to}) returned {{error, {ans.detail}}}; "
+                                   f"the node was not restarted", node=node)
+        self.emit(node, "wait", "info", f"restarting through heart into {to}; waiting for it to come back")
+        await self.steps.wait_back(node, old_pid=text(before))
+        cur, perm = await self.steps.current_and_permanent(node)
+        if cur != to:
+            prg = await self._start_prg(node)
+            raise ReleaseError(f"{node}: came back running {cur} (permanent {perm}), not {to}: its start "
+                               f"program {prg} did not boot releases/new_start_erl.data", node=node)
+
+    async def _start_prg(self, node: str) -> str:
+        if node not in self.start_prg:
+            try:
+                f = await restart_facts(self.ops, node, self.plan.target(node).root_dir)
+                self.start_prg[node] = f.start_prg
+            except (ConnectError, NodeDown, RpcError):
+                return "(unknown)"
+        return self.start_prg[node]
+
+
+def _flatten(chars: Any) -> str:
+    """io_lib:format's deep char list (decoded as str / nested lists / ints) -> str."""
+    if isinstance(chars, str):
+        return chars
+    if isinstance(chars, int):
+        return chr(chars)
+    if isinstance(chars, (bytes, bytearray)):
+        return bytes(chars).decode("utf-8")
+    return "".join(_flatten(c) for c in chars)
