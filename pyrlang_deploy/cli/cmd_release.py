@@ -43,8 +43,9 @@ async def status(ctx: click.Context) -> int:
 @global_options
 @click.argument("tar", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-agent", is_flag=True, help="Upload with plain RPC instead of the on-node agent.")
+@click.option("--full", is_flag=True, help="Send the whole tarball, not only the lib dirs a node lacks.")
 @click.pass_context
-async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
+async def upload(ctx: click.Context, tar: Path, no_agent: bool, full: bool) -> int:
     """Copy a release tarball to every node's releases dir (checksum verified, atomic; a retry is a no-op)."""
     s = settings_of(ctx)
     from ..release.tarball import inspect_tarball
@@ -58,12 +59,12 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
     try:
         async with open_cluster(s) as c:
             res = await upload_everywhere(
-                c, info, agent=not no_agent,
+                c, info, agent=not no_agent, delta=not full,
                 progress=lambda node, done, total: printer(Event(node, "upload", "progress", done=done, total=total)))
     finally:
         printer.close()
     return report_per_node(
-        s, res, lambda v: f"{v.path}: " + ("already there (same checksum)" if v.skipped else f"{v.bytes} bytes written"),
+        s, res, lambda v: v.describe(),
         tarball=str(tar), sha256=info.sha256)
 
 
