@@ -74,8 +74,12 @@ def _install_options(f):
     from ..release.plan import STRATEGIES
 
     f = click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=None,
-                     help="canary (default): one node, then the rest in batches; rolling: batches; all: at once.")(f)
-    f = click.option("--batch", type=int, default=None, help="Nodes per batch (default 1).")(f)
+                     help="canary (default): one node, then the rest in growing waves (batch, 2x, 4x...); "
+                          "rolling: waves of --batch; all: at once.")(f)
+    f = click.option("--batch", type=int, default=None,
+                     help="Nodes in the first wave after the canary; rolling: in every wave (default 1).")(f)
+    f = click.option("--max-parallel", type=int, default=0, metavar="N",
+                     help="No wave larger than N nodes (default: no cap).")(f)
     f = click.option("--verify", "verify", metavar="MOD:FUN", default=None,
                      help="Health call after each node's install; must return ok or true.")(f)
     f = click.option("--dry-run", is_flag=True, help="Run the preflight and print the plan; change nothing.")(f)
@@ -91,7 +95,7 @@ def _install_options(f):
 
 
 def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_timeout, replace_unpacked=False,
-                  tar=None) -> dict[str, Any]:
+                  tar=None, max_parallel=0) -> dict[str, Any]:
     from ..release.install import parse_verify
 
     env = s.environment
@@ -102,7 +106,7 @@ def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_
         verify=parse_verify(verify or (env.verify if env else None)),
         dry_run=dry_run, agent=not no_agent,
         lease=lease or (env.lease if env and env.lease else 30.0),
-        install_timeout=install_timeout, replace_unpacked=replace_unpacked,
+        install_timeout=install_timeout, replace_unpacked=replace_unpacked, max_parallel=max_parallel,
     )
 
 

@@ -50,11 +50,13 @@ class InstallOptions:
     install_timeout: float = 600.0
     restart_wait: float = 120.0
     replace_unpacked: bool = False
+    max_parallel: int = 0                   # the largest wave (0: no cap)
     on_event: Callable[[Event], None] | None = None
 
     def plan_options(self, vsn: str) -> PlanOptions:
         return PlanOptions(vsn=vsn, strategy=self.strategy, batch=self.batch, agent=self.agent,
-                           dry_run=self.dry_run, replace_unpacked=self.replace_unpacked)
+                           dry_run=self.dry_run, replace_unpacked=self.replace_unpacked,
+                           max_parallel=self.max_parallel)
 
 
 def parse_verify(spec: str | None) -> tuple[str, str, list[Any]] | None:
@@ -133,6 +135,7 @@ class Installer:
         self.outcomes = outcomes_of(plan)
         self.expected_apps: dict[str, str] = dict(plan.expected_apps)
         self.switched: set[str] = set()      # nodes whose consolidated protocols moved to the target
+        self.delivered: set[str] = set()     # nodes the tarball (or their delta) reached before the waves
 
     # --- staging ------------------------------------------------------------
 
@@ -148,7 +151,7 @@ class Installer:
         if node in plan.replace_unpacked:    # a stale build of VSN: release_handler may remove it (unpacked)
             await self.steps.remove_release(node, self.vsn)
             self.emit(node, "replace", "info", f"removed the stale unpacked release {self.vsn}")
-        if node in plan.need_upload:
+        if node in plan.need_upload and node not in self.delivered:
             t0 = time.perf_counter()
             self.emit(node, "upload", "start", f"{plan.tar.size} bytes")
             await self.executor.upload(node, plan.tar, t.releases_dir, plan.layout.upload_name,
@@ -259,6 +262,18 @@ class Installer:
         if failed:
             raise _InstallFailed("adoption failed: " + "; ".join(str(r.error) for r in failed))
 
+    async def distribute(self) -> None:
+        """Every node's payload before the first wave, when the executor can relay (ship.py):
+        only what each node lacks, sent once. A node it missed uploads in its own stage."""
+        ship = getattr(self.executor, "ship", None)
+        if ship is None or not self.plan.need_upload or self.plan.tar is None:
+            return
+        got = await ship(self.plan.need_upload, self.plan.tar, self.plan.layout.upload_name,
+                         full_for=self.plan.replace_unpacked)
+        self.delivered = {n for n, d in got.items() if d.ok}
+        for n in self.delivered:
+            self.outcomes[n].steps["upload"] = got[n].seconds
+
     async def make_permanent(self) -> list[str]:
         async def one(node: str) -> None:
             t0 = time.perf_counter()
@@ -329,6 +344,7 @@ class Installer:
         verb = _verb(self.action)
         try:
             await self.adopt_all()
+            await self.distribute()
             await self.install_batches()
         except (_InstallFailed, ErldeployError) as e:
             await self.roll_back_changed()
