@@ -36,8 +36,12 @@ class Unit:
 
     name: str
     files: tuple[tuple[str, int], ...]
-    digest: bytes          # md5 over sorted (relpath, 0, md5(content), 0): erldeploy_relay:dir_digest
+    digest: bytes          # md5 over sorted (relpath, 0, crc32(content), 0): erldeploy_relay:dir_digest
     size: int              # bytes of its files
+    sha1: bytes = b""      # sha1 over sorted (relpath, 0, sha1(content), 0): a node with crypto loaded
+
+    def digest_for(self, algo: str) -> bytes:
+        return self.sha1 if algo == "sha" else self.digest
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Inventory:
     root: str
     releases_dir: str
     units: Mapping[str, bytes | str]     # unit -> digest, "missing" or "differs" (sizes/files differ)
+    algo: str = "crc32"                  # the digest the node computed: sha (crypto loaded) or crc32
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class Delta:
 
 def lacking(contents: Contents, inv: Inventory) -> frozenset[str]:
     """The units a node must receive: the ones it does not have with the same content."""
-    return frozenset(u.name for u in contents.units if inv.units.get(u.name) != u.digest)
+    return frozenset(u.name for u in contents.units if inv.units.get(u.name) != u.digest_for(inv.algo))
 
 
 def plan_deltas(contents: Contents, invs: Sequence[Inventory]) -> tuple[Delta, ...]:

@@ -4,8 +4,8 @@
     gather(rpc, nodes, contents) -> {node: delta.Inventory}: one RPC per node
                                     (erldeploy_relay:inventory/1, the agent loaded)
 
-A unit's digest is md5 over its regular files sorted by path: RelPath, 0, md5(Content), 0,
-the same on both sides (the node compares file names and sizes first, so a dir that
+A unit's digest covers its regular files sorted by path (RelPath, 0, H(Content), 0): SHA-1
+where the node has crypto loaded, else CRC-32 per file under an MD5; the same on both sides (the node compares file names and sizes first, so a dir that
 differs costs it no hashing).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
+import zlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
@@ -32,22 +33,25 @@ def contents_of(path: Path) -> Contents:
 @lru_cache(maxsize=8)
 def _contents(path: str, size: int, mtime_ns: int) -> Contents:
     del mtime_ns    # part of the cache key only
-    files: dict[str, list[tuple[str, int, bytes]]] = {}
+    files: dict[str, list[tuple[str, int, bytes, bytes]]] = {}
     with tarfile.open(path, "r:gz") as tar:
         for m in tar:
             u = unit_of(m.name)
             if u is None or not m.isfile():
                 continue
             f = tar.extractfile(m)
-            digest = hashlib.md5(f.read() if f else b"").digest()
-            files.setdefault(u, []).append((m.name.strip("/")[len(u) + 1:], m.size, digest))
+            data = f.read() if f else b""
+            files.setdefault(u, []).append((m.name.strip("/")[len(u) + 1:], m.size,
+                                            zlib.crc32(data).to_bytes(4, "big"), hashlib.sha1(data).digest()))
     units = []
     for name, fs in files.items():
         fs.sort(key=lambda x: x[0])
-        h = hashlib.md5()
-        for rel, _, d in fs:
+        h, h1 = hashlib.md5(), hashlib.sha1()
+        for rel, _, d, d1 in fs:
             h.update(rel.encode() + b"\0" + d + b"\0")
-        units.append(Unit(name, tuple((rel, size) for rel, size, _ in fs), h.digest(), sum(s for _, s, _ in fs)))
+            h1.update(rel.encode() + b"\0" + d1 + b"\0")
+        units.append(Unit(name, tuple((rel, size) for rel, size, _, _ in fs), h.digest(),
+                          sum(s for _, s, _, _ in fs), h1.digest()))
     return Contents(tuple(sorted(units, key=lambda u: u.name)), size)
 
 
@@ -61,7 +65,7 @@ async def inventory(rpc: Rpc, node: str, contents: Contents) -> Inventory:
     if not isinstance(r, dict):
         raise AgentError(f"{node}: inventory failed: {show(r)}", node=node)
     units = {text(d): (v if isinstance(v, bytes) else str(v)) for d, v in r["dirs"]}
-    return Inventory(node, text(r["host"]), text(r["root"]), text(r["releases_dir"]), units)
+    return Inventory(node, text(r["host"]), text(r["root"]), text(r["releases_dir"]), units, str(r["algo"]))
 
 
 async def gather(each: Callable[..., Awaitable[Any]], rpc: Rpc, nodes: Iterable[str], contents: Contents
