@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-from demo_cluster import Cluster, start_cluster  # noqa: E402
+from demo_cluster import Cluster, kill_proc, start_cluster, start_epmd  # noqa: E402
 from demo_releases import build  # noqa: E402
 
 ERLDEPLOY = ROOT / ".venv" / "bin" / "erldeploy"
@@ -277,9 +277,12 @@ def run_wan(n: int = 8) -> list[dict]:
             return start_cluster(demo, work / tag, n=n, name_prefix=f"w{tag}", host=link.ns_ip, wrap=link.wrap,
                                  erl_flags=SMALL_NODE)
 
-        def across(cmd_of, tag: str) -> tuple[float, int, Cluster]:
+        def across(cmd_of, tag: str, host_epmd: bool = False) -> tuple[float, int, Cluster]:
             c = cluster(tag)
             stack.callback(c.stop)
+            if host_epmd:   # the escript is a named node: it registers with an epmd on this side
+                e = start_epmd(c.epmd_port, work / f"epmd-{tag}.log")
+                stack.callback(kill_proc, e)
             b0 = link.bytes()
             t0 = time.perf_counter()
             Measured(cmd_of(c), _env(c))
@@ -290,7 +293,7 @@ def run_wan(n: int = 8) -> list[dict]:
                                        "p")
             check_on_all(c, VSN)
             t_nat, b_nat, c = across(lambda c: ["escript", str(INSTALL_ESCRIPT), str(c.cookie_path), str(tar), VSN,
-                                                *c.nodes], "n")
+                                                *c.nodes], "n", host_epmd=True)
             check_on_all(c, VSN)
             t_full, b_full, c = across(lambda c: _erldeploy(c, "upload", str(tar), "--full", "--cluster", "-q"), "f")
         rows += [
