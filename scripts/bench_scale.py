@@ -4,14 +4,15 @@
   scale   N = 1, 4, 16, 32, 64 local demo nodes (--nodes): `erldeploy status --cluster`,
           `install 0.0.2 --tar T` (default strategy: canary, then growing waves) and
           `rollback` as whole CLI processes, with the controller's CPU seconds, peak RSS
-          and bytes it wrote (sockets: /proc/PID/io wchar, polled), beside
+          and bytes it sent (bench_controller.py counts what goes to its sockets; the
+          escript's: /proc/PID/io wchar, polled), beside
           scripts/native/install.escript (every node at once) on an identical fresh cluster.
           Prints the growth exponent (slope of log time over log N). Goals: install on 32
           nodes <= 0.5x native; controller peak RSS <= 100 MB at 64 nodes.
   wan     8 nodes in a network namespace made here, behind a veth pair shaped with tc to
           100 Mbit/s (both ways); the controller outside. Bytes crossing the link (the veth
           counters) and wall time: a patch release (install 0.0.2, delta + relay) vs the
-          native installer on fresh nodes, and a full tarball (`upload --full`, relayed) vs
+          native installer on fresh nodes, and a full tarball (`erldeploy upload`, relayed) vs
           one tarball. Goals: both <= 1.5x one tarball crossing.
 
 Nodes run with small emulators (+S 1, few async threads, a small process limit) so 64 fit
@@ -42,7 +43,9 @@ sys.path.insert(0, str(ROOT))
 from demo_cluster import Cluster, kill_proc, start_cluster, start_epmd  # noqa: E402
 from demo_releases import build  # noqa: E402
 
-ERLDEPLOY = ROOT / ".venv" / "bin" / "erldeploy"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+COUNTING = ROOT / "scripts" / "bench_controller.py"
+os.environ.setdefault("BENCH_BYTES_FILE", str(Path(tempfile.gettempdir()) / f"bench_sent_{os.getpid()}"))
 INSTALL_ESCRIPT = ROOT / "scripts" / "native" / "install.escript"
 VSN = "0.0.2"
 SIZES = (1, 4, 16, 32, 64)
@@ -114,7 +117,13 @@ def _env(cluster: Cluster) -> dict[str, str]:
 
 
 def _erldeploy(cluster: Cluster, *args: str) -> list[str]:
-    return [str(ERLDEPLOY), *args, "-n", cluster.nodes[0], "--cookie-file", str(cluster.cookie_path)]
+    """The CLI as a whole process, through bench_controller.py: it counts the bytes it sends."""
+    return [str(PYTHON), str(COUNTING), *args, "-n", cluster.nodes[0], "--cookie-file", str(cluster.cookie_path)]
+
+
+def sent_bytes() -> int:
+    """What the last _erldeploy process sent (bench_controller.py wrote it at exit)."""
+    return int(Path(os.environ["BENCH_BYTES_FILE"]).read_text())
 
 
 def _rss_of(cmd: list[str], env: dict[str, str]) -> float:
@@ -171,6 +180,7 @@ def run_scale(sizes: tuple[int, ...] = SIZES, runs: int = 3) -> list[dict]:
                 t_status = statistics.median(m.wall for m, _, _ in st)
                 inst, inst_cpu, _ = measured(_erldeploy(ours, "install", VSN, "--tar", str(tar), "--cluster",
                                                         "-q"), env)
+                inst_sent = sent_bytes()
                 check_on_all(ours, VSN)
                 rb, rb_cpu, _ = measured(_erldeploy(ours, "rollback", "--cluster", "-q"), env)
                 check_on_all(ours, demo.target_vsn)
@@ -192,9 +202,9 @@ def run_scale(sizes: tuple[int, ...] = SIZES, runs: int = 3) -> list[dict]:
                          "unit": "s", "ours": inst.wall, "native": nat.wall, "native_label": "escript, parallel",
                          "ratio": inst.wall / nat.wall, "target": TARGET_INSTALL_32 if n == 32 else None,
                          "cmp": "<=" if n == 32 else None,
-                         "note": f"controller: cpu {inst_cpu:.2f}s, peak RSS {rss:.0f} MB, wrote "
-                                 f"{inst.wchar / 1e6:.2f} MB; escript: cpu {nat_cpu:.2f}s, wrote "
-                                 f"{nat.wchar / 1e6:.1f} MB; rollback {rb.wall:.2f}s (cpu {rb_cpu:.2f}s); "
+                         "note": f"controller: cpu {inst_cpu:.2f}s, peak RSS {rss:.0f} MB, sent "
+                                 f"{inst_sent / 1e6:.2f} MB; escript: cpu {nat_cpu:.2f}s, wrote "
+                                 f"{nat.wchar / 1e6:.1f} MB (wchar); rollback {rb.wall:.2f}s (cpu {rb_cpu:.2f}s); "
                                  f"status {t_status:.3f}s"})
             if n == max(sizes):
                 rows.append({"section": "scale", "name": f"controller peak RSS, install on {n} nodes",
@@ -295,7 +305,7 @@ def run_wan(n: int = 8) -> list[dict]:
             t_nat, b_nat, c = across(lambda c: ["escript", str(INSTALL_ESCRIPT), str(c.cookie_path), str(tar), VSN,
                                                 *c.nodes], "n", host_epmd=True)
             check_on_all(c, VSN)
-            t_full, b_full, c = across(lambda c: _erldeploy(c, "upload", str(tar), "--full", "--cluster", "-q"), "f")
+            t_full, b_full, c = across(lambda c: _erldeploy(c, "upload", str(tar), "--cluster", "-q"), "f")
         rows += [
             {"section": "wan", "name": f"patch release on {n} nodes over {RATE}: bytes across the link",
              "unit": "MB", "ours": b_ours / 1e6, "native": size / 1e6, "native_label": "one tarball",
@@ -305,7 +315,7 @@ def run_wan(n: int = 8) -> list[dict]:
             {"section": "wan", "name": f"patch release on {n} nodes over {RATE}: wall vs native", "unit": "s",
              "ours": t_ours, "native": t_nat, "native_label": "escript, parallel", "ratio": t_ours / t_nat,
              "target": None, "cmp": None},
-            {"section": "wan", "name": f"full tarball to {n} nodes over {RATE} (upload --full, relayed)",
+            {"section": "wan", "name": f"full tarball to {n} nodes over {RATE} (erldeploy upload, relayed)",
              "unit": "MB", "ours": b_full / 1e6, "native": size / 1e6, "native_label": "one tarball",
              "ratio": b_full / size, "target": TARGET_WAN, "cmp": "<=", "note": f"{t_full:.2f}s"},
         ]

@@ -43,9 +43,10 @@ async def status(ctx: click.Context) -> int:
 @global_options
 @click.argument("tar", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-agent", is_flag=True, help="Upload with plain RPC instead of the on-node agent.")
-@click.option("--full", is_flag=True, help="Send the whole tarball, not only the lib dirs a node lacks.")
+@click.option("--delta", is_flag=True,
+              help="Stage only what each node lacks (its missing lib dirs and releases/), not the whole file.")
 @click.pass_context
-async def upload(ctx: click.Context, tar: Path, no_agent: bool, full: bool) -> int:
+async def upload(ctx: click.Context, tar: Path, no_agent: bool, delta: bool) -> int:
     """Copy a release tarball to every node's releases dir (checksum verified, atomic; a retry is a no-op)."""
     s = settings_of(ctx)
     from ..release.tarball import inspect_tarball
@@ -59,7 +60,7 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool, full: bool) -> i
     try:
         async with open_cluster(s) as c:
             res = await upload_everywhere(
-                c, info, agent=not no_agent, delta=not full,
+                c, info, agent=not no_agent, delta=delta,
                 progress=lambda node, done, total: printer(Event(node, "upload", "progress", done=done, total=total)))
     finally:
         printer.close()

@@ -38,6 +38,8 @@ class Delivery:
     size: int             # the payload's size
     full: bool = True     # the whole tarball (False: a delta)
     error: str | None = None
+    path: str = ""        # where it is on the node
+    skipped: bool = False  # the node had this very file already
 
     @property
     def ok(self) -> bool:

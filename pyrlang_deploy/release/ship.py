@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -89,7 +90,9 @@ async def ship(ops: "NodeOps", client: "AgentClient", nodes: Iterable[str], tar:
         out[node] = d
         if on_delivery:
             on_delivery(d)
-    return {n: out[n] for n in targets if n in out}
+    dirs = {i.node: i.releases_dir for i in invs}
+    return {n: replace(out[n], path=f"{dirs[n]}/{name}" if n in dirs else "", skipped=out[n].source == "present")
+            for n in targets if n in out}
 
 
 class _Sender:

@@ -1,5 +1,6 @@
-"""Upload a tarball to many nodes at once: with the agent (default) only what each node
-lacks, relayed node to node (ship.py); with plain RPC the whole file to each node."""
+"""Upload a tarball to many nodes at once: with the agent (default) relayed node to node
+and once per shared releases dir (ship.py), the whole file or (delta=True) only what each
+node lacks; with plain RPC the whole file to each node."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from .relay import Delivery
 
 
-async def upload_everywhere(c: "Cluster", tar: TarballInfo, *, agent: bool = True, delta: bool = True,
+async def upload_everywhere(c: "Cluster", tar: TarballInfo, *, agent: bool = True, delta: bool = False,
                             progress: Callable[[str, int, int], None] | None = None,
                             on_delivery: Callable[["Delivery"], None] | None = None
                             ) -> dict[str, "NodeResult"]:

@@ -1,6 +1,15 @@
 """delta.py, pure: which units a node lacks, one payload per distinct node state, shared roots."""
 
-from pyrlang_deploy.release.delta import Contents, Delta, Inventory, Unit, lacking, plan_deltas, share_roots, unit_of
+from pyrlang_deploy.release.delta import (
+    Contents,
+    Delta,
+    Inventory,
+    Unit,
+    lacking,
+    plan_deltas,
+    share_roots,
+    unit_of,
+)
 
 C = Contents((Unit("erts-13.1", (("bin/beam", 9),), b"E" * 16, 9),
               Unit("lib/demo-0.0.2", (("ebin/demo.beam", 3),), b"D" * 16, 3),

@@ -66,7 +66,7 @@ async def test_rebuilt_app_with_the_same_version_is_sent(demo, demo_build):
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
     async with api(demo) as c:
-        got = await upload_everywhere(c, info)
+        got = await upload_everywhere(c, info, delta=True)
     assert all(r.ok for r in got.values()), got
     path = lambda n: f"{demo.root_of(n)}/releases/{info.layout.upload_name}"  # noqa: E731
     same, rebuilt, fresh = demo.nodes
