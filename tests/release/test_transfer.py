@@ -4,8 +4,6 @@ once per shared releases dir. What arrived is read back with erl_call, not erlde
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import tarfile
 
 import demo_cluster
@@ -16,7 +14,7 @@ from pyrlang_deploy.release import ship as ship_mod
 from pyrlang_deploy.release.tarball import inspect_tarball
 from pyrlang_deploy.release.transfer import upload_everywhere
 
-from .conftest import bump, releases_of, server_of
+from .conftest import bump, fresh_cluster, releases_of, server_of
 
 
 def api(c, nodes=None, discover=True):
@@ -79,12 +77,7 @@ async def test_rebuilt_app_with_the_same_version_is_sent(demo, demo_build):
 
 @pytest.fixture
 def eight(demo_build, tmp_path):
-    c = demo_cluster.start_cluster(demo_build, tmp_path / "c8", n=8,
-                                   name_prefix=f"e{os.getpid()}{secrets.token_hex(2)}n")
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from fresh_cluster(demo_build, tmp_path / "c8", 8)
 
 
 async def test_relay_survives_a_relay_node_killed_mid_transfer(eight, demo_build, monkeypatch):
