@@ -274,6 +274,15 @@ class Installer:
         for n in self.delivered:
             self.outcomes[n].steps["upload"] = got[n].seconds
 
+    async def remove_unused_uploads(self) -> None:
+        """After a failure: the tarball distribute() left on nodes the run never reached
+        (unpack_release removes it where it ran), so untouched nodes stay untouched."""
+        left = [n for n in self.delivered if "unpack" not in self.outcomes[n].steps]
+        if left and self.plan.layout is not None:
+            name = self.plan.layout.upload_name
+            await self.c.each(lambda n: self.c.rpc(n, "file", "delete",
+                                                   [f"{self.plan.target(n).releases_dir}/{name}"]), left)
+
     async def make_permanent(self) -> list[str]:
         async def one(node: str) -> None:
             t0 = time.perf_counter()
@@ -348,6 +357,7 @@ class Installer:
             await self.install_batches()
         except (_InstallFailed, ErldeployError) as e:
             await self.roll_back_changed()
+            await self.remove_unused_uploads()
             await self.final_states()
             return self.report(False, f"{verb} {self.vsn} failed: {e}. Now: {self.final_summary()}")
         except asyncio.CancelledError:
@@ -355,6 +365,7 @@ class Installer:
             # A second Ctrl-C cancels this clean-up too (the agent's leases still cover it).
             _uncancel()
             await self.roll_back_changed()
+            await self.remove_unused_uploads()
             await self.final_states()
             return self.report(False, f"{verb} {self.vsn} interrupted; the upgraded nodes were rolled back. "
                                f"Now: {self.final_summary()}")
