@@ -45,6 +45,8 @@ async def switch(ops: "NodeOps", node: str, releases_dir: str, from_vsn: str, to
     """None when the node has no consolidated dir of from_vsn in its path (not a mix
     release); else one line saying what was switched and loaded."""
     new = f"{releases_dir}/{to_vsn}/consolidated"
+    if await ops.rpc(node, "filelib", "is_dir", [f"{releases_dir}/{from_vsn}/consolidated"]) is not True:
+        return None          # one call for the releases that are not mix's
     r = await eval_erlang(ops.rpc, node, _SWITCH, {"From": from_vsn, "New": new})
     if r == "none":
         return None
