@@ -4,7 +4,8 @@ A mix release puts releases/VSN/consolidated first in the code path; release_han
 update_paths does not know it, so after an upgrade the node would keep dispatching
 protocols through the old release's consolidated beams. Switch the path entry to the
 target release's directory and load the protocol modules whose code differs from what
-runs; a rollback is the same switch back.
+runs. Done after make_permanent (install.Installer.make_permanent); a `rollback` is the
+same switch back at its own make_permanent.
 """
 
 from __future__ import annotations
