@@ -42,7 +42,7 @@ status() ->
 %% Every module of the agent, in the order they can be loaded.
 -spec modules() -> [module()].
 modules() ->
-    [erldeploy_fmt, erldeploy_capture, erldeploy_upload, erldeploy_guard, erldeploy_agent].
+    [erldeploy_fmt, erldeploy_capture, erldeploy_upload, erldeploy_relay, erldeploy_guard, erldeploy_agent].
 
 loaded_md5(M) ->
     case code:is_loaded(M) of

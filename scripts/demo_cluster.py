@@ -97,6 +97,7 @@ class Cluster:
     cookie: str
     workdir: Path
     names: str = "long"
+    epmd_host: str = "127.0.0.1"    # where the epmd answers (a bench's network namespace: its address)
     _procs: list[subprocess.Popen] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -229,16 +230,16 @@ def node_env(workdir: Path, epmd_port: int) -> dict[str, str]:
 
 # --- epmd ----------------------------------------------------------------------
 
-def start_epmd(port: int, log: Path) -> subprocess.Popen:
+def start_epmd(port: int, log: Path, wrap: tuple[str, ...] = (), host: str = "127.0.0.1") -> subprocess.Popen:
     with open(log, "ab") as out:
-        proc = subprocess.Popen(["epmd", "-port", str(port)], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([*wrap, "epmd", "-port", str(port)], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise ClusterError(f"epmd on port {port} exited with {proc.returncode}: see {log}")
         try:
-            epmd_names(port)
+            epmd_names(port, host)
             return proc
         except OSError:
             time.sleep(0.02)
@@ -246,9 +247,9 @@ def start_epmd(port: int, log: Path) -> subprocess.Popen:
     raise ClusterError(f"epmd on port {port} did not answer within 10s")
 
 
-def epmd_names(port: int) -> dict[str, int]:
+def epmd_names(port: int, host: str = "127.0.0.1") -> dict[str, int]:
     """NAMES_REQ to the epmd on `port`: registered short names -> distribution ports."""
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+    with socket.create_connection((host, port), timeout=2) as s:
         s.sendall(b"\x00\x01n")
         data = b""
         while chunk := s.recv(4096):
@@ -295,8 +296,8 @@ def erl_eval(node: str, expr: str, *, env: dict[str, str], names: str = "long",
 
 # --- the cluster ---------------------------------------------------------------
 
-def node_name(prefix: str, i: int, names: str) -> str:
-    host = "127.0.0.1" if names == "long" else socket.gethostname().split(".")[0]
+def node_name(prefix: str, i: int, names: str, host: str | None = None) -> str:
+    host = host or ("127.0.0.1" if names == "long" else socket.gethostname().split(".")[0])
     return f"{prefix}{i}@{host}"
 
 
@@ -308,8 +309,8 @@ def copy_target(template: Path, root: Path) -> None:
 
 
 def start_node(root: Path, name: str, peers: list[str], names: str,
-               env: dict[str, str]) -> subprocess.Popen:
-    args = [str(root / "bin" / "start"), "-name" if names == "long" else "-sname", name, "-noinput",
+               env: dict[str, str], wrap: tuple[str, ...] = ()) -> subprocess.Popen:
+    args = [*wrap, str(root / "bin" / "start"), "-name" if names == "long" else "-sname", name, "-noinput",
             # Connect to the peers while booting, also when release_handler restarts
             # the node in place (init:restart keeps these arguments) after a failed
             # install: production clusters rejoin by themselves too. The timeout is
@@ -326,12 +327,15 @@ def start_node(root: Path, name: str, peers: list[str], names: str,
 
 def start_cluster(build: DemoBuild, workdir: Path, n: int = 3, cookie: str | None = None,
                   epmd_port: int | None = None, names: str = "long",
-                  name_prefix: str = "demo") -> Cluster:
+                  name_prefix: str = "demo", host: str | None = None, wrap: tuple[str, ...] = (),
+                  erl_flags: str = "") -> Cluster:
     """Start `n` demo nodes under `workdir`, joined into one cluster, and wait until
     every node has booted and sees all the others.
 
     epmd_port=None starts a private epmd on a free port (killed by stop()); a given
     port is used as is, and an epmd is started there only if none answers.
+    host/wrap: the nodes' address and a command prefix (`ip netns exec NS`) for a bench that
+    runs them elsewhere; erl_flags: ERL_FLAGS for the emulators (e.g. "+S 1" to keep 64 small).
     """
     if names not in ("long", "short"):
         raise ValueError("names must be 'long' or 'short'")
@@ -344,24 +348,26 @@ def start_cluster(build: DemoBuild, workdir: Path, n: int = 3, cookie: str | Non
     cookie_path.write_text(cookie)
     cookie_path.chmod(0o400)
 
-    cluster = Cluster(nodes=[node_name(name_prefix, i, names) for i in range(1, n + 1)], pids=[],
+    cluster = Cluster(nodes=[node_name(name_prefix, i, names, host) for i in range(1, n + 1)], pids=[],
                       roots=[workdir / f"{name_prefix}{i}" for i in range(1, n + 1)],
                       epmd_port=epmd_port or free_port(), epmd_pid=None, cookie=cookie,
-                      workdir=workdir, names=names)
+                      workdir=workdir, names=names, epmd_host=host or "127.0.0.1")
     for root in cluster.roots:
         if root.exists():
             raise ClusterError(f"{root} exists: use a fresh workdir or stop the old cluster")
     try:
         if epmd_port is None or not _epmd_answers(epmd_port):
-            epmd = start_epmd(cluster.epmd_port, workdir / "epmd.log")
+            epmd = start_epmd(cluster.epmd_port, workdir / "epmd.log", wrap, cluster.epmd_host)
             cluster._procs.append(epmd)
             cluster.epmd_pid = epmd.pid
         env = cluster.env()
+        if erl_flags:
+            env["ERL_FLAGS"] = erl_flags
         with ThreadPoolExecutor(max_workers=n) as pool:
             list(pool.map(lambda r: copy_target(build.target, r), cluster.roots))
         for root, name in zip(cluster.roots, cluster.nodes):
             peers = [p for p in cluster.nodes if p != name]
-            proc = start_node(root, name, peers, names, env)
+            proc = start_node(root, name, peers, names, env, wrap)
             cluster._procs.append(proc)
             cluster.pids.append(proc.pid)
         cluster.save()
@@ -390,7 +396,7 @@ def _wait_registered(cluster: Cluster) -> None:
             if proc.poll() is not None:
                 raise ClusterError(f"{node} exited with {proc.returncode} while booting: "
                                    f"{_log_tail(root)}")
-        if wanted <= set(epmd_names(cluster.epmd_port)):
+        if wanted <= set(epmd_names(cluster.epmd_port, cluster.epmd_host)):
             return
         if time.monotonic() > deadline:
             raise ClusterError(f"nodes not registered in epmd after {BOOT_TIMEOUT:g}s")

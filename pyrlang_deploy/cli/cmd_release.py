@@ -43,8 +43,10 @@ async def status(ctx: click.Context) -> int:
 @global_options
 @click.argument("tar", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--no-agent", is_flag=True, help="Upload with plain RPC instead of the on-node agent.")
+@click.option("--delta", is_flag=True,
+              help="Stage only what each node lacks (its missing lib dirs and releases/), not the whole file.")
 @click.pass_context
-async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
+async def upload(ctx: click.Context, tar: Path, no_agent: bool, delta: bool) -> int:
     """Copy a release tarball to every node's releases dir (checksum verified, atomic; a retry is a no-op)."""
     s = settings_of(ctx)
     from ..release.tarball import inspect_tarball
@@ -58,12 +60,12 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool) -> int:
     try:
         async with open_cluster(s) as c:
             res = await upload_everywhere(
-                c, info, agent=not no_agent,
+                c, info, agent=not no_agent, delta=delta,
                 progress=lambda node, done, total: printer(Event(node, "upload", "progress", done=done, total=total)))
     finally:
         printer.close()
     return report_per_node(
-        s, res, lambda v: f"{v.path}: " + ("already there (same checksum)" if v.skipped else f"{v.bytes} bytes written"),
+        s, res, lambda v: v.describe(),
         tarball=str(tar), sha256=info.sha256)
 
 
@@ -73,8 +75,12 @@ def _install_options(f):
     from ..release.plan import STRATEGIES
 
     f = click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=None,
-                     help="canary (default): one node, then the rest in batches; rolling: batches; all: at once.")(f)
-    f = click.option("--batch", type=int, default=None, help="Nodes per batch (default 1).")(f)
+                     help="canary (default): one node, then the rest in growing waves (batch, 2x, 4x...); "
+                          "rolling: waves of --batch; all: at once.")(f)
+    f = click.option("--batch", type=int, default=None,
+                     help="Nodes in the first wave after the canary; rolling: in every wave (default 1).")(f)
+    f = click.option("--max-parallel", type=int, default=0, metavar="N",
+                     help="No wave larger than N nodes (default: no cap).")(f)
     f = click.option("--verify", "verify", metavar="MOD:FUN", default=None,
                      help="Health call after each node's install; must return ok or true.")(f)
     f = click.option("--dry-run", is_flag=True, help="Run the preflight and print the plan; change nothing.")(f)
@@ -99,7 +105,7 @@ def _install_options(f):
 
 
 def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_timeout, replace_unpacked=False,
-                  tar=None, restart=False, drain=None, before=None, after=None) -> dict[str, Any]:
+                  tar=None, restart=False, drain=None, before=None, after=None, max_parallel=0) -> dict[str, Any]:
     from ..release.hooks import parse_hook
     from ..release.install import parse_verify
 
@@ -111,7 +117,7 @@ def _options_from(s, strategy, batch, verify, dry_run, no_agent, lease, install_
         verify=parse_verify(verify or (env.verify if env else None)),
         dry_run=dry_run, agent=not no_agent,
         lease=lease or (env.lease if env and env.lease else 30.0),
-        install_timeout=install_timeout, replace_unpacked=replace_unpacked,
+        install_timeout=install_timeout, replace_unpacked=replace_unpacked, max_parallel=max_parallel,
         restart=restart,
         # the environment's drain only applies to restarts
         drain=parse_hook("drain", drain or (env.drain if env and restart else None)),

@@ -8,7 +8,7 @@ during the upgrade window are attached to its outcome.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import AgentError, ReleaseError
 from .agent import AgentClient, GuardEvent
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .install import Emit, InstallOptions
     from .nodeops import NodeOps
     from .outcome import NodeOutcome
+    from .relay import Delivery
     from .steps import NodeSteps
     from .tarball import TarballInfo
 
@@ -50,6 +51,21 @@ class AgentExecutor:
         self.touched.add(node)
         await self.client.upload(node, tar.path, progress=progress, name=name, sha256=tar.sha256, md5=tar.md5,
                                  releases_dir=releases_dir)
+
+    async def ship(self, nodes: "Sequence[str]", tar: "TarballInfo", name: str, full_for: "Sequence[str]" = ()
+                   ) -> "dict[str, Delivery]":
+        """The payload into every node's releases dir at once: deltas, relayed (ship.py)."""
+        from .ship import ship
+
+        self.touched.update(nodes)
+
+        def shown(d: "Delivery") -> None:
+            # bytes per node and where they came from; a miss uploads again in the node's stage
+            self.emit(d.node, "upload", "ok" if d.ok else "info", d.describe(), seconds=d.seconds)
+
+        return await ship(self.ops, self.client, nodes, tar, name, full_for=full_for, on_delivery=shown,
+                          progress=lambda n, done, total: self.emit(n, "upload", "progress", done=done,
+                                                                    total=total))
 
     async def install(self, node: str, out: "NodeOutcome", expected_apps: dict[str, str]) -> None:
         self.touched.add(node)

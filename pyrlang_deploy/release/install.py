@@ -51,6 +51,7 @@ class InstallOptions:
     install_timeout: float = 600.0
     restart_wait: float = 120.0
     replace_unpacked: bool = False
+    max_parallel: int = 0                   # the largest wave (0: no cap)
     on_event: Callable[[Event], None] | None = None
     restart: bool = False                   # restart mode (executor_restart.py)
     before: "HookCall | None" = None        # hooks.py
@@ -60,7 +61,8 @@ class InstallOptions:
 
     def plan_options(self, vsn: str) -> PlanOptions:
         return PlanOptions(vsn=vsn, strategy=self.strategy, batch=self.batch, agent=self.agent,
-                           dry_run=self.dry_run, replace_unpacked=self.replace_unpacked, restart=self.restart)
+                           dry_run=self.dry_run, replace_unpacked=self.replace_unpacked, restart=self.restart,
+                           max_parallel=self.max_parallel)
 
 
 def parse_verify(spec: str | None, *, option: str = "--verify") -> tuple[str, str, list[Any]] | None:
@@ -155,6 +157,7 @@ class Installer:
         self.action = action
         self.outcomes = outcomes_of(plan)
         self.expected_apps: dict[str, str] = dict(plan.expected_apps)
+        self.delivered: set[str] = set()     # nodes the tarball (or their delta) reached before the waves
 
     # --- staging ------------------------------------------------------------
 
@@ -170,7 +173,7 @@ class Installer:
         if node in plan.replace_unpacked:    # a stale build of VSN: release_handler may remove it (unpacked)
             await self.steps.remove_release(node, self.vsn)
             self.emit(node, "replace", "info", f"removed the stale unpacked release {self.vsn}")
-        if node in plan.need_upload:
+        if node in plan.need_upload and node not in self.delivered:
             t0 = time.perf_counter()
             self.emit(node, "upload", "start", f"{plan.tar.size} bytes")
             await self.executor.upload(node, plan.tar, t.releases_dir, plan.layout.upload_name,
@@ -266,6 +269,27 @@ class Installer:
         if failed:
             raise _InstallFailed("adoption failed: " + "; ".join(str(r.error) for r in failed))
 
+    async def distribute(self) -> None:
+        """Every node's payload before the first wave, when the executor can relay (ship.py):
+        only what each node lacks, sent once. A node it missed uploads in its own stage."""
+        ship = getattr(self.executor, "ship", None)
+        if ship is None or not self.plan.need_upload or self.plan.tar is None:
+            return
+        got = await ship(self.plan.need_upload, self.plan.tar, self.plan.layout.upload_name,
+                         full_for=self.plan.replace_unpacked)
+        self.delivered = {n for n, d in got.items() if d.ok}
+        for n in self.delivered:
+            self.outcomes[n].steps["upload"] = got[n].seconds
+
+    async def remove_unused_uploads(self) -> None:
+        """After a failure: the tarball distribute() left on nodes the run never reached
+        (unpack_release removes it where it ran), so untouched nodes stay untouched."""
+        left = [n for n in self.delivered if "unpack" not in self.outcomes[n].steps]
+        if left and self.plan.layout is not None:
+            name = self.plan.layout.upload_name
+            await self.c.each(lambda n: self.c.rpc(n, "file", "delete",
+                                                   [f"{self.plan.target(n).releases_dir}/{name}"]), left)
+
     async def make_permanent(self) -> list[str]:
         async def one(node: str) -> None:
             t0 = time.perf_counter()
@@ -341,9 +365,11 @@ class Installer:
         verb = _verb(self.action)
         try:
             await self.adopt_all()
+            await self.distribute()
             await self.install_batches()
         except (_InstallFailed, ErldeployError) as e:
             await self.roll_back_changed()
+            await self.remove_unused_uploads()
             await self.final_states()
             return self.report(False, f"{verb} {self.vsn} failed: {e}. Now: {self.final_summary()}")
         except asyncio.CancelledError:
@@ -351,6 +377,7 @@ class Installer:
             # A second Ctrl-C cancels this clean-up too (the agent's leases still cover it).
             _uncancel()
             await self.roll_back_changed()
+            await self.remove_unused_uploads()
             await self.final_states()
             return self.report(False, f"{verb} {self.vsn} interrupted; the upgraded nodes were rolled back. "
                                f"Now: {self.final_summary()}")

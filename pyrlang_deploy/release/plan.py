@@ -41,6 +41,7 @@ class PlanOptions:
     dry_run: bool = False
     replace_unpacked: bool = False      # remove a stale unpacked VSN and unpack the tarball's
     restart: bool = False               # install by restarting each node (executor_restart.py)
+    max_parallel: int = 0               # the largest wave (0: no cap)
 
 
 @dataclass(frozen=True)
@@ -137,19 +138,28 @@ def check_strategy(strategy: str) -> None:
         raise UsageError(f"unknown strategy {strategy!r} ({', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]})")
 
 
-def batches(nodes: Sequence[str], strategy: str, batch: int) -> tuple[tuple[str, ...], ...]:
-    """canary: one node, then the rest in batches; rolling: batches; all: one batch."""
+def batches(nodes: Sequence[str], strategy: str, batch: int, max_parallel: int = 0
+            ) -> tuple[tuple[str, ...], ...]:
+    """canary: one node, then the rest in growing waves (batch, 2*batch, 4*batch, ...);
+    rolling: waves of batch; all: one wave. max_parallel (0: none) caps every wave.
+    Each wave is verified before the next starts (Installer.install_batches)."""
     check_strategy(strategy)
     nodes = tuple(nodes)
     if not nodes:
         return ()
     batch = max(1, batch)
+    cap = max_parallel if max_parallel > 0 else len(nodes)
     if strategy == "all":
-        return (nodes,)
+        return tuple(nodes[i:i + cap] for i in range(0, len(nodes), cap))
     if strategy == "canary":
-        first, rest = nodes[:1], nodes[1:]
-        return (first,) + tuple(rest[i:i + batch] for i in range(0, len(rest), batch))
-    return tuple(nodes[i:i + batch] for i in range(0, len(nodes), batch))
+        out, i, size = [nodes[:1]], 1, min(batch, cap)
+        while i < len(nodes):
+            out.append(nodes[i:i + size])
+            i += size
+            size = min(size * 2, cap)
+        return tuple(out)
+    size = min(batch, cap)
+    return tuple(nodes[i:i + size] for i in range(0, len(nodes), size))
 
 
 @dataclass(frozen=True)
@@ -258,7 +268,7 @@ def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups
     if tar is not None and first is not None and tar.erts != first.erts_version:
         notes.append(f"release {vsn} needs ERTS {tar.erts}, the nodes run "
                      f"{first.erts_version}: the install restarts the emulator")
-    order = batches(sv.todo, options.strategy, options.batch)
+    order = batches(sv.todo, options.strategy, options.batch, options.max_parallel)
     if sv.need_rel and options.dry_run:
         notes.append(f"check_install_release runs after unpacking, node by node, on {', '.join(sv.need_rel)}")
     layout = tar.layout if tar is not None else staged_layout

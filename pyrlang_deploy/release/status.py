@@ -21,12 +21,11 @@ JSON schema (`erldeploy status --json`), "schema": "erldeploy.status/1":
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..errors import RpcError
-from ..term.types import Atom
+from ..errors import ErldeployError
+from . import snapshot
 from .layouts import next_boot
 from .terms import current_and_permanent, is_tagged, text
 
@@ -222,59 +221,13 @@ class ClusterStatus:
 
 
 
-# Applications that ship with Erlang/OTP or Elixir: their modules are not checked for
-# "modified on disk" (hashing every OTP beam costs each node ~30 ms of CPU per status).
-OTP_APPS = frozenset("""
-asn1 common_test compiler crypto debugger dialyzer diameter edoc eldap erl_docgen erl_interface
-erts et eunit ftp inets jinterface kernel megaco mnesia observer odbc os_mon parsetools public_key
-reltool runtime_tools sasl snmp ssh ssl stdlib syntax_tools tftp tools wx xmerl
-elixir logger iex mix eex ex_unit
-""".split())
-
-
-def _app_of_beam(path: str) -> str | None:
-    """`/root/lib/kernel-8.5.3/ebin/x.beam` -> `kernel`."""
-    parts = path.replace("\\", "/").split("/")
-    if len(parts) >= 3 and parts[-2] == "ebin":
-        return parts[-3].rsplit("-", 1)[0]
-    return None
-
-
-async def modified_modules(cluster: "NodeOps", node: str) -> list[str]:
-    """Like code:modified_modules/0, limited to modules outside OTP's own applications."""
-    loaded = await cluster.rpc(node, "code", "all_loaded", [])
-    mods = [m for m, path in loaded
-            if isinstance(path, str) and _app_of_beam(text(path)) not in OTP_APPS]
-    if not mods:
-        return []
-    states = await cluster.rpc(node, "code", "module_status", [mods])   # [{Module, Status}]
-    return [str(m) for m, st in states if st == "modified"]
-
-
 async def node_status(cluster: "NodeOps", node: str, *, full: bool = True) -> NodeStatus:
-    """One node's snapshot; every RPC in flight at once on the node's connection.
+    """One node's snapshot: one round trip (snapshot.py gathers everything on the node).
 
     full=False skips what the installer does not need (modified modules)."""
-    rpc = cluster.rpc
-
-    async def safe(coro, default=None):
-        try:
-            return await coro
-        except RpcError:
-            return default
-
-    (otp, erts, root, rdir_env, apps, loaded, modified, wall, rh, cwd) = await asyncio.gather(
-        rpc(node, "erlang", "system_info", [Atom("otp_release")]),
-        rpc(node, "erlang", "system_info", [Atom("version")]),
-        rpc(node, "code", "root_dir", []),
-        rpc(node, "application", "get_env", [Atom("sasl"), Atom("releases_dir")]),
-        rpc(node, "application", "which_applications", []),
-        rpc(node, "application", "loaded_applications", []),
-        safe(modified_modules(cluster, node), []) if full else asyncio.sleep(0, []),
-        rpc(node, "erlang", "statistics", [Atom("wall_clock")]),
-        rpc(node, "erlang", "whereis", [Atom("release_handler")]),
-        rpc(node, "file", "get_cwd", []),
-    )
+    r = await snapshot.raw(cluster.rpc, node, full)
+    otp, erts, root, rdir_env, apps, loaded = r["otp"], r["erts"], r["root"], r["rdir_env"], r["apps"], r["loaded"]
+    modified, wall, rh, cwd = r["modified"], r["wall"], r["rh"], r["cwd"]
     st = NodeStatus(node=node, otp_release=text(otp), erts_version=text(erts), root_dir=text(root))
     st.releases_dir = text(rdir_env[1]) if is_tagged(rdir_env, "ok", 2) else f"{st.root_dir}/releases"
     st.uptime_seconds = wall[0] / 1000.0 if isinstance(wall, tuple) else 0.0
@@ -286,14 +239,8 @@ async def node_status(cluster: "NodeOps", node: str, *, full: bool = True) -> No
                                     if str(a[0]) not in running), key=lambda a: a.name)
     st.modified_modules = sorted(str(m) for m in (modified or []))
 
-    info, rels, script_id, start_erl, var_start_erl = await asyncio.gather(
-        rpc(node, "file", "consult", [st.releases_dir + "/RELEASES"]),
-        safe(rpc(node, "release_handler", "which_releases", []), None) if st.release_handler
-        else asyncio.sleep(0, None),
-        rpc(node, "init", "script_id", []),
-        rpc(node, "file", "read_file", [st.releases_dir + "/start_erl.data"]),
-        rpc(node, "file", "read_file", [st.root_dir + "/var/start_erl.data"]),
-    )
+    info, rels, script_id = r["info"], r["rels"], r["script_id"]
+    start_erl, var_start_erl = r["start_erl"], r["var_start_erl"]
     if isinstance(script_id, tuple) and len(script_id) == 2:
         st.booted = text(script_id[1])
     st.releases_file = is_tagged(info, "ok", 2)
@@ -303,14 +250,11 @@ async def node_status(cluster: "NodeOps", node: str, *, full: bool = True) -> No
                 if isinstance(rel, tuple) and len(rel) >= 5 for app in rel[4]
                 if isinstance(app, tuple) and len(app) >= 3]
         st.relative_lib_paths = any(not d.startswith("/") for d in dirs)
-    for r in rels or []:
-        st.releases.append(ReleaseInfo(text(r[0]), text(r[1]), str(r[3]), [text(x) for x in r[2]]))
+    for rel in rels if isinstance(rels, list) else []:
+        st.releases.append(ReleaseInfo(text(rel[0]), text(rel[1]), str(rel[3]), [text(x) for x in rel[2]]))
     name, cur = st.release_name, st.current
-    script, rel_files = await asyncio.gather(
-        rpc(node, "file", "read_file", [f"{st.root_dir}/bin/{name}"]) if name else asyncio.sleep(0, None),
-        rpc(node, "filelib", "wildcard", ["*.rel", f"{st.releases_dir}/{cur}"]) if st.adoption == "create" and cur
-        else asyncio.sleep(0, None),
-    )
+    script = r["script"] if name else None
+    rel_files = r["rel_files"] if st.adoption == "create" and cur and isinstance(r["rel_files"], list) else None
     nb = next_boot(script=_file_text(script), var_start_erl=_file_text(var_start_erl),
                    start_erl=_file_text(start_erl), name=name)
     st.next_boot, st.next_boot_by = nb.vsn, nb.by
@@ -329,6 +273,11 @@ def _file_text(r: Any) -> str | None:
 async def statuses(ops: "NodeOps", nodes: Iterable[str], *, full: bool = True) -> list[NodeStatus]:
     """One snapshot per node, in the order given; an unreachable node is a snapshot saying so."""
     targets = list(nodes)
+    for n in targets[:1]:      # the expression is parsed once, then every node evaluates it
+        try:
+            await snapshot.prepare(ops.rpc, n, full)
+        except ErldeployError:
+            pass               # that node's own status says why
     res = await ops.each(lambda n: node_status(ops, n, full=full), targets)
     return [res[n].value if res[n].ok else NodeStatus(node=n, reachable=False, error=str(res[n].error))
             for n in targets]

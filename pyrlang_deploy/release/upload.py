@@ -41,6 +41,9 @@ class UploadResult:
     algo: str            # "sha256" or "md5" (a node without crypto; the plain path)
     seconds: float
 
+    def describe(self) -> str:
+        return f"{self.path}: " + ("already there (same checksum)" if self.skipped else f"{self.bytes} bytes written")
+
 
 async def upload_plain(c: "NodeOps", node: str, tar: "TarballInfo", releases_dir: str,
                        progress: Callable[[int, int], None] | None = None, *, name: str | None = None

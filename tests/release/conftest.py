@@ -28,14 +28,19 @@ def demo_build() -> demo_releases.DemoBuild:
     return demo_releases.build()
 
 
-@pytest.fixture
-def demo(demo_build, tmp_path):
-    c = demo_cluster.start_cluster(demo_build, tmp_path / "cluster", n=3,
+def fresh_cluster(demo_build, workdir: Path, n: int):
+    """A demo cluster of n nodes under workdir, stopped (by pid) when the test ends."""
+    c = demo_cluster.start_cluster(demo_build, workdir, n=n,
                                    name_prefix=f"r{os.getpid()}{secrets.token_hex(2)}n")
     try:
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture
+def demo(demo_build, tmp_path):
+    yield from fresh_cluster(demo_build, tmp_path / "cluster", 3)
 
 
 class Cli:

@@ -181,3 +181,20 @@ def test_unwritable_or_full_releases_dir_is_refused_naming_the_node():
     t.unpacked_size = 10 << 20
     with pytest.raises(PreflightError, match="n3: 1024 KiB free"):
         plan(ON_001, t, Relups(), OPTS, facts={"n3": NodeFacts(writable=True, free_bytes=1 << 20)})
+
+
+@pytest.mark.parametrize("n,batch,cap,sizes", [
+    (16, 1, 0, [1, 1, 2, 4, 8]),          # canary, then waves that double
+    (64, 1, 8, [1, 1, 2, 4] + [8] * 7),   # --max-parallel caps them
+    (10, 3, 0, [1, 3, 6]),
+])
+def test_canary_waves_grow(n, batch, cap, sizes):
+    nodes = [f"n{i}" for i in range(n)]
+    got = batches(nodes, "canary", batch, cap)
+    assert [len(b) for b in got] == sizes and [x for b in got for x in b] == nodes
+
+
+def test_max_parallel_caps_all_and_rolling():
+    nodes = list("abcde")
+    assert batches(nodes, "all", 1, 2) == (("a", "b"), ("c", "d"), ("e",))
+    assert batches(nodes, "rolling", 4, 3) == (("a", "b", "c"), ("d", "e"))

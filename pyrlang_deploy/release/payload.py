@@ -1,0 +1,37 @@
+"""The file a Delta stands for: the original tarball when it is full, else a new
+gzip'd tar of its members (the same headers and bytes), written once per Delta."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .delta import Delta
+
+
+@dataclass(frozen=True)
+class Payload:
+    path: Path
+    size: int
+    sha256: str
+    md5: str
+    delta: Delta
+
+
+def build(tar_path: Path, delta: Delta, out_dir: Path, index: int, *, sha256: str, md5: str) -> Payload:
+    """The payload of ``delta`` (sha256/md5: the original's, used when it is full)."""
+    if delta.full:
+        return Payload(Path(tar_path), Path(tar_path).stat().st_size, sha256, md5, delta)
+    out = Path(out_dir) / f"delta-{index}.tar.gz"
+    # mtime 0 in the gzip header: the same delta is the same bytes (and digest) every run
+    with tarfile.open(tar_path, "r:gz") as src, open(out, "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as dst:
+        for m in src:
+            if delta.keeps(m.name):
+                dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+    data = out.read_bytes()
+    return Payload(out, len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), delta)
