@@ -21,6 +21,7 @@ from ..term.types import Atom, Pid, Reference
 from . import wire
 from .io_server import IoServer, is_io_request
 from .process import LocalProcess
+from .timers import Deadlines
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -51,7 +52,7 @@ class RpcCall(LocalProcess):
     """
 
     __slots__ = ("conn", "future", "io", "peer", "module", "function", "nargs", "wire_pid",
-                 "reply_prefix", "timeout", "stop_on_timeout", "stopping", "_ids", "_ref", "_ref_ids")
+                 "reply_prefix", "timeout", "stop_on_timeout", "stopping", "deadlines", "_ids", "_ref", "_ref_ids")
 
     def __init__(self, node: "LocalNode", conn: "Connection", future: asyncio.Future, peer: str,
                  module: str, function: str, nargs: int, io: Callable[[str], Any] | None,
@@ -72,6 +73,7 @@ class RpcCall(LocalProcess):
         self.timeout = 0.0
         self.stop_on_timeout = True
         self.stopping: asyncio.Task | None = None  # the kill of our worker on the node
+        self.deadlines: Deadlines | None = None  # the timer set holding our timeout, if any
 
     def _make_pid(self) -> Pid:
         table = self.node.table
@@ -98,8 +100,8 @@ class RpcCall(LocalProcess):
         node = self.node
         effects = node.table.end_call(self.wire_pid, self)
         self.conn.remove_waiter(self)
-        if self.timeout:
-            node.deadlines(self.conn._loop).remove(self)
+        if self.deadlines is not None:
+            self.deadlines.remove(self)
         if effects:
             node.apply(effects)
 
@@ -229,7 +231,8 @@ def start_call(node: "LocalNode", conn: "Connection", module: str, function: str
     if timeout is not None:
         proc.timeout = timeout
         proc.stop_on_timeout = stop_on_timeout
-        node.deadlines(loop).add(timeout, proc)
+        d = proc.deadlines = node.deadlines(loop)
+        d.add(timeout, proc)
     if len(pieces) > 1:
         node.spawn(_write_large(conn, pieces, proc))
     return proc
