@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rollback": ("pyrlang_deploy.cli.cmd_release", "rollback", "Go back to the previous (or given) release."),
     "permanent": ("pyrlang_deploy.cli.cmd_release", "permanent", "Make release VSN permanent on nodes."),
     "remove": ("pyrlang_deploy.cli.cmd_release", "remove", "Remove release VSN from nodes."),
+    "lock": ("pyrlang_deploy.cli.cmd_lock", "lock", "Show or break the cluster-wide deploy lock."),
     "agent": ("pyrlang_deploy.cli.cmd_agent", "agent", "Show or unload the on-node agent."),
     "shell": ("pyrlang_deploy.cli.cmd_shell", "shell", "Python prompt with top-level await, connected to the cluster."),
 }

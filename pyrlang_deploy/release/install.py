@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from ..errors import ErldeployError, NodeDown, ReleaseError
+from ..errors import ConnectError, ErldeployError, NodeDown, ReleaseError
 from . import adopt, boot, consolidated
+from .lock import deploy_lock
 from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
 from .preflight import check_where_unpacked, prepare, previous_release
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from ..cluster import Cluster
     from ..erldist.node import LocalNode
     from .nodeops import NodeOps
+
+LOST_NODE_WAIT = 15.0      # seconds a node found down during clean-up may take to come back
 
 Emit = Callable[..., None]     # emit(node, step, state, detail="", seconds=0.0, **progress)
 
@@ -286,11 +289,12 @@ class Installer:
 
         async def one(o: NodeOutcome) -> None:
             try:
-                cur, _ = await self.steps.current_and_permanent(o.node)
-            except NodeDown:
-                self.emit(o.node, "wait", "info", "waiting for the node to come back")
-                await self.steps.wait_back(o.node)
-                cur, _ = await self.steps.current_and_permanent(o.node)
+                cur = await self._current_or_wait(o.node)
+            except ErldeployError as e:
+                # killed or cut off: nothing to roll back from here; on restart it boots its permanent release
+                o.apply(Change.ROLLBACK_FAILED, f"unreachable, not rolled back: {e}")
+                self.emit(o.node, "rollback", "fail", str(e))
+                return
             if cur == o.from_vsn:
                 o.apply(Change.ROLLED_BACK)
                 return
@@ -314,6 +318,27 @@ class Installer:
 
         await asyncio.gather(*(one(o) for o in changed))
 
+    async def _current_or_wait(self, node: str) -> str | None:
+        """The node's current release; a node that dropped out is given a short while to come back
+        (a restart after a failed install), not the whole restart_wait: it may be dead."""
+        try:
+            cur, _ = await self.steps.current_and_permanent(node)
+        except (NodeDown, ConnectError):
+            self.emit(node, "wait", "info", "waiting for the node to come back")
+            await self.steps.wait_back(node, timeout=min(self.steps.restart_wait, LOST_NODE_WAIT))
+            cur, _ = await self.steps.current_and_permanent(node)
+        return cur
+
+    async def clean_up(self) -> None:
+        """Roll back and read the final states; nothing that fails here may hide the report."""
+        for stage in (self.roll_back_changed, self.final_states):
+            try:
+                await stage()
+            except ErldeployError as e:
+                for o in self.outcomes.values():
+                    if o.result not in (NodeState.PERMANENT, NodeState.ALREADY, NodeState.ROLLED_BACK):
+                        o.add_error(f"clean-up: {e}")
+
     async def final_states(self) -> None:
         for n in await statuses(self.c, list(self.outcomes), full=False):
             o = self.outcomes[n.node]
@@ -331,15 +356,13 @@ class Installer:
             await self.adopt_all()
             await self.install_batches()
         except (_InstallFailed, ErldeployError) as e:
-            await self.roll_back_changed()
-            await self.final_states()
+            await self.clean_up()
             return self.report(False, f"{verb} {self.vsn} failed: {e}. Now: {self.final_summary()}")
         except asyncio.CancelledError:
             # Ctrl-C: treated as a failure, so no node is left half-way without a word.
             # A second Ctrl-C cancels this clean-up too (the agent's leases still cover it).
             _uncancel()
-            await self.roll_back_changed()
-            await self.final_states()
+            await self.clean_up()
             return self.report(False, f"{verb} {self.vsn} interrupted; the upgraded nodes were rolled back. "
                                f"Now: {self.final_summary()}")
         errors = await self.make_permanent()
@@ -389,6 +412,15 @@ async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, acti
                      ) -> InstallReport:
     """Preflight, plan, then (unless it is a no-op or a dry run) the run with its executor."""
     check_strategy(opts.strategy)
+    emit = emitter(opts.on_event)
+    if opts.dry_run:       # changes nothing: no lock, and it may run beside a live install
+        return await _transition(cluster, vsn, opts, action, emit)
+    async with deploy_lock(cluster, f"{action} {vsn}", on_wait=lambda n, why: emit(n, "lock", "info", why)):
+        return await _transition(cluster, vsn, opts, action, emit)
+
+
+async def _transition(cluster: "Cluster", vsn: str, opts: InstallOptions, action: str, emit: Emit
+                      ) -> InstallReport:
     steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
     plan = await prepare(cluster, steps, cluster.members, cluster.unreachable, opts.plan_options(vsn), opts.tar)
     verb = _verb(action)
@@ -399,7 +431,6 @@ async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, acti
     if opts.dry_run:
         return _report(action, plan, outcomes_of(plan), True, f"dry run: the {verb} {vsn} passed preflight",
                        dry_run=True)
-    emit = emitter(opts.on_event)
     executor = executor_for(plan, cluster, cluster.node, steps, emit, opts)
     try:
         return await Installer(cluster, plan, executor, steps, opts, emit=emit, action=action).run()
