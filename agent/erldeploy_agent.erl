@@ -7,7 +7,7 @@
 
 -export([info/0, status/0, modules/0, releases_dir/0]).
 -export([upload_open/5, upload_finish/1]).
--export([guard_install/2, renew/1, commit/1, abort/1]).
+-export([guard_install/2, renew/1, ready/1, commit/1, abort/1]).
 -export([notify/2, notify_sync/2, schedule_unload/1, last_outcome/0, set_last_outcome/1]).
 
 -define(VERSION, <<"0.1.0">>).
@@ -42,7 +42,7 @@ status() ->
 %% Every module of the agent, in the order they can be loaded.
 -spec modules() -> [module()].
 modules() ->
-    [erldeploy_fmt, erldeploy_capture, erldeploy_upload, erldeploy_guard, erldeploy_agent].
+    [erldeploy_fmt, erldeploy_capture, erldeploy_upload, erldeploy_decision, erldeploy_guard, erldeploy_agent].
 
 loaded_md5(M) ->
     case code:is_loaded(M) of
@@ -83,6 +83,9 @@ guard_install(Vsn, Opts) ->
 
 renew(Vsn) ->
     erldeploy_guard:request(erldeploy_fmt:to_list(Vsn), renew).
+
+ready(Vsn) ->
+    erldeploy_guard:request(erldeploy_fmt:to_list(Vsn), ready).
 
 commit(Vsn) ->
     erldeploy_guard:request(erldeploy_fmt:to_list(Vsn), commit).

@@ -88,6 +88,7 @@ class Executor(Protocol):
     async def upload(self, node: str, tar: TarballInfo, releases_dir: str, name: str,
                      progress: Callable[[int, int], None] | None = None) -> None: ...
     async def install(self, node: str, outcome: NodeOutcome, expected_apps: dict[str, str]) -> None: ...
+    async def decide(self) -> None: ...
     async def commit(self, node: str) -> None: ...
     async def abort(self, node: str, back_to: str) -> None: ...
     async def close(self) -> None: ...
@@ -97,7 +98,8 @@ def executor_for(plan: Plan, ops: "NodeOps", local: "LocalNode", steps: NodeStep
                  opts: InstallOptions) -> Executor:
     if plan.agent:
         from .executor_agent import AgentExecutor
-        return AgentExecutor(ops, local, steps, emit, plan.to_vsn, opts)
+        return AgentExecutor(ops, local, steps, emit, plan.to_vsn, opts,
+                             nodes=[n for batch in plan.batches for n in batch])
     from .executor_plain import PlainExecutor
     return PlainExecutor(ops, steps, emit, plan.to_vsn)
 
@@ -355,6 +357,7 @@ class Installer:
         try:
             await self.adopt_all()
             await self.install_batches()
+            await self.executor.decide()     # commit, decided once for the whole cluster
         except (_InstallFailed, ErldeployError) as e:
             await self.clean_up()
             return self.report(False, f"{verb} {self.vsn} failed: {e}. Now: {self.final_summary()}")
