@@ -16,19 +16,30 @@ from .settings import global_options
 
 @click.command()
 @global_options
+@click.option("--expect", type=click.IntRange(min=1), default=None, metavar="N",
+              help="The cluster should have N members (default: the environment's expect/members).")
 @click.pass_context
-async def status(ctx: click.Context) -> int:
+async def status(ctx: click.Context, expect: int | None) -> int:
     """What every node runs: releases and their states, applications, drift.
 
-    Exit 1 when a node is unreachable or the cluster is not on one permanent release.
+    Exit 1 when a node is unreachable, an expected member is missing (--expect N, the
+    environment's members/expect, or a node the members saw and lost), or the cluster
+    is not on one permanent release.
     """
     s = settings_of(ctx)
+    from ..release import membership
     from ..release.status import cluster_status
 
+    env = s.environment
+    expected = membership.Expected(
+        names=tuple(env.members) if env and env.members else (),
+        count=expect if expect is not None else (env.expect if env else None),
+        source="--expect" if expect is not None else (f"{env.name} in {env.source}" if env else ""))
     async with open_cluster(s, need_all=False) as c:
         if not c.members:
             raise next(iter(c.unreachable.values()))
         st = await cluster_status(c)
+        st.missing = await membership.check(c, c.members, list(c.unreachable), expected)
     if s.json:
         emit_json(st.to_json())
     else:

@@ -12,6 +12,7 @@
     batch = 2
     verify = "myapp:health"              # a zero-arity health call returning ok/true
     timeout = 60
+    members = ["app1@10.0.0.5", "app2@10.0.0.6"]   # status flags a missing one (or: expect = 2)
 
 The cookie itself is never stored in the project file: only where to find it.
 """
@@ -25,7 +26,7 @@ from typing import Any
 from ..errors import UsageError
 
 _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
-          "timeout", "epmd_port", "name", "lease"}
+          "timeout", "epmd_port", "name", "lease", "members", "expect"}
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Environment:
     epmd_port: int | None = None
     node_name: str | None = None   # key "name": our own node name in this environment
     lease: float | None = None
+    members: list[str] | None = None   # the nodes the cluster must have (status flags the missing)
+    expect: int | None = None          # at least this many members
 
 
 def find_project_file(start: str | None = None) -> tuple[str, dict[str, Any]] | None:
@@ -121,6 +124,10 @@ def load_environment(name: str | None, start: str | None = None) -> Environment 
     for key in _KNOWN - {"seeds"}:
         if key in raw:
             setattr(env, "node_name" if key == "name" else key, raw[key])
+    if env.members is not None and not (isinstance(env.members, list) and all(isinstance(m, str) for m in env.members)):
+        raise UsageError(f"{path}: env.{name}: members must be a list of node names")
+    if env.expect is not None and not (isinstance(env.expect, int) and env.expect > 0):
+        raise UsageError(f"{path}: env.{name}: expect must be a positive number of members")
     if env.strategy and env.strategy not in ("canary", "rolling", "all"):
         raise UsageError(f"{path}: env.{name}: strategy must be canary, rolling or all")
     return env

@@ -157,6 +157,7 @@ class NodeStatus:
 @dataclass
 class ClusterStatus:
     nodes: list[NodeStatus]
+    missing: list[str] = field(default_factory=list)    # expected members not there (membership.py)
 
     @property
     def reachable(self) -> list[NodeStatus]:
@@ -177,10 +178,10 @@ class ClusterStatus:
 
     @property
     def ok(self) -> bool:
-        return self.one_release and all(n.reachable for n in self.nodes)
+        return self.one_release and all(n.reachable for n in self.nodes) and not self.missing
 
     def problems(self) -> list[str]:
-        out = []
+        out = list(self.missing)
         for n in self.nodes:
             if not n.reachable:
                 out.append(f"{n.node}: unreachable: {n.error}")
@@ -213,7 +214,7 @@ class ClusterStatus:
             n = self.reachable[0]
             common = {"name": n.release_name, "vsn": n.current}
         return {"schema": SCHEMA, "ok": self.ok, "one_release": self.one_release, "release": common,
-                "problems": self.problems(), "nodes": [n.to_json() for n in self.nodes]}
+                "problems": self.problems(), "missing": self.missing, "nodes": [n.to_json() for n in self.nodes]}
 
 
 

@@ -223,3 +223,24 @@ def test_lock_break_frees_a_lock_whose_holder_is_dead(cli, demo):
     p = cli("lock", "break", "--cluster", "--yes")
     assert p.returncode == 0 and "broken" in p.stdout, p.stdout + p.stderr
     assert demo.eval(demo.nodes[0], "whereis(erldeploy_lock)") == "undefined"
+
+
+def test_status_flags_expected_members_that_are_missing(cli, demo, tmp_path):
+    assert cli("status", "--cluster").returncode == 0
+    code, doc = cli.json("status", "--cluster", "--expect", "4")
+    assert code == 1 and any("expected 4 members (--expect), found 3" in p for p in doc["problems"]), doc
+    gone = demo.nodes[2]
+    demo.kill_node(gone)
+    p = cli("status", "--cluster")          # discovery alone sees two healthy nodes
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert f"{gone}: was connected to" in p.stdout + p.stderr, p.stdout + p.stderr
+    cfg = tmp_path / "erldeploy.toml"
+    cfg.write_text('default_env = "t"\n[env.t]\nmembers = ["%s", "%s", "extra@127.0.0.1"]\n'
+                   % (demo.nodes[0], demo.nodes[1]))
+    env = {**cli.env(), "ERLDEPLOY_CONFIG": str(cfg)}
+    p = subprocess.run([sys.executable, "-m", "pyrlang_deploy.cli.main", "status", "-n", demo.nodes[0], "--json"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 1, p.stdout + p.stderr
+    import json
+    doc = json.loads(p.stdout)
+    assert any(m.startswith("extra@127.0.0.1: expected") for m in doc["missing"]), doc
