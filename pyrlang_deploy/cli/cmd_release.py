@@ -40,6 +40,8 @@ async def status(ctx: click.Context, expect: int | None) -> int:
             raise next(iter(c.unreachable.values()))
         st = await cluster_status(c)
         st.missing = await membership.check(c, c.members, list(c.unreachable), expected)
+        from ..release.converge import status_hint
+        st.converge = await status_hint(c, st)
     if s.json:
         emit_json(st.to_json())
     else:

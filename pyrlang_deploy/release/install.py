@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..errors import ConnectError, ErldeployError, NodeDown, ReleaseError
 from . import adopt, boot, consolidated
+from .converge import converge_hint
 from .lock import deploy_lock
 from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
@@ -387,7 +388,10 @@ class Installer:
         return "; ".join(parts)
 
     def report(self, ok: bool, message: str, **kw: Any) -> InstallReport:
-        return _report(self.action, self.plan, self.outcomes, ok, message, **kw)
+        hint = converge_hint(self.outcomes.values(), self.vsn, self.plan.from_vsn,
+                             getattr(self.executor, "decided", None) and self.executor.decided[0])
+        return _report(self.action, self.plan, self.outcomes, ok and hint is None,
+                       f"{message}. {hint}" if hint else message, **kw)
 
 
 def _verb(action: str) -> str:
