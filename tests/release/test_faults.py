@@ -161,7 +161,8 @@ def test_node_killed_after_the_canary_verified_still_reports(cli, demo, demo_bui
 
 
 def test_two_installs_at_once_the_second_is_refused(cli, demo, demo_build):
-    first = Run(cli, "install", "0.0.2", "--tar", str(demo_build.tars["0.0.2"]), "--cluster",
+    """The first run is --no-agent (no code on the nodes), the second uses the agent: one lock."""
+    first = Run(cli, "install", "0.0.2", "--tar", str(demo_build.tars["0.0.2"]), "--cluster", "--no-agent",
                 "--verify", "timer:sleep(1500)")
     try:
         assert first.wait_for("install", "->"), first.err
@@ -170,6 +171,10 @@ def test_two_installs_at_once_the_second_is_refused(cli, demo, demo_build):
         line = p.stderr.strip().splitlines()[-1]
         assert "deploy lock is held by" in line and f"pid {first.proc.pid}" in line, line
         assert "install 0.0.2" in line and "nothing was changed" in line, line
+        for other in (("rollback", "0.0.1"), ("permanent", "0.0.1"), ("remove", "0.0.3"),
+                      ("upload", str(demo_build.tars["0.0.3"]))):
+            p = cli(*other, "--cluster")
+            assert p.returncode == 1 and "deploy lock is held by" in p.stderr, (other, p.stdout + p.stderr)
         st = cli("lock", "status", "--cluster")          # who, from where, doing what
         assert st.returncode == 0 and f"pid {first.proc.pid}" in st.stdout, st.stdout + st.stderr
         s = cli("status", "--cluster")                   # status works during an install
@@ -179,6 +184,7 @@ def test_two_installs_at_once_the_second_is_refused(cli, demo, demo_build):
         first.kill()
     for n in demo.nodes:
         assert releases_of(demo, n) == {"0.0.2": "permanent", "0.0.1": "old"}
+        assert not (demo.root_of(n) / "releases" / demo_build.tars["0.0.3"].name).exists()   # no upload
     assert "free" in cli("lock", "status", "--cluster").stdout
 
 
