@@ -295,7 +295,8 @@ class Installer:
                 cur = await self._current_or_wait(o.node)
             except ErldeployError as e:
                 # killed or cut off: nothing to roll back from here; on restart it boots its permanent release
-                o.apply(Change.ROLLBACK_FAILED, f"unreachable, not rolled back: {e}")
+                o.apply(Change.ROLLBACK_FAILED, f"unreachable, not rolled back ({e}); "
+                        f"if it restarts it boots its permanent release {o.permanent or '?'}")
                 self.emit(o.node, "rollback", "fail", str(e))
                 return
             if cur == o.from_vsn:
