@@ -21,7 +21,7 @@ import pytest
 from tests.support import realrel
 from tests.support.nodes import Epmd
 
-BUILDERS = {"relx": realrel.build_relx, "mix": realrel.build_mix}
+BUILDERS = {"relx": realrel.build_relx, "mix": realrel.build_mix, "distillery": realrel.build_distillery}
 
 
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
@@ -36,12 +36,25 @@ def nodes(tmp_path):
 
 
 @cache
-def members(tar: Path) -> list[str]:
+def _read(tar: Path) -> tuple[list[str], dict[str, bytes]]:
+    """One pass over a tarball: every member name, and the content of those outside lib/ and erts."""
+    names, texts = [], {}
     with tarfile.open(tar) as t:
-        return t.getnames()
+        for m in t:
+            names.append(m.name)
+            if m.isfile() and not m.name.startswith(("lib/", "erts-")):
+                texts[m.name] = t.extractfile(m).read()
+    return names, texts
+
+
+def members(tar: Path) -> list[str]:
+    return _read(tar)[0]
 
 
 def read_member(tar: Path, name: str) -> str:
+    texts = _read(tar)[1]
+    if name in texts:
+        return texts[name].decode()
     with tarfile.open(tar) as t:
         return t.extractfile(name).read().decode()
 
@@ -112,6 +125,27 @@ def test_mix_tarballs_have_mix_layout():
         assert (rel.release_dir / "releases" / rel.vsn / "mixapp.rel").is_file()
     assert "lib/mixapp-0.1.0/ebin/Elixir.Mixapp.Old.beam" in members(pair.old.tarball)
     assert "lib/mixapp-0.2.0/ebin/Elixir.Mixapp.New.beam" in members(pair.new.tarball)
+
+
+def test_distillery_tarballs_have_distillery_layout():
+    pair = realrel.build_distillery()
+    assert (pair.old.vsn, pair.new.vsn) == ("1.0.0", "1.0.1")
+    for rel in (pair.old, pair.new):
+        assert rel.tarball == rel.release_dir / "releases" / rel.vsn / "relxapp.tar.gz"   # where Distillery writes it
+        names = members(rel.tarball)
+        for m in ("bin/relxapp", "bin/start_clean.boot", "releases/relxapp.rel", f"releases/{rel.vsn}/relxapp.rel",
+                  f"releases/{rel.vsn}/relxapp.boot", f"releases/{rel.vsn}/relxapp.sh", f"releases/{rel.vsn}/vm.args",
+                  f"releases/{rel.vsn}/sys.config", "releases/RELEASES", "releases/start_erl.data",
+                  f"lib/relxapp-{rel.vsn}/ebin/relxapp_plain.beam", "erts-13.1.5/bin/run_erl"):
+            assert m in names, (rel.tarball, m)
+        assert not [m for m in names if m.startswith("var") or m.endswith(("relxapp.appup", "/relup", ".tar.gz"))]
+        launcher = read_member(rel.tarball, "bin/relxapp")
+        assert "var" in launcher and "start_erl.data" in launcher and rel.vsn not in launcher
+        releases = consult(read_member(rel.tarball, "releases/RELEASES"))
+        assert [(r[1], r[2], r[5]) for r in releases] == [("relxapp", rel.vsn, "permanent")]   # this one only
+        assert ("relxapp", rel.vsn, f"./lib/relxapp-{rel.vsn}") in releases[0][4]
+    assert "lib/relxapp-1.0.0/ebin/relxapp_old.beam" in members(pair.old.tarball)
+    assert pair.upgrade_tarball.name == "relxapp.tar.gz"
 
 
 def test_rel_files_tuple_shapes():
@@ -234,6 +268,13 @@ def test_relx_foreground_mode(tmp_path):
     assert wait_gone(tmp_path) == []
 
 
+def test_stop_by_script(pair, nodes):
+    (node,) = nodes.start(pair, pair.new.vsn, n=1)
+    pid = node.os_pid()
+    assert node.stop_by_script() is True, "bin/NAME stop: the node and its helpers exit by themselves"
+    assert node.pids() == [] and not _alive(pid)
+
+
 # --- the upgrade tarball works (plain release_handler, as a reference for the installer) -----
 
 def adopt_mix(node: realrel.RelNode, vsn: str) -> None:
@@ -255,15 +296,16 @@ def test_upgrade_tarball_upgrades_and_rolls_back(pair, nodes):
         assert not (node.root / "releases" / "RELEASES").exists()
         adopt_mix(node, old)
     assert node.bump() == 1
-    # The unpack name keeps releases/VSN/NAME.rel: relx's releases/NAME.rel is the one deleted.
-    if pair.tool == "relx":
-        shutil.copy(pair.upgrade_tarball, node.root / "releases" / "relxapp.tar.gz")
-        assert node.eval('release_handler:unpack_release("relxapp")') == f'{{ok,"{new}"}}'
-        assert (node.root / "releases" / new / "relxapp.rel").is_file()
-    else:   # a mix tarball has only releases/VSN/NAME.rel: unpack "VSN/NAME" (which deletes it)
-        (node.root / "releases" / new).mkdir()
-        shutil.copy(pair.upgrade_tarball, node.root / "releases" / new / f"{pair.name}.tar.gz")
-        assert node.eval(f'release_handler:unpack_release("{new}/{pair.name}")') == f'{{ok,"{new}"}}'
+    # relx: the unpack name that keeps releases/VSN/NAME.rel (releases/NAME.rel is the one deleted).
+    # mix: a tarball with only releases/VSN/NAME.rel: "VSN/NAME" (which deletes it).
+    # Distillery: its own way, the tarball at releases/VSN/NAME.tar.gz, unpacked as "VSN/NAME".
+    unpack_as = {"relx": pair.name}.get(pair.tool, f"{new}/{pair.name}")
+    dest = node.root / "releases" / f"{unpack_as}.tar.gz"
+    dest.parent.mkdir(exist_ok=True)
+    shutil.copy(pair.upgrade_tarball, dest)
+    assert node.eval(f'release_handler:unpack_release("{unpack_as}")') == f'{{ok,"{new}"}}'
+    assert (node.root / "releases" / new / f"{pair.name}.rel").is_file() == (pair.tool == "relx")
+    assert not dest.exists(), "release_handler deletes the tarball it unpacked"
     assert node.eval(f'release_handler:install_release("{new}", [{{update_paths, true}}])') \
         == f'{{ok,"{old}",[]}}'
     assert node.which_releases() == [(new, "current"), (old, "permanent")]
@@ -281,8 +323,12 @@ def test_upgrade_tarball_upgrades_and_rolls_back(pair, nodes):
     assert node.eval(f'release_handler:make_permanent("{new}")') == "ok"
     assert (node.root / "releases" / "start_erl.data").read_text().split() == ["13.1.5", new]
 
-    # Restarted by its own script: what it boots is the script's choice (LAYOUTS.md).
+    if pair.tool == "distillery":   # its launcher's own copy, which release_handler never updates
+        assert (node.root / "var" / "start_erl.data").read_text().split() == ["13.1.5", old]
+
+    # Restarted by its own script: what it boots is the script's choice (LAYOUTS.md). relx's
+    # bin/NAME hard-codes its version, Distillery's reads var/start_erl.data: both boot OLD.
     node.restart()
-    booted = {"relx": old, "mix": new}[pair.tool]   # relx's bin/NAME hard-codes its version
+    booted = {"relx": old, "mix": new, "distillery": old}[pair.tool]
     assert node.script_id() == (pair.name, booted)
     assert dict(node.which_releases())[new] == "permanent"

@@ -7,11 +7,12 @@ reads `releases/NAME.rel` for the name NAME (a missing member is silently skippe
     tool        .rel members                              unpack as   tarball placed at
     systools    releases/N-V.rel, releases/V/N-V.rel      "N-V"       releases/N-V.tar.gz
     relx        releases/N.rel, releases/V/N.rel          "N"         releases/N.tar.gz
-    distillery  releases/V/N.rel (+ releases/V/N.sh ...)  "V/N"       releases/V/N.tar.gz
+    distillery  releases/N.rel, releases/V/N.rel, V/N.sh  "N"         releases/N.tar.gz
+                (without releases/N.rel: "V/N", releases/V/N.tar.gz)
     mix         releases/V/N.rel (+ V/consolidated ...)   "V/N"       releases/V/N.tar.gz
     other       releases/V/N.rel only (Castle-style too)  "V/N"       releases/V/N.tar.gz
 
-relx is unpacked as "N" (not relx's own "V/N"), so releases/V/N.rel survives; where "V/N" is
+relx and Distillery are unpacked as "N" (not their own "V/N"), so releases/V/N.rel survives; where "V/N" is
 the only name that works, release_handler deletes releases/V/N.rel and we write it back
 (`restore_rel`): our verification and the tools' own scripts read it.
 
@@ -70,16 +71,29 @@ def detect(members: Iterable[str], name: str, vsn: str) -> Layout:
     if inner not in names:
         raise PreflightError(f"release {name} {vsn}: no releases/{name}-{vsn}.rel, releases/{name}.rel "
                              f"or {inner} in the tarball: release_handler could not unpack it")
-    if f"releases/{name}.rel" in names:
-        return Layout("relx", name, vsn, name, None)
     sub = f"releases/{vsn}/"
+    distillery = f"{sub}{name}.sh" in names or any(m.startswith(f"{sub}libexec/") for m in names)
+    if f"releases/{name}.rel" in names:
+        return Layout("distillery" if distillery else "relx", name, vsn, name, None)
     if f"{sub}elixir" in names or any(m.startswith(f"{sub}consolidated/") for m in names):
         tool = "mix"          # Castle-style upgrades are mix tarballs with a relup added
-    elif f"{sub}{name}.sh" in names or any(m.startswith(f"{sub}libexec/") for m in names):
+    elif distillery:
         tool = "distillery"
     else:
         tool = "other"
     return Layout(tool, name, vsn, f"{vsn}/{name}", inner)
+
+
+def kept_old(members: Iterable[str], layout: Layout) -> list[str]:
+    """Tarball files outside lib/, erts-*/ and releases/VSN/ that release_handler's
+    keep_old_files extraction leaves as the node has them, beyond those install handles
+    (bin/NAME, start_erl.data) or that must stay the node's own (RELEASES, COOKIE)."""
+    n, v = layout.name, layout.vsn
+    handled = {f"bin/{n}", f"bin/{n}-{v}", f"releases/{n}.rel", f"releases/{n}-{v}.rel",
+               "releases/start_erl.data", "releases/RELEASES", "releases/COOKIE"}
+    return sorted(m for m in members
+                  if not m.endswith("/") and m not in handled
+                  and not m.startswith(("lib/", "erts-", f"releases/{v}/")))
 
 
 # --- what the node's start script boots next -------------------------------------------------

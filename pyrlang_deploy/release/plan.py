@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import PreflightError
+from .layouts import kept_old
 
 if TYPE_CHECKING:
     from .layouts import Layout
@@ -264,6 +265,11 @@ def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups
     if layout is not None and layout.tool == "distillery" and sv.todo:
         notes.append("Distillery start script: var/start_erl.data is rewritten after make_permanent "
                      "(release_handler never updates it)")
+    if tar is not None and layout is not None and sv.need_rel:
+        kept = kept_old(tar.members, layout)
+        if kept:
+            notes.append("keep_old_files: where a node has them already, its own "
+                         f"{', '.join(kept[:6])}{' ...' if len(kept) > 6 else ''} stay (the tarball's are not used)")
     return Plan(release=sv.release, from_vsn=sv.from_vsn, to_vsn=vsn, direction=direction,
                 batches=order, already_permanent=sv.done, installed_not_permanent=sv.installed,
                 need_upload=need_upload, need_unpack=sv.need_rel,

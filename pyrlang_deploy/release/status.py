@@ -12,7 +12,11 @@ JSON schema (`erldeploy status --json`), "schema": "erldeploy.status/1":
                     releases [{name, vsn, state}] (state: unpacked|current|permanent|old),
                     current, permanent, current_is_permanent,
                     applications [{name, vsn, description}], loaded_not_running [{name, vsn}],
-                    modified_modules [str]
+                    modified_modules [str], booted (init:script_id's vsn), next_boot (what a
+                    restart by the release's own script starts) and next_boot_by (the file
+                    that decides: bin/NAME, var/start_erl.data or releases/start_erl.data),
+                    adoption (null | "create": a mix release without RELEASES | "restart":
+                    release_handler holds an invented entry; `install` adopts, `status` never)
 """
 
 from __future__ import annotations

@@ -105,6 +105,12 @@ def mix_pair():
     return realrel.build_mix()
 
 
+@pytest.fixture(scope="session")
+def distillery_pair():
+    from tests.support import realrel
+    return realrel.build_distillery()
+
+
 class RelCli:
     """The real `erldeploy` command against release nodes started by their own scripts."""
 

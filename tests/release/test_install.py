@@ -242,15 +242,26 @@ def test_wrong_cwd_is_flagged_and_fixed_for_relative_lib_paths(cli, demo, demo_b
         assert server_of(demo, n)[0] == "0.0.1"
 
 
-def test_node_without_releases_file_is_refused_like_a_mix_release(cli, demo, demo_build):
+def test_node_without_releases_file_is_adopted_by_install_like_a_mix_release(cli, demo, demo_build):
+    # issue 8: such a node was refused ("no RELEASES file"); install now adopts it first
     node = demo.nodes[1]
-    (demo.root_of(node) / "releases" / "RELEASES").unlink()
+    releases = demo.root_of(node) / "releases" / "RELEASES"
+    releases.unlink()
     code, doc = cli.json("status", "--cluster")
     st = {n["node"]: n for n in doc["nodes"]}
-    assert st[node]["mix_release"] and not st[node]["releases_file"]
+    assert st[node]["mix_release"] and not st[node]["releases_file"] and st[node]["adoption"] == "create"
+    assert f"{node}: mix release, not adopted yet (install adopts it)" in " ".join(doc["problems"])
+    p = cli("install", "0.0.2", "--tar", str(demo_build.tars["0.0.2"]), "--cluster", "--dry-run")
+    assert p.returncode == 0 and "adopt first" in p.stdout and node in p.stdout, p.stdout + p.stderr
+    assert not releases.exists()                       # a dry run adopts nothing
     p = cli("install", "0.0.2", "--tar", str(demo_build.tars["0.0.2"]), "--cluster")
-    _refused(p, node, "no RELEASES file")
-    _unchanged_except(demo, node)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert releases.exists()
+    libs = demo.eval(node, "[{V, length(L)} || {_, V, L, _} <- release_handler:which_releases()]")
+    assert "{\"0.0.1\",0}" not in libs and "{\"0.0.2\",0}" not in libs, libs
+    assert cli("rollback", "--cluster").returncode == 0      # the downgrade an invented entry crashes
+    for n in demo.nodes:
+        assert server_of(demo, n)[0] == "0.0.1" and releases_of(demo, n)["0.0.1"] == "permanent"
 
 
 def _unchanged_except(demo, skip):

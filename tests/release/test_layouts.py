@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pyrlang_deploy.errors import PreflightError
-from pyrlang_deploy.release.layouts import detect, next_boot, script_vsn, unsafe_entry
+from pyrlang_deploy.release.layouts import detect, kept_old, next_boot, script_vsn, unsafe_entry
 from pyrlang_deploy.release.tarball import inspect_tarball
 
 REL = '{release, {"app", "1.0.1"}, {erts, "13.1.5"}, [{kernel, "8.5.3"}, {app, "1.0.1"}]}.\n'
@@ -23,6 +23,7 @@ REL = '{release, {"app", "1.0.1"}, {erts, "13.1.5"}, [{kernel, "8.5.3"}, {app, "
      "releases/1.0.1/app.rel"),
     (["releases/1.0.1/app.rel", "releases/1.0.1/app.sh", "releases/1.0.1/libexec/env.sh"], "distillery",
      "1.0.1/app", "releases/1.0.1/app.rel"),
+    (["releases/app.rel", "releases/1.0.1/app.rel", "releases/1.0.1/app.sh"], "distillery", "app", None),
     (["releases/1.0.1/app.rel", "releases/1.0.1/relup"], "other", "1.0.1/app", "releases/1.0.1/app.rel"),
 ])
 def test_unpack_name_comes_from_the_content(members, tool, unpack, restore):
@@ -86,10 +87,17 @@ def test_inspect_refuses_an_entry_leaving_the_root_naming_it(tmp_path):
         inspect_tarball(sym)
 
 
-def test_real_tools_tarballs(relx_pair, mix_pair):
-    for pair, tool, unpack in ((relx_pair, "relx", "relxapp"), (mix_pair, "mix", f"{mix_pair.new.vsn}/mixapp")):
+def test_real_tools_tarballs(relx_pair, mix_pair, distillery_pair):
+    for pair, tool, unpack in ((relx_pair, "relx", "relxapp"), (mix_pair, "mix", f"{mix_pair.new.vsn}/mixapp"),
+                               (distillery_pair, "distillery", "relxapp")):
         for path in (pair.new.tarball, pair.upgrade_tarball):
             info = inspect_tarball(path)
             assert (info.name, info.vsn) == (pair.name, pair.new.vsn)
             assert info.layout.tool == tool and info.layout.unpack_name == unpack
         assert inspect_tarball(pair.upgrade_tarball).relup is not None
+
+
+def test_kept_old_files_named():
+    members = ["bin/app", "bin/app-1.0.1", "bin/nodetool", "releases/app.rel", "releases/1.0.1/app.rel",
+               "releases/RELEASES", "releases/start_erl.data", "lib/app-1.0.1/ebin/app.app", "erts-13.1.5/bin/beam.smp"]
+    assert kept_old(members, detect(members, "app", "1.0.1")) == ["bin/nodetool"]

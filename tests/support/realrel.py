@@ -48,7 +48,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 CACHE = REPO / "build" / "realrel"
 UPGRADE_ESCRIPT = FIXTURES / "upgrade_tar.escript"
 # Bump when the builders below change what they produce (the sources are hashed anyway).
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 BOOT_TIMEOUT = 60.0
 
 
@@ -279,6 +279,76 @@ def build_mix() -> Pair:
     return _pair_from_stamp(stamp, appup, MIX_MODULES)
 
 
+def _distillery_layout(relx: Release, dest: Path) -> Path:
+    """A Distillery-2.1-layout release of relxapp VSN under `dest` (its output dir), from the
+    relx build: our launcher (tests/fixtures/distillery/), releases/VSN/NAME.{rel,boot,sh},
+    a RELEASES made by create_RELEASES("./", ...) as Distillery makes it, and the tarball at
+    releases/VSN/NAME.tar.gz. Returns the tarball."""
+    name, vsn, src = relx.name, relx.vsn, relx.release_dir
+    erts = next(p.name for p in src.glob("erts-*"))
+    shutil.copytree(src / erts, dest / erts, symlinks=True)
+    shutil.copytree(src / "lib", dest / "lib", symlinks=True)
+    rel_dir = dest / "releases" / vsn
+    rel_dir.mkdir(parents=True)
+    for f in (f"{name}.rel", "start.boot", "start_clean.boot", "no_dot_erlang.boot", "sys.config"):
+        shutil.copy2(src / "releases" / vsn / f, rel_dir / f)
+    shutil.copy2(src / "releases" / vsn / "start.boot", rel_dir / f"{name}.boot")
+    shutil.copy2(src / "releases" / vsn / f"{name}.rel", dest / "releases" / f"{name}.rel")  # as systools:make_tar
+    shutil.copy2(FIXTURES / "distillery" / "vm.args", rel_dir / "vm.args")
+    (dest / "releases" / "start_erl.data").write_text(f"{erts.removeprefix('erts-')} {vsn}\n")
+    (dest / "bin").mkdir()
+    for template, target in (("launcher.sh", dest / "bin" / name), ("release.sh", rel_dir / f"{name}.sh")):
+        target.write_text((FIXTURES / "distillery" / template).read_text().replace("@REL_NAME@", name))
+        target.chmod(0o755)
+    for boot in ("start_clean.boot", "no_dot_erlang.boot"):
+        shutil.copy2(src / "releases" / vsn / boot, dest / "bin" / boot)
+    # Distillery calls create_RELEASES("./", "releases", RelFile, []) for "./lib/..." paths. OTP
+    # resolves relative paths against code:root_dir(), so run it on the release's own erts
+    # and boot file (root_dir = dest): with the host's `erl` it would overwrite the host's RELEASES.
+    bindir = dest / erts / "bin"
+    env = {k: v for k, v in os.environ.items() if k not in _cluster.SCRUBBED_ENV}
+    env.update(ROOTDIR=str(dest), BINDIR=str(bindir), EMU="beam", PROGNAME="erl")
+    expr = (f'"{dest}" = code:root_dir(), ok = release_handler:create_RELEASES("./", "{dest}/releases", '
+            f'"{rel_dir}/{name}.rel", []), halt().')
+    _run([str(bindir / "erlexec"), "-noshell", "-boot", str(rel_dir / "start_clean"), "-eval", expr],
+         f"create_RELEASES for distillery {name} {vsn}", cwd=dest, env=env)
+    tar = rel_dir / f"{name}.tar.gz"
+    # Files only, no directory entries: like the erl_tar-made tarballs of relx and mix.
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() or p.is_symlink())
+    listing = dest.parent / f".{vsn}.members"
+    listing.write_text("\n".join(files) + "\n")
+    _run(["tar", "-czf", str(tar), "--no-recursion", "-C", str(dest), "-T", str(listing)],
+         f"tar distillery {name} {vsn}")
+    listing.unlink()
+    return tar
+
+
+@cache
+def build_distillery() -> Pair:
+    """relxapp 1.0.0 and 1.0.1 repacked in Distillery 2.1's layout (see LAYOUTS.md), and the
+    1.0.0->1.0.1 upgrade tarball (at upgrade/1.0.1/relxapp.tar.gz: Distillery's file name)."""
+    relx = build_relx()
+    key = _source_key(f"distillery/{relx.cache_dir.name}", [FIXTURES / "distillery", UPGRADE_ESCRIPT], ("erl",))
+
+    def build_into(dest: Path) -> dict:
+        versions = (relx.old.vsn, relx.new.vsn)
+        stamp = {"tool": "distillery", "name": relx.name, "app": relx.app, "versions": list(versions),
+                 "tars": {}, "dirs": {}}
+        for rel in (relx.old, relx.new):
+            tar = _distillery_layout(rel, dest / "rel" / rel.vsn)
+            stamp["tars"][rel.vsn] = str(tar.relative_to(dest))
+            stamp["dirs"][rel.vsn] = f"rel/{rel.vsn}"
+        old, new = (Release("distillery", relx.name, v, dest / stamp["tars"][v], dest / stamp["dirs"][v])
+                    for v in versions)
+        up = dest / "upgrade" / new.vsn / new.tarball.name
+        make_upgrade_tarball(old, new, {relx.appup_member: relx.appup}, up)
+        stamp["upgrade"] = str(up.relative_to(dest))
+        return stamp
+
+    stamp = _cached("distillery", key, build_into)
+    return _pair_from_stamp(stamp, relx.appup, RELX_MODULES)
+
+
 # --- nodes ----------------------------------------------------------------------------------
 
 def _short_host() -> str:
@@ -328,10 +398,13 @@ class RelNode:
                        RELEASE_TMP=str(self.root / "tmp"))
             if self.long:   # distribution on loopback only
                 env["ELIXIR_ERL_OPTIONS"] = "-kernel inet_dist_use_interface {127,0,0,1}"
-        else:
-            env.update(FIXTURE_NAME_FLAG=f"-{flag}", FIXTURE_NODE=self.node, FIXTURE_COOKIE=self.cookie,
-                       PIPE_DIR=str(self.root / "tmp" / "pipe") + "/", RUNNER_LOG_DIR=str(self.log_dir),
-                       RELX_RPC_TIMEOUT="10")
+        else:   # relx and the Distillery layout: ${VAR}s in vm.args
+            env.update(FIXTURE_NAME_FLAG=f"-{flag}", FIXTURE_NODE=self.node, FIXTURE_COOKIE=self.cookie)
+            for var in ("REL_VSN", "ERTS_VSN", "RELEASE_MUTABLE_DIR", "PIPE_DIR", "RUNNER_LOG_DIR"):
+                env.pop(var, None)      # would override what the launchers choose
+            if self.tool == "relx":
+                env.update(PIPE_DIR=str(self.root / "tmp" / "pipe") + "/", RUNNER_LOG_DIR=str(self.log_dir),
+                           RELX_RPC_TIMEOUT="10")
             if self.long:
                 env["ERL_AFLAGS"] = "-kernel inet_dist_use_interface {127,0,0,1}"
         return env
@@ -400,24 +473,34 @@ class RelNode:
 
     stop = kill
 
-    def stop_by_script(self, timeout: float = 30.0) -> None:
-        """`bin/NAME stop` (the graceful way), then make sure nothing of the root is left."""
-        subprocess.run([str(self.script), "stop"], check=False, cwd=self.root, env=self.env(), stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=timeout)
+    def stop_by_script(self, timeout: float = 30.0) -> bool:
+        """`bin/NAME stop` (the graceful way); True when every process of the root then exited
+        by itself within `timeout`. Whatever is left is killed either way."""
+        try:
+            subprocess.run([str(self.script), "stop"], check=False, cwd=self.root, env=self.env(),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
         deadline = time.monotonic() + timeout
         while self.pids() and time.monotonic() < deadline:
             time.sleep(0.1)
+        graceful = not self.pids()
         self.kill()
+        return graceful
 
-    def restart(self, timeout: float = BOOT_TIMEOUT) -> RelNode:
-        """Kill the node and start it again by its own script: what it boots is what the
-        script chooses (relx: its hard-coded version; mix: releases/start_erl.data)."""
-        self.kill()
+    def restart(self, timeout: float = BOOT_TIMEOUT, *, graceful: bool = False) -> RelNode:
+        """Stop the node (SIGKILL, or `bin/NAME stop` when graceful) and start it again by its
+        own script: what it boots is the script's choice (LAYOUTS.md: relx its hard-coded
+        version, mix releases/start_erl.data, Distillery var/start_erl.data)."""
+        if graceful:
+            self.stop_by_script()
+        else:
+            self.kill()
         return self.start(timeout)
 
     def log_tail(self, chars: int = 1500) -> str:
         texts = []
-        for p in sorted(self.log_dir.glob("*")) + sorted((self.root / "tmp").glob("log/*")):
+        for p in sorted(self.log_dir.glob("*")) + sorted(self.root.glob("[tv]*/log/*")):
             if p.is_file():
                 texts.append(f"[{p.name}] " + p.read_text(errors="replace")[-chars:])
         return " | ".join(texts)[-chars * 2:] or "(no log)"
@@ -518,7 +601,7 @@ class Nodes:
     def make(self, pair: Pair, vsn: str, *, long: bool = True, mode: str | None = None,
              alive: str | None = None, tarball: Path | None = None) -> RelNode:
         """A node's root, ready to start (not started)."""
-        alive = alive or unique_name(pair.name[:3])
+        alive = alive or unique_name(pair.tool[:3])
         root = self.root_for(pair, vsn, alive, tarball)
         node = RelNode(pair.tool, pair.name, root, alive, long, self.cookie, self.epmd_port, self.home,
                        pair.modules, mode or DEFAULT_MODE[pair.tool])

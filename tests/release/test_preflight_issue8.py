@@ -1,0 +1,109 @@
+"""Preflight refusals of issue 8 on a real demo cluster: a stale unpacked release (and
+--replace-unpacked), a tarball with entries leaving the release root, an unwritable
+releases dir. Every refusal happens before any node changes."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tarfile
+
+from pyrlang_deploy.term import format_term, parse_term
+
+from .conftest import releases_of, server_of
+
+
+def _rebuilt(src, dest, *, relup_from: str | None = None, extra: tuple[str, bytes, str | None] | None = None):
+    """A copy of a tarball: its relup keeping only the up/down entries of relup_from, and/or
+    one extra member (name, data, symlink target)."""
+    with tarfile.open(src, "r:gz") as tin, tarfile.open(dest, "w:gz") as tout:
+        for m in tin:
+            f = tin.extractfile(m) if m.isfile() else None
+            if relup_from and m.name.endswith("/relup"):
+                vsn, ups, downs = parse_term(f.read().decode().strip())
+                body = (format_term((vsn, [u for u in ups if u[0] == relup_from],
+                                     [d for d in downs if d[0] == relup_from])) + ".\n").encode()
+                m.size = len(body)
+                tout.addfile(m, io.BytesIO(body))
+            else:
+                tout.addfile(m, f)
+        if extra:
+            name, data, link = extra
+            info = tarfile.TarInfo(name)
+            if link:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                tout.addfile(info)
+            else:
+                info.size = len(data)
+                tout.addfile(info, io.BytesIO(data))
+    return dest
+
+
+def test_stale_unpacked_release_is_named_then_replaced(cli, demo, demo_build, tmp_path):
+    # "you build 0.0.2 -> 0.0.3 and unpack it; later the real 0.0.3 comes": the servers'
+    # unpacked 0.0.3 only knows 0.0.2
+    stale = _rebuilt(demo_build.tars["0.0.3"], tmp_path / "demo-0.0.3.tar.gz", relup_from="0.0.2")
+    for n in demo.nodes[:2]:
+        shutil.copy(stale, demo.root_of(n) / "releases" / "demo-0.0.3.tar.gz")
+        assert demo.eval(n, 'release_handler:unpack_release("demo-0.0.3")') == '{ok,"0.0.3"}'
+    tar = str(demo_build.tars["0.0.3"])
+    p = cli("install", "0.0.3", "--tar", tar, "--cluster")
+    assert p.returncode == 1, p.stdout + p.stderr
+    for n in demo.nodes[:2]:
+        assert n in p.stderr
+    assert "already unpacked from another build" in p.stderr and "--replace-unpacked" in p.stderr
+    assert "enoent" not in p.stderr
+    for n in demo.nodes:
+        assert server_of(demo, n)[0] == "0.0.1"
+    p = cli("install", "0.0.3", "--tar", tar, "--cluster", "--replace-unpacked")
+    assert p.returncode == 0, p.stdout + p.stderr
+    for n in demo.nodes:
+        assert server_of(demo, n)[0] == "0.0.3" and releases_of(demo, n)["0.0.3"] == "permanent"
+
+
+def test_tarball_entries_leaving_the_root_are_refused_by_dry_run(cli, demo, demo_build, tmp_path):
+    src = demo_build.tars["0.0.2"]
+    for extra, needle in ((("lib/../../escaped", b"x", None), "lib/../../escaped"),
+                          (("lib/demo-0.0.2/priv/out", b"", "../../../../../etc/passwd"), "lib/demo-0.0.2/priv/out")):
+        bad = _rebuilt(src, tmp_path / "demo-0.0.2.tar.gz", extra=extra)
+        p = cli("install", "0.0.2", "--tar", str(bad), "--cluster", "--dry-run")
+        assert p.returncode == 1 and "unsafe entry" in p.stderr and needle in p.stderr, p.stdout + p.stderr
+    for n in demo.nodes:
+        assert releases_of(demo, n) == {"0.0.1": "permanent"}
+
+
+def test_unwritable_releases_dir_is_refused_naming_the_node(cli, demo, demo_build):
+    node = demo.nodes[2]
+    rdir = demo.root_of(node) / "releases"
+    # immutable: even root (these tests' user) cannot create a file there, as on a read-only mount
+    subprocess.run(["chattr", "+i", str(rdir)], check=True)
+    try:
+        p = cli("install", "0.0.2", "--tar", str(demo_build.tars["0.0.2"]), "--cluster")
+    finally:
+        subprocess.run(["chattr", "-i", str(rdir)], check=True)
+    assert p.returncode == 1 and f"{node}: the releases dir" in p.stderr and "not writable" in p.stderr, p.stderr
+    for n in demo.nodes:       # refused before the canary was touched
+        assert releases_of(demo, n) == {"0.0.1": "permanent"}
+        assert not list((demo.root_of(n) / "releases").glob("*.tar.gz*"))
+
+
+def test_failed_unpack_removes_what_was_uploaded(cli, demo, demo_build, tmp_path):
+    # the .rel release_handler reads (releases/demo-0.0.2.rel) is broken, the one preflight reads
+    # (releases/0.0.2/demo-0.0.2.rel) is fine: unpack_release refuses it after the upload
+    bad = tmp_path / "demo-0.0.2.tar.gz"
+    with tarfile.open(demo_build.tars["0.0.2"], "r:gz") as tin, tarfile.open(bad, "w:gz") as tout:
+        for m in tin:
+            if m.name == "releases/demo-0.0.2.rel":
+                body = b"{release, broken"
+                m.size = len(body)
+                tout.addfile(m, io.BytesIO(body))
+            else:
+                tout.addfile(m, tin.extractfile(m) if m.isfile() else None)
+    p = cli("install", "0.0.2", "--tar", str(bad), "--cluster", "--no-agent")
+    assert p.returncode == 1 and "unpack_release" in p.stdout + p.stderr, p.stdout + p.stderr
+    assert "the uploaded tarball was removed" in p.stdout + p.stderr
+    for n in demo.nodes:
+        rdir = demo.root_of(n) / "releases"
+        assert not list(rdir.glob("*.tar.gz*")) and not (rdir / "0.0.2").exists() and not (rdir / "demo-0.0.2.rel").exists()
+        assert releases_of(demo, n) == {"0.0.1": "permanent"}
