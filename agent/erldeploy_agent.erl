@@ -124,8 +124,11 @@ set_last_outcome(Outcome) ->
 %% ---------------------------------------------------------------- unloading
 
 %% Remove the agent after DelayMs, when the process asking for it is gone.
-%% The work is done by a timer process that runs only `lists` and `code`:
-%% it holds no reference to agent code, so purging cannot kill it.
+%% The work is done by a timer process that runs only stock code (erl_eval,
+%% lists, code): it holds no reference to agent code, so purging cannot kill it.
+%% It takes the deploy lock (erldeploy_lock, see pyrlang_deploy/release/lock.py)
+%% for the purge and skips it when a run holds the lock: that run has loaded
+%% the agent for itself, and removes it when done.
 -spec schedule_unload(non_neg_integer()) -> ok.
 schedule_unload(DelayMs) ->
     Mods = modules(),
@@ -133,5 +136,17 @@ schedule_unload(DelayMs) ->
                           || M <- Mods]),
     Funs = [F || {F, _} <- Steps],
     Args = [[M] || {_, M} <- Steps],
-    {ok, _} = timer:apply_after(DelayMs, lists, zipwith, [fun erlang:apply/2, Funs, Args]),
+    Info = #{user => <<"erldeploy">>, host => list_to_binary(net_adm:localhost()), os_pid => 0,
+             since => list_to_binary(calendar:system_time_to_rfc3339(erlang:system_time(second))),
+             doing => <<"agent unload after an orphaned guard">>,
+             controller => atom_to_binary(node(), utf8), transient => true},
+    Src = "case catch register(erldeploy_lock, self()) of "
+          "  true -> put('$erldeploy_lock', Info), lists:zipwith(fun erlang:apply/2, Funs, Args), unloaded; "
+          "  _ -> skipped "
+          "end.",
+    {ok, Toks, _} = erl_scan:string(Src),
+    {ok, Exprs} = erl_parse:parse_exprs(Toks),
+    Bs = lists:foldl(fun({K, V}, B) -> erl_eval:add_binding(K, V, B) end, erl_eval:new_bindings(),
+                     [{'Funs', Funs}, {'Args', Args}, {'Info', Info}]),
+    {ok, _} = timer:apply_after(DelayMs, erl_eval, exprs, [Exprs, Bs]),
     ok.

@@ -16,7 +16,9 @@ monitoring a mailbox of ours. Why this shape:
 Nodes are taken in sorted order, so two runs over the same nodes meet on the first one
 and the later is refused there, before any change; a refusal names the holder. A lock
 taken where a guard of an earlier run (its controller gone) still decides waits for
-that guard to finish first.
+that guard to finish first. The agent's own unload after an orphaned guard takes the
+lock for its purge (and skips it when a run holds the lock), so it can never remove the
+agent a new run has just loaded.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
 NAME = "erldeploy_lock"
 GUARD_WAIT_MARGIN = 10.0     # seconds past an orphaned guard's lease we wait for it to end
+TRANSIENT_WAIT = 5.0         # seconds we wait out a transient holder (the agent unloading itself)
 
 # Both read a registered process's record from its dictionary, never waiting on it.
 _READ = """
@@ -186,8 +189,7 @@ class DeployLock:
         guards: dict[str, float] = {}
         try:
             for node in self.nodes:
-                r = await eval_erlang(self.c.rpc, node, _ACQUIRE, {"Info": info, "Owner": self._owner.pid})
-                state, pid, lock, guard, now = r
+                state, pid, lock, guard, now = await self._take(node, info)
                 if state == "locked":
                     self._held[node] = pid
                     if guard not in ("undefined", None):
@@ -202,13 +204,25 @@ class DeployLock:
             await self.release()
             raise
 
+    async def _take(self, node: str, info: dict[str, Any]) -> Any:
+        """One node's lock; a transient holder (the agent's own unload, a few ms) is waited for."""
+        deadline = time.monotonic() + TRANSIENT_WAIT
+        while True:
+            r = await eval_erlang(self.c.rpc, node, _ACQUIRE, {"Info": info, "Owner": self._owner.pid})
+            lock = r[2]
+            transient = r[0] == "taken" and isinstance(lock, tuple) and isinstance(lock[1], dict) \
+                and lock[1].get("transient") is True
+            if not transient or time.monotonic() > deadline:
+                return r
+            await asyncio.sleep(0.1)
+
     async def _wait_for_guards(self, guards: dict[str, float]) -> None:
         """Guards of an earlier run whose controller is gone (we hold the lock, so it is not running):
         each ends at the latest when its lease runs out and its decision is taken."""
         deadline = time.monotonic() + max(guards.values()) + GUARD_WAIT_MARGIN
         for node, left in guards.items():
             if self.on_wait:
-                self.on_wait(node, f"waiting for the guard of an earlier run to finish (lease {left:.0f} s left)")
+                self.on_wait(node, f"waiting for the guard of an earlier run to finish (at most {left:.0f} s)")
         pending = set(guards)
         while pending:
             for node in sorted(pending):
