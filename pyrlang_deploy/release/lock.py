@@ -69,7 +69,7 @@ Tag = make_ref(),
 Pid = spawn(fun() ->
           case catch register(erldeploy_lock, self()) of
               true ->
-                  put('$erldeploy_lock', Info),
+                  put('$erldeploy_lock', Info#{owner => Owner}),
                   Mon = erlang:monitor(process, Owner),
                   Caller ! {Tag, locked},
                   receive {'DOWN', Mon, _, _, _} -> ok end;

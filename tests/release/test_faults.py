@@ -160,10 +160,20 @@ def test_node_killed_after_the_canary_verified_still_reports(cli, demo, demo_bui
         assert releases_of(demo, n)["0.0.1"] == "permanent"
 
 
+# Answers gen_server:call(erldeploy_test_blocker, _, _) only once told `release`, then at once.
+BLOCKER = ("B = spawn(fun() -> Open = fun O() -> receive {'$gen_call', F, _} -> gen:reply(F, ok), O() end end, "
+           "Wait = fun W(Q) -> receive {'$gen_call', F, _} -> W([F | Q]); "
+           "release -> [gen:reply(F, ok) || F <- Q], Open() end end, Wait([]) end), "
+           "register(erldeploy_test_blocker, B), ok")
+
+
 def test_two_installs_at_once_the_second_is_refused(cli, demo, demo_build):
-    """The first run is --no-agent (no code on the nodes), the second uses the agent: one lock."""
+    """The first run is --no-agent (no code on the nodes), the second uses the agent: one lock.
+    The first run's health check blocks until the test releases it (a gen_server-style call)."""
+    for n in demo.nodes:
+        demo.eval(n, BLOCKER)
     first = Run(cli, "install", "0.0.2", "--tar", str(demo_build.tars["0.0.2"]), "--cluster", "--no-agent",
-                "--verify", "timer:sleep(1500)")
+                "--verify", "gen_server:call(erldeploy_test_blocker, go, infinity)")
     try:
         assert first.wait_for("install", "->"), first.err
         p = cli("install", "0.0.3", "--tar", str(demo_build.tars["0.0.3"]), "--cluster")
@@ -177,8 +187,17 @@ def test_two_installs_at_once_the_second_is_refused(cli, demo, demo_build):
             assert p.returncode == 1 and "deploy lock is held by" in p.stderr, (other, p.stdout + p.stderr)
         st = cli("lock", "status", "--cluster")          # who, from where, doing what
         assert st.returncode == 0 and f"pid {first.proc.pid}" in st.stdout, st.stdout + st.stderr
+        code, doc = cli.json("lock", "status", "--cluster")
+        holders = [n["holder"] for n in doc["nodes"]]
+        assert code == 0 and doc["held"] and len(holders) == 3, doc
+        assert all(h["pid"] == first.proc.pid and h["doing"] == "install 0.0.2" and not h["known_dead"]
+                   for h in holders), doc
+        p = cli("lock", "break", "--cluster", "--yes")   # a live holder's lock is never broken
+        assert p.returncode == 1 and "not known to be dead" in p.stderr, p.stdout + p.stderr
         s = cli("status", "--cluster")                   # status works during an install
         assert "lock" not in s.stderr, s.stderr
+        for n in demo.nodes:
+            demo.eval(n, "erldeploy_test_blocker ! release, ok")
         assert first.finish() == 0, first.out + first.err
     finally:
         first.kill()
