@@ -11,6 +11,7 @@ node already had are not replaced, and only releases/start_erl.data is rewritten
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from ..errors import ReleaseError
@@ -26,13 +27,14 @@ async def keep_in_step(ops: "NodeOps", node: str, root: str, releases_dir: str, 
     """Make the next boot start VSN; what was changed, one line each (empty: nothing to do)."""
     rpc = ops.rpc
     done: list[str] = []
-    r = await rpc(node, "file", "read_file", [f"{releases_dir}/start_erl.data"])
+    script, versioned, var = f"{root}/bin/{name}", f"{root}/bin/{name}-{vsn}", f"{root}/var/start_erl.data"
+    r, cur, has_var = await asyncio.gather(rpc(node, "file", "read_file", [f"{releases_dir}/start_erl.data"]),
+                                           rpc(node, "file", "read_file", [script]),
+                                           rpc(node, "filelib", "is_regular", [var]))
     start_erl = r[1].decode() if is_tagged(r, "ok", 2) else None
     if start_erl is not None and start_erl_vsn(start_erl) != vsn:
         raise ReleaseError(f"{node}: releases/start_erl.data says {start_erl.strip()!r} after "
                            f"make_permanent({vsn})", node=node)
-    script, versioned = f"{root}/bin/{name}", f"{root}/bin/{name}-{vsn}"
-    cur = await rpc(node, "file", "read_file", [script])
     if is_tagged(cur, "ok", 2) and script_vsn(cur[1].decode("utf-8", "replace")) not in (None, vsn):
         if await rpc(node, "filelib", "is_regular", [versioned]) is not True:
             raise ReleaseError(f"{node}: bin/{name} boots {script_vsn(cur[1].decode('utf-8', 'replace'))} "
@@ -48,8 +50,7 @@ async def keep_in_step(ops: "NodeOps", node: str, root: str, releases_dir: str, 
                 if is_tagged(info, "ok", 2):
                     await rpc(node, "file", "change_mode", [tmp, info[1][7]])   # #file_info.mode
         done.append(f"bin/{name} replaced by bin/{name}-{vsn}")
-    var = f"{root}/var/start_erl.data"
-    if await rpc(node, "filelib", "is_regular", [var]) is True:
+    if has_var is True:
         erts = (start_erl.split()[0] if start_erl else
                 str(await rpc(node, "erlang", "system_info", [Atom("version")])))
         r = await rpc(node, "file", "write_file", [var, f"{erts} {vsn}\n".encode()])

@@ -4,7 +4,8 @@ A mix release puts releases/VSN/consolidated first in the code path; release_han
 update_paths does not know it, so after an upgrade the node would keep dispatching
 protocols through the old release's consolidated beams. Switch the path entry to the
 target release's directory and load the protocol modules whose code differs from what
-runs; a rollback is the same switch back.
+runs. Done after make_permanent (install.Installer.make_permanent); a `rollback` is the
+same switch back at its own make_permanent.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ async def switch(ops: "NodeOps", node: str, releases_dir: str, from_vsn: str, to
     """None when the node has no consolidated dir of from_vsn in its path (not a mix
     release); else one line saying what was switched and loaded."""
     new = f"{releases_dir}/{to_vsn}/consolidated"
+    if await ops.rpc(node, "filelib", "is_dir", [f"{releases_dir}/{from_vsn}/consolidated"]) is not True:
+        return None          # one call for the releases that are not mix's
     r = await eval_erlang(ops.rpc, node, _SWITCH, {"From": from_vsn, "New": new})
     if r == "none":
         return None

@@ -138,7 +138,6 @@ class Installer:
         self.action = action
         self.outcomes = outcomes_of(plan)
         self.expected_apps: dict[str, str] = dict(plan.expected_apps)
-        self.switched: set[str] = set()      # nodes whose consolidated protocols moved to the target
 
     # --- staging ------------------------------------------------------------
 
@@ -233,25 +232,10 @@ class Installer:
         out.steps["install"] = time.perf_counter() - t0
         self.emit(node, "install", "ok", seconds=time.perf_counter() - t0)
         out.apply(Change.INSTALLED)
-        await self._switch_consolidated(node, out.from_vsn, self.vsn)
         if self.executor.verifies_on_node:
             self.emit(node, "verify", "ok", "checked and verified on the node by the agent")
         else:
             await self._verify_step(node)
-
-    async def _switch_consolidated(self, node: str, from_vsn: str | None, to_vsn: str) -> None:
-        """mix releases: the target's consolidated protocols (update_paths does not switch them)."""
-        if not from_vsn:
-            return
-        t = self.plan.target(node)
-        try:
-            done = await consolidated.switch(self.c, node, t.releases_dir, from_vsn, to_vsn)
-        except ErldeployError as e:
-            self.outcomes[node].apply(Change.FAILED, str(e))
-            raise
-        if done:
-            (self.switched.add if to_vsn == self.vsn else self.switched.discard)(node)
-            self.emit(node, "protocols", "info", done)
 
     async def adopt_all(self) -> None:
         async def one(node: str) -> None:
@@ -269,10 +253,17 @@ class Installer:
         async def one(node: str) -> None:
             t0 = time.perf_counter()
             await self.executor.commit(node)
-            t = self.plan.target(node)
+            t, out = self.plan.target(node), self.outcomes[node]
             for line in await boot.keep_in_step(self.c, node, t.root_dir, t.releases_dir, self.plan.release,
                                                 self.vsn):
                 self.emit(node, "boot", "info", line)
+            # mix releases: the target's consolidated protocols (update_paths does not switch them).
+            # Only once committed: until then the relup's unconsolidated protocol modules dispatch
+            # correctly, and a lease that expires rolls back with nothing of ours to undo.
+            if out.from_vsn and out.from_vsn != self.vsn:
+                done = await consolidated.switch(self.c, node, t.releases_dir, out.from_vsn, self.vsn)
+                if done:
+                    self.emit(node, "protocols", "info", done)
             self.outcomes[node].steps["permanent"] = time.perf_counter() - t0
             self.outcomes[node].apply(Change.COMMITTED)
             self.emit(node, "permanent", "ok", seconds=time.perf_counter() - t0)
@@ -311,12 +302,6 @@ class Installer:
                 self.emit(o.node, "rollback", "fail", str(e))
                 return
             o.steps["rollback"] = time.perf_counter() - t0
-            if o.node in self.switched:
-                try:
-                    await self._switch_consolidated(o.node, self.vsn, o.from_vsn)
-                except ErldeployError as e:
-                    o.apply(Change.ROLLBACK_FAILED, f"rollback failed: {e}")
-                    return
             o.apply(Change.ROLLED_BACK)
             self.emit(o.node, "rollback", "ok", seconds=time.perf_counter() - t0)
 

@@ -191,11 +191,11 @@ class NodeSteps:
         Writability is tried, not derived from mode bits (root ignores them; a read-only
         mount or an immutable dir does not)."""
         probe = f"{releases_dir}/.erldeploy-probe-{time.monotonic_ns()}"
-        r = await self.c.rpc(node, "file", "write_file", [probe, b""])
+        r, out = await asyncio.gather(self.c.rpc(node, "file", "write_file", [probe, b""]),
+                                      self.c.rpc(node, "os", "cmd", [f"df -Pk '{releases_dir}' 2>/dev/null"]))
         writable = r == "ok"
         if writable:
             await self.c.rpc(node, "file", "delete", [probe])
-        out = await self.c.rpc(node, "os", "cmd", [f"df -Pk '{releases_dir}' 2>/dev/null"])
         return writable, _df_free(text(out))
 
     async def release_apps(self, node: str, releases_dir: str, vsn: str) -> dict[str, str]:
