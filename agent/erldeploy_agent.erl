@@ -7,7 +7,7 @@
 
 -export([info/0, status/0, modules/0, releases_dir/0]).
 -export([upload_open/5, upload_finish/1]).
--export([guard_install/2, renew/1, commit/1, abort/1]).
+-export([guard_install/2, renew/1, ready/1, commit/1, abort/1]).
 -export([notify/2, notify_sync/2, schedule_unload/1, last_outcome/0, set_last_outcome/1]).
 
 -define(VERSION, <<"0.1.0">>).
@@ -42,7 +42,8 @@ status() ->
 %% Every module of the agent, in the order they can be loaded.
 -spec modules() -> [module()].
 modules() ->
-    [erldeploy_fmt, erldeploy_capture, erldeploy_upload, erldeploy_relay, erldeploy_guard, erldeploy_agent].
+    [erldeploy_fmt, erldeploy_capture, erldeploy_upload, erldeploy_relay, erldeploy_decision, erldeploy_guard,
+     erldeploy_agent].
 
 loaded_md5(M) ->
     case code:is_loaded(M) of
@@ -84,6 +85,9 @@ guard_install(Vsn, Opts) ->
 renew(Vsn) ->
     erldeploy_guard:request(erldeploy_fmt:to_list(Vsn), renew).
 
+ready(Vsn) ->
+    erldeploy_guard:request(erldeploy_fmt:to_list(Vsn), ready).
+
 commit(Vsn) ->
     erldeploy_guard:request(erldeploy_fmt:to_list(Vsn), commit).
 
@@ -121,8 +125,11 @@ set_last_outcome(Outcome) ->
 %% ---------------------------------------------------------------- unloading
 
 %% Remove the agent after DelayMs, when the process asking for it is gone.
-%% The work is done by a timer process that runs only `lists` and `code`:
-%% it holds no reference to agent code, so purging cannot kill it.
+%% The work is done by a timer process that runs only stock code (erl_eval,
+%% lists, code): it holds no reference to agent code, so purging cannot kill it.
+%% It takes the deploy lock (erldeploy_lock, see pyrlang_deploy/release/lock.py)
+%% for the purge and skips it when a run holds the lock: that run has loaded
+%% the agent for itself, and removes it when done.
 -spec schedule_unload(non_neg_integer()) -> ok.
 schedule_unload(DelayMs) ->
     Mods = modules(),
@@ -130,5 +137,17 @@ schedule_unload(DelayMs) ->
                           || M <- Mods]),
     Funs = [F || {F, _} <- Steps],
     Args = [[M] || {_, M} <- Steps],
-    {ok, _} = timer:apply_after(DelayMs, lists, zipwith, [fun erlang:apply/2, Funs, Args]),
+    Info = #{user => <<"erldeploy">>, host => list_to_binary(net_adm:localhost()), os_pid => 0,
+             since => list_to_binary(calendar:system_time_to_rfc3339(erlang:system_time(second))),
+             doing => <<"agent unload after an orphaned guard">>,
+             controller => atom_to_binary(node(), utf8), transient => true},
+    Src = "case catch register(erldeploy_lock, self()) of "
+          "  true -> put('$erldeploy_lock', Info), lists:zipwith(fun erlang:apply/2, Funs, Args), unloaded; "
+          "  _ -> skipped "
+          "end.",
+    {ok, Toks, _} = erl_scan:string(Src),
+    {ok, Exprs} = erl_parse:parse_exprs(Toks),
+    Bs = lists:foldl(fun({K, V}, B) -> erl_eval:add_binding(K, V, B) end, erl_eval:new_bindings(),
+                     [{'Funs', Funs}, {'Args', Args}, {'Info', Info}]),
+    {ok, _} = timer:apply_after(DelayMs, erl_eval, exprs, [Exprs, Bs]),
     ok.

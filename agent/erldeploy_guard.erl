@@ -6,6 +6,12 @@
 %% lease runs out, it installs the previous release again through the relup's
 %% down section. The controller only orchestrates; this process decides what
 %% happens to the node when the controller is gone.
+%%
+%% In a run with a decision process (erldeploy_decision: opts run, decider,
+%% peers), commit or roll back is that one decision: it is pushed here as soon
+%% as it is taken, and a guard whose lease runs out asks for it (abort when
+%% nothing was decided) instead of rolling back on its own; so the guards of
+%% one run all end on the same release, whoever of them is left to act.
 -module(erldeploy_guard).
 
 -export([install/2, request/2, status/0]).
@@ -51,9 +57,15 @@ install(Vsn, Opts) when is_map(Opts) ->
 
 %% renew is fire-and-forget once the guard is known to hold Vsn; commit and
 %% abort wait for the guard's answer (abort runs a downgrade: may take long).
--spec request(string(), renew | commit | abort) -> term().
+-spec request(string(), renew | ready | commit | abort) -> term().
 request(Vsn, Op) ->
     case whereis(?NAME) of
+        undefined when Op =:= commit ->
+            %% The decision may have reached the guard first: it committed and ended.
+            case erldeploy_agent:last_outcome() of
+                #{vsn := Vsn, result := committed} -> ok;
+                _ -> {error, no_guard}
+            end;
         undefined ->
             {error, no_guard};
         Pid ->
@@ -119,6 +131,12 @@ init(Caller, Ref, Vsn, Opts) ->
                   verify_timeout => int_opt(verify_timeout, Opts, ?DEFAULT_VERIFY_TIMEOUT_MS),
                   verify => maps:get(verify, Opts, undefined),
                   expected_apps => maps:get(expected_apps, Opts, []),
+                  run => maps:get(run, Opts, undefined),
+                  decider => case maps:get(decider, Opts, undefined) of
+                                 D when is_pid(D) -> D;
+                                 _ -> undefined
+                             end,
+                  peers => [N || N <- maps:get(peers, Opts, []), is_atom(N)],
                   from => undefined, timings => #{}, crashes => [], errors => [],
                   deadline => undefined, phase => starting},
             try
@@ -317,11 +335,23 @@ check_crashes(#{crashes := Cs}) ->
 start_lease(#{lease_ms := L} = S) ->
     publish(S#{phase := waiting_commit, deadline := now_ms() + L}).
 
-wait_commit(#{vsn := Vsn, deadline := Deadline, controller := C} = S) ->
+wait_commit(#{vsn := Vsn, deadline := Deadline, run := Run} = S) ->
     Left = max(0, Deadline - now_ms()),
     receive
         {erldeploy_renew, Vsn} ->
             wait_commit(start_lease(S));
+        {erldeploy_decision, Run, commit} when Run =/= undefined ->
+            decided_commit(commit_pushed, S);
+        {erldeploy_decision, Run, abort} when Run =/= undefined ->
+            decided_abort(decided_abort, S);
+        {erldeploy_req, From, Ref, {ready, Vsn}} ->
+            %% Before the controller claims commit: no process crashed under the new release.
+            S1 = drain_logs(S),
+            From ! {Ref, case check_crashes(S1) of [] -> ok; Crashed -> {error, Crashed} end},
+            wait_commit(S1);
+        {erldeploy_req, From, Ref, {commit, Vsn}} when is_pid(map_get(decider, S)) ->
+            %% The controller asks only after commit was decided: the decision binds.
+            commit(From, Ref, S);
         {erldeploy_req, From, Ref, {commit, Vsn}} ->
             case check_crashes(drain_logs(S)) of
                 [] -> commit(From, Ref, S);
@@ -334,6 +364,7 @@ wait_commit(#{vsn := Vsn, deadline := Deadline, controller := C} = S) ->
         {erldeploy_req, From, Ref, {abort, Vsn}} ->
             _ = erldeploy_capture:remove(),
             S1 = phase(ended, rollback(aborted, S)),
+            ack(S1),
             outcome(aborted, abort, S1),
             From ! {Ref, rollback_reply(S1)},
             end_guard(S1);
@@ -343,15 +374,56 @@ wait_commit(#{vsn := Vsn, deadline := Deadline, controller := C} = S) ->
         {erldeploy_log, Event} ->
             wait_commit(add_log(Event, S))   % crashes after verify block the commit
     after Left ->
-            _ = erldeploy_capture:remove(),
-            erldeploy_agent:notify(C, {lease_expired, Vsn}),
-            S1 = rollback(lease_expired, S),
-            outcome(lease_expired, lease_expired, S1),
-            logger:warning("erldeploy: no commit for release ~ts within ~w ms; rolled back: ~ts",
-                           [Vsn, maps:get(lease_ms, S), erldeploy_fmt:term(maps:get(rollback, S1))]),
-            %% The controller is gone, so nobody else will remove the agent.
-            end_guard(S1#{orphan => true})
+            lease_expired(S)
     end.
+
+%% No commit, no renewal: without a decision process, roll back; with one, ask it
+%% (which decides abort if nothing was decided), or failing that what the peers recorded.
+lease_expired(#{decider := undefined, vsn := Vsn, controller := C} = S) ->
+    erldeploy_agent:notify(C, {lease_expired, Vsn}),
+    decided_abort(lease_expired, S);
+lease_expired(#{decider := D, run := Run, peers := Peers, vsn := Vsn, controller := C} = S) ->
+    erldeploy_agent:notify(C, {lease_expired, Vsn}),
+    S1 = phase(resolving, S),
+    case erldeploy_decision:resolve(D, Run, node(), Peers) of
+        {commit, Why} -> decided_commit({lease_expired, commit, Why}, S1);
+        {abort, _Why} -> decided_abort(lease_expired, S1);
+        {unknown, Why} ->
+            %% Nobody reachable knows of a commit: roll back, and say a partition may split the cluster.
+            decided_abort(lease_expired, S1#{split_risk => Why})
+    end.
+
+%% The run's decision was commit: make the release permanent without the controller.
+decided_commit(Why, #{vsn := Vsn, controller := C} = S) ->
+    _ = erldeploy_capture:remove(),
+    S1 = phase(committing, S),
+    case catch release_handler:make_permanent(Vsn) of
+        ok ->
+            S2 = (phase(committed, S1))#{committed => true},
+            ack(S2),
+            outcome(committed, Why, S2),
+            erldeploy_agent:notify(C, {committed, Vsn}),
+            end_guard(S2#{orphan => true});
+        Error ->
+            S2 = S1#{commit_error => error_reason(Error)},
+            outcome(commit_failed, error_reason(Error), S2),
+            logger:error("erldeploy: release ~ts was decided permanent but make_permanent failed: ~ts",
+                         [Vsn, erldeploy_fmt:term(Error)]),
+            end_guard(S2#{orphan => true})
+    end.
+
+decided_abort(Why, #{vsn := Vsn} = S) ->
+    _ = erldeploy_capture:remove(),
+    S1 = rollback(Why, S),
+    ack(S1),
+    outcome(Why, maps:get(split_risk, S1, Why), S1),
+    logger:warning("erldeploy: release ~ts not committed (~w); rolled back: ~ts",
+                   [Vsn, Why, erldeploy_fmt:term(maps:get(rollback, S1))]),
+    %% The controller is gone or has given up, so nobody else may remove the agent.
+    end_guard(S1#{orphan => true}).
+
+ack(#{decider := D}) ->
+    erldeploy_decision:ack(D, node()).
 
 commit(From, Ref, #{vsn := Vsn, controller := C} = S) ->
     _ = erldeploy_capture:remove(),
@@ -360,7 +432,8 @@ commit(From, Ref, #{vsn := Vsn, controller := C} = S) ->
         ok ->
             %% Record first: once the controller has its answer it may
             %% unload the agent, and the guard must not look busy then.
-            S2 = phase(committed, S1),
+            S2 = (phase(committed, S1))#{committed => true},
+            ack(S2),
             outcome(committed, commit, S2),
             erldeploy_agent:notify(C, {committed, Vsn}),
             From ! {Ref, ok},
@@ -398,6 +471,9 @@ end_guard(S0) ->
     S = phase(ended, S0),
     Why = maps:get(rollback_why, S, ended),
     receive
+        {erldeploy_req, From, Ref, {commit, _}} when is_map_key(committed, S) ->
+            From ! {Ref, ok},
+            end_guard(S);
         {erldeploy_req, From, Ref, _} ->
             From ! {Ref, {error, {guard_ended, Why}}},
             end_guard(S)
@@ -435,7 +511,7 @@ outcome(Result, Why, #{vsn := Vsn, from := From} = S) ->
 report(#{vsn := Vsn, from := From, timings := T, crashes := Cs, errors := Es} = S) ->
     Base = #{from => From, to => Vsn, timings => T, crashes => Cs, errors => Es,
              releases => releases()},
-    Extra = maps:with([rollback, rollback_why, install_error], S),
+    Extra = maps:with([rollback, rollback_why, install_error, split_risk, commit_error], S),
     maps:merge(Base, Extra).
 
 %% ---------------------------------------------------------------- helpers

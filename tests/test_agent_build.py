@@ -14,7 +14,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / "agent"
 BEAMS = REPO / "pyrlang_deploy" / "agent"
-MODULES = ["erldeploy_fmt", "erldeploy_capture", "erldeploy_upload", "erldeploy_relay", "erldeploy_guard",
+MODULES = ["erldeploy_fmt", "erldeploy_capture", "erldeploy_upload", "erldeploy_relay", "erldeploy_decision",
+           "erldeploy_guard",
            "erldeploy_agent"]
 
 

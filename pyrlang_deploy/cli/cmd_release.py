@@ -16,19 +16,32 @@ from .settings import global_options
 
 @click.command()
 @global_options
+@click.option("--expect", type=click.IntRange(min=1), default=None, metavar="N",
+              help="The cluster should have N members (default: the environment's expect/members).")
 @click.pass_context
-async def status(ctx: click.Context) -> int:
+async def status(ctx: click.Context, expect: int | None) -> int:
     """What every node runs: releases and their states, applications, drift.
 
-    Exit 1 when a node is unreachable or the cluster is not on one permanent release.
+    Exit 1 when a node is unreachable, an expected member is missing (--expect N, the
+    environment's members/expect, or a node the members saw and lost), or the cluster
+    is not on one permanent release.
     """
     s = settings_of(ctx)
+    from ..release import membership
     from ..release.status import cluster_status
 
+    env = s.environment
+    expected = membership.Expected(
+        names=tuple(env.members) if env and env.members else (),
+        count=expect if expect is not None else (env.expect if env else None),
+        source="--expect" if expect is not None else (f"{env.name} in {env.source}" if env else ""))
     async with open_cluster(s, need_all=False) as c:
         if not c.members:
             raise next(iter(c.unreachable.values()))
         st = await cluster_status(c)
+        st.missing = await membership.check(c, c.members, list(c.unreachable), expected)
+        from ..release.converge import status_hint
+        st.converge = await status_hint(c, st)
     if s.json:
         emit_json(st.to_json())
     else:
@@ -49,6 +62,7 @@ async def status(ctx: click.Context) -> int:
 async def upload(ctx: click.Context, tar: Path, no_agent: bool, delta: bool) -> int:
     """Copy a release tarball to every node's releases dir (checksum verified, atomic; a retry is a no-op)."""
     s = settings_of(ctx)
+    from ..release.lock import deploy_lock
     from ..release.tarball import inspect_tarball
     from ..release.transfer import upload_everywhere
 
@@ -58,7 +72,7 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool, delta: bool) -> 
     info = inspect_tarball(tar)
     printer = progress_renderer(s, steps=("upload",))
     try:
-        async with open_cluster(s) as c:
+        async with open_cluster(s) as c, deploy_lock(c, f"upload {tar.name}"):
             res = await upload_everywhere(
                 c, info, agent=not no_agent, delta=delta,
                 progress=lambda node, done, total: printer(Event(node, "upload", "progress", done=done, total=total)))
@@ -239,8 +253,9 @@ async def remove(ctx: click.Context, vsn: str) -> int:
 
 async def _manage(ctx: click.Context, action: str, vsn: str) -> int:
     from ..release import manage
+    from ..release.lock import deploy_lock
 
     s = settings_of(ctx)
-    async with open_cluster(s) as c:
+    async with open_cluster(s) as c, deploy_lock(c, f"{ctx.info_name} {vsn}"):
         res = await getattr(manage, action)(c, vsn)
     return report_per_node(s, res, str)

@@ -19,6 +19,7 @@
                                                    # tls_keyfile/tls_cacertfile)
     dist_port = 9100                     # epmd-less nodes (ERL_DIST_PORT)
     syntax = "elixir"                    # terms in and out: elixir | erlang (default: ask the nodes)
+    members = ["app1@10.0.0.5", "app2@10.0.0.6"]   # status flags a missing one (or: expect = 2)
 
 The cookie itself is never stored in the project file: only where to find it.
 """
@@ -32,7 +33,7 @@ from typing import Any
 from ..errors import UsageError
 
 _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
-          "timeout", "epmd_port", "name", "lease", "syntax", "before", "after", "drain",
+          "timeout", "epmd_port", "name", "lease", "syntax", "before", "after", "drain", "members", "expect",
           "ssl_dist_optfile", "tls_certfile", "tls_keyfile", "tls_cacertfile", "dist_port"}
 
 
@@ -62,6 +63,8 @@ class Environment:
     before: str | None = None      # hooks (release/hooks.py): MOD:FUN(ARGS)
     after: str | None = None
     drain: str | None = None
+    members: list[str] | None = None   # the nodes the cluster must have (status flags the missing)
+    expect: int | None = None          # at least this many members
 
 
 def find_project_file(start: str | None = None) -> tuple[str, dict[str, Any]] | None:
@@ -139,6 +142,10 @@ def load_environment(name: str | None, start: str | None = None) -> Environment 
     for key in _KNOWN - {"seeds"}:
         if key in raw:
             setattr(env, "node_name" if key == "name" else key, raw[key])
+    if env.members is not None and not (isinstance(env.members, list) and all(isinstance(m, str) for m in env.members)):
+        raise UsageError(f"{path}: env.{name}: members must be a list of node names")
+    if env.expect is not None and not (isinstance(env.expect, int) and env.expect > 0):
+        raise UsageError(f"{path}: env.{name}: expect must be a positive number of members")
     if env.strategy and env.strategy not in ("canary", "rolling", "all"):
         raise UsageError(f"{path}: env.{name}: strategy must be canary, rolling or all")
     if env.syntax and env.syntax not in ("elixir", "erlang"):

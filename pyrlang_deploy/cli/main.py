@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "remove": ("pyrlang_deploy.cli.cmd_release", "remove", "Remove release VSN from nodes."),
     "doctor": ("pyrlang_deploy.cli.cmd_doctor", "doctor", "Limits and risks of every node (ports, fds, heart, atoms...)."),
     "relup": ("pyrlang_deploy.cli.cmd_relup", "relup", "Generate appups and relup between two releases: OLD NEW -o OUT."),
+    "lock": ("pyrlang_deploy.cli.cmd_lock", "lock", "Show or break the cluster-wide deploy lock."),
     "agent": ("pyrlang_deploy.cli.cmd_agent", "agent", "Show or unload the on-node agent."),
     "shell": ("pyrlang_deploy.cli.cmd_shell", "shell", "Python prompt with top-level await, connected to the cluster."),
 }

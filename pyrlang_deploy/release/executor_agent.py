@@ -1,17 +1,20 @@
 """Install steps through the on-node agent (the default).
 
 Each node installs and verifies under a lease, then waits for our commit. While the
-run goes on elsewhere we renew the leases; if we die or lose the network, every node
-that has not been committed rolls itself back. Crash reports captured on the node
-during the upgrade window are attached to its outcome.
+run goes on elsewhere we renew the leases. Commit or roll back is one decision for the
+whole run, held on the first node changed (agent/decision.py): we claim commit once
+every guard is ready; a guard whose lease runs out, or our connection dropping, claims
+abort; the first claim holds and every guard follows it, with or without us. Crash
+reports captured on the node during the upgrade window are attached to its outcome.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..errors import AgentError, ReleaseError
-from .agent import AgentClient, GuardEvent
+from ..errors import AgentError, ErldeployError, ReleaseError
+from .agent import AgentClient, GuardEvent, decision
 from .agent.lease import LeaseRenewer
 from .executor_plain import PlainExecutor
 from .terms import show
@@ -31,8 +34,14 @@ class AgentExecutor:
     verifies_on_node = True
 
     def __init__(self, ops: "NodeOps", local: "LocalNode", steps: "NodeSteps", emit: "Emit", vsn: str,
-                 opts: "InstallOptions"):
+                 opts: "InstallOptions", nodes: list[str] | None = None):
         self.ops = ops
+        self.local = local
+        self.nodes = list(nodes or [])        # every node a guard may hold in this run
+        self.decision: decision.Decision | None = None
+        self.decided: tuple[str, str] | None = None     # (commit | abort, who took it)
+        self._owner = None                    # our pid the decision process monitors
+        self._starting = asyncio.Lock()
         self.steps = steps
         self.emit = emit
         self.vsn = vsn
@@ -78,9 +87,10 @@ class AgentExecutor:
             elif ev.kind in ("rollback", "lease_expired"):   # stages mirror our own events
                 self.emit(node, ev.kind, "info", _brief(ev.data))
 
+        d = await self._decision(node)
         res = await self.client.guard_install(node, self.vsn, self.opts.lease, verify=self.opts.verify,
                                               expected_apps=expected_apps, on_event=on_event,
-                                              install_timeout=self.opts.install_timeout)
+                                              install_timeout=self.opts.install_timeout, decision=d)
         for c in res.crashes:
             if str(c) not in out.crash_reports:
                 out.crash_reports.append(str(c))
@@ -93,14 +103,51 @@ class AgentExecutor:
             await self.steps.wait_back(node)
         raise ReleaseError(res.describe(), node=node)
 
+    async def _decision(self, node: str) -> decision.Decision:
+        """The run's decision process, started on the first node a guard is started on."""
+        async with self._starting:
+            if self.decision is None:
+                await self.client.ensure_loaded(node)
+                self._owner = self.local.mailbox()
+                self.decision = await decision.start(self.ops.rpc, node, self._owner.pid,
+                                                     self.nodes or [node], self.opts.lease)
+            return self.decision
+
+    async def decide(self) -> None:
+        """Every guard ready (nothing crashed since its verify), then claim commit for the cluster."""
+        if self.decision is None or not self.guarded:
+            return
+        res = await self.ops.each(lambda n: self.client.ready(n, self.vsn), sorted(self.guarded))
+        failed = [r for r in res.values() if not r.ok]
+        if failed:
+            raise ReleaseError("; ".join(str(r.error) for r in failed), node=failed[0].node)
+        self.decided = await decision.claim(self.ops.rpc, self.decision, "commit")
+        if self.decided[0] != "commit":
+            raise ReleaseError(f"{self.decision.node}: the cluster had already decided to roll back "
+                               f"({self.decided[1]}); every guard rolls its node back", node=self.decision.node)
+        self.emit(self.decision.node, "decide", "info", "commit decided for every node; the guards follow it")
+
     async def commit(self, node: str) -> None:
         if node in self.guarded:
-            await self.client.commit(node, self.vsn)
+            try:
+                await self.client.commit(node, self.vsn)
+            except AgentError:
+                # the pushed decision may have committed it and the agent already gone
+                _, perm = await self.steps.current_and_permanent(node)
+                if perm != self.vsn:
+                    raise
             self.guarded.discard(node)
         else:   # installed by an earlier, interrupted run: no guard there
             await self.plain.commit(node)
 
     async def abort(self, node: str, back_to: str) -> None:
+        if self.decision is not None and self.decided is None:
+            try:    # the cluster's decision first, so no guard commits once we roll back
+                self.decided = await decision.claim(self.ops.rpc, self.decision, "abort")
+            except ErldeployError as e:
+                self.emit(self.decision.node, "decide", "info", f"decision not reachable: {e}")
+        if self.decided is not None and self.decided[0] == "commit":
+            raise ReleaseError(f"{node}: not rolled back: the cluster decided commit", node=node)
         if node in self.guarded:
             self.guarded.discard(node)
             try:
@@ -117,6 +164,8 @@ class AgentExecutor:
         # leave nothing behind, on every node at once; a node with a live guard keeps it
         # (its lease still protects it)
         await self.ops.each(self.client.unload, sorted(self.touched - self.guarded))
+        if self._owner is not None:
+            self._owner.close()    # a decision still open is taken as abort
 
 
 def _brief(data: Any) -> str:

@@ -195,6 +195,9 @@ class RestartExecutor:
     async def abort(self, node: str, back_to: str) -> None:
         await self.restart_into(node, back_to)
 
+    async def decide(self) -> None:
+        pass       # no guards across a reboot: each commit below is the controller's own
+
     async def commit(self, node: str) -> None:
         await self.steps.make_permanent(node, self.vsn)
 

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..errors import ConnectError, ErldeployError, NodeDown, ReleaseError
 from . import adopt, boot, consolidated
+from .converge import converge_hint
+from .lock import deploy_lock
 from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
 from .preflight import check_where_unpacked, prepare, previous_release
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from ..erldist.node import LocalNode
     from .hooks import HookCall, HookRunner, Output
     from .nodeops import NodeOps
+
+LOST_NODE_WAIT = 15.0      # seconds a node found down during clean-up may take to come back
 
 Emit = Callable[..., None]     # emit(node, step, state, detail="", seconds=0.0, **progress)
 
@@ -107,6 +111,7 @@ class Executor(Protocol):
     async def upload(self, node: str, tar: TarballInfo, releases_dir: str, name: str,
                      progress: Callable[[int, int], None] | None = None) -> None: ...
     async def install(self, node: str, outcome: NodeOutcome, expected_apps: dict[str, str]) -> None: ...
+    async def decide(self) -> None: ...
     async def commit(self, node: str) -> None: ...
     async def abort(self, node: str, back_to: str) -> None: ...
     async def close(self) -> None: ...
@@ -119,7 +124,8 @@ def executor_for(plan: Plan, ops: "NodeOps", local: "LocalNode", steps: NodeStep
         return RestartExecutor(ops, steps, emit, plan, hooks=hooks, drain=opts.drain)
     if plan.agent:
         from .executor_agent import AgentExecutor
-        return AgentExecutor(ops, local, steps, emit, plan.to_vsn, opts)
+        return AgentExecutor(ops, local, steps, emit, plan.to_vsn, opts,
+                             nodes=[n for batch in plan.batches for n in batch])
     from .executor_plain import PlainExecutor
     return PlainExecutor(ops, steps, emit, plan.to_vsn)
 
@@ -324,15 +330,13 @@ class Installer:
 
         async def one(o: NodeOutcome) -> None:
             try:
-                cur, _ = await self.steps.current_and_permanent(o.node)
-            except NodeDown:
-                self.emit(o.node, "wait", "info", "waiting for the node to come back")
-                try:
-                    await self.steps.wait_back(o.node)
-                    cur, _ = await self.steps.current_and_permanent(o.node)
-                except (NodeDown, ConnectError) as e:   # not back: nothing to roll back on, say so
-                    o.apply(Change.ROLLBACK_FAILED, f"rollback not possible: {e}")
-                    return
+                cur = await self._current_or_wait(o.node)
+            except ErldeployError as e:
+                # killed or cut off: nothing to roll back from here; on restart it boots its permanent release
+                o.apply(Change.ROLLBACK_FAILED, f"unreachable, not rolled back ({e}); "
+                        f"if it restarts it boots its permanent release {o.permanent or '?'}")
+                self.emit(o.node, "rollback", "fail", str(e))
+                return
             if cur == o.from_vsn:
                 o.apply(Change.ROLLED_BACK)
                 return
@@ -349,6 +353,27 @@ class Installer:
             self.emit(o.node, "rollback", "ok", seconds=time.perf_counter() - t0)
 
         await asyncio.gather(*(one(o) for o in changed))
+
+    async def _current_or_wait(self, node: str) -> str | None:
+        """The node's current release; a node that dropped out is given a short while to come back
+        (a restart after a failed install), not the whole restart_wait: it may be dead."""
+        try:
+            cur, _ = await self.steps.current_and_permanent(node)
+        except (NodeDown, ConnectError):
+            self.emit(node, "wait", "info", "waiting for the node to come back")
+            await self.steps.wait_back(node, timeout=min(self.steps.restart_wait, LOST_NODE_WAIT))
+            cur, _ = await self.steps.current_and_permanent(node)
+        return cur
+
+    async def clean_up(self) -> None:
+        """Roll back and read the final states; nothing that fails here may hide the report."""
+        for stage in (self.roll_back_changed, self.remove_unused_uploads, self.final_states):
+            try:
+                await stage()
+            except ErldeployError as e:
+                for o in self.outcomes.values():
+                    if o.result not in (NodeState.PERMANENT, NodeState.ALREADY, NodeState.ROLLED_BACK):
+                        o.add_error(f"clean-up: {e}")
 
     async def final_states(self) -> None:
         for n in await statuses(self.c, list(self.outcomes), full=False):
@@ -367,18 +392,15 @@ class Installer:
             await self.adopt_all()
             await self.distribute()
             await self.install_batches()
+            await self.executor.decide()     # commit, decided once for the whole cluster
         except (_InstallFailed, ErldeployError) as e:
-            await self.roll_back_changed()
-            await self.remove_unused_uploads()
-            await self.final_states()
+            await self.clean_up()
             return self.report(False, f"{verb} {self.vsn} failed: {e}. Now: {self.final_summary()}")
         except asyncio.CancelledError:
             # Ctrl-C: treated as a failure, so no node is left half-way without a word.
             # A second Ctrl-C cancels this clean-up too (the agent's leases still cover it).
             _uncancel()
-            await self.roll_back_changed()
-            await self.remove_unused_uploads()
-            await self.final_states()
+            await self.clean_up()
             return self.report(False, f"{verb} {self.vsn} interrupted; the upgraded nodes were rolled back. "
                                f"Now: {self.final_summary()}")
         errors = await self.make_permanent()
@@ -400,7 +422,10 @@ class Installer:
         return "; ".join(parts)
 
     def report(self, ok: bool, message: str, **kw: Any) -> InstallReport:
-        return _report(self.action, self.plan, self.outcomes, ok, message, **kw)
+        hint = converge_hint(self.outcomes.values(), self.vsn, self.plan.from_vsn,
+                             getattr(self.executor, "decided", None) and self.executor.decided[0])
+        return _report(self.action, self.plan, self.outcomes, ok and hint is None,
+                       f"{message}. {hint}" if hint else message, **kw)
 
 
 def _verb(action: str) -> str:
@@ -431,6 +456,15 @@ async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, acti
     if opts.drain is not None and not opts.restart:
         from ..errors import UsageError
         raise UsageError("--drain runs before a node restarts: it needs --restart")
+    emit = emitter(opts.on_event)
+    if opts.dry_run:       # changes nothing: no lock, and it may run beside a live install
+        return await _transition(cluster, vsn, opts, action, emit)
+    async with deploy_lock(cluster, f"{action} {vsn}", on_wait=lambda n, why: emit(n, "lock", "info", why)):
+        return await _transition(cluster, vsn, opts, action, emit)
+
+
+async def _transition(cluster: "Cluster", vsn: str, opts: InstallOptions, action: str, emit: Emit
+                      ) -> InstallReport:
     steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
     plan = await prepare(cluster, steps, cluster.members, cluster.unreachable, opts.plan_options(vsn), opts.tar)
     verb = _verb(action)
@@ -446,7 +480,6 @@ async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, acti
                        dry_run=True)
     from .hooks import HookRunner
 
-    emit = emitter(opts.on_event)
     hooks = HookRunner(cluster, emit, timeout=opts.install_timeout, on_output=opts.on_output)
     first = plan.to_change[0]
     if opts.before is not None and plan.installed_not_permanent:

@@ -160,6 +160,8 @@ class NodeStatus:
 @dataclass
 class ClusterStatus:
     nodes: list[NodeStatus]
+    missing: list[str] = field(default_factory=list)    # expected members not there (membership.py)
+    converge: str | None = None                          # after a split: the command that ends it (converge.py)
 
     @property
     def reachable(self) -> list[NodeStatus]:
@@ -180,10 +182,10 @@ class ClusterStatus:
 
     @property
     def ok(self) -> bool:
-        return self.one_release and all(n.reachable for n in self.nodes)
+        return self.one_release and all(n.reachable for n in self.nodes) and not self.missing
 
     def problems(self) -> list[str]:
-        out = []
+        out = list(self.missing)
         for n in self.nodes:
             if not n.reachable:
                 out.append(f"{n.node}: unreachable: {n.error}")
@@ -208,6 +210,8 @@ class ClusterStatus:
         if len(used) > 1:
             parts = [f"{vsn or '?'} on {', '.join(nodes)}" for (_, vsn), nodes in sorted(used.items(), key=str)]
             out.append("drift: the cluster runs more than one release: " + "; ".join(parts))
+        if self.converge:
+            out.append(self.converge)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -216,7 +220,7 @@ class ClusterStatus:
             n = self.reachable[0]
             common = {"name": n.release_name, "vsn": n.current}
         return {"schema": SCHEMA, "ok": self.ok, "one_release": self.one_release, "release": common,
-                "problems": self.problems(), "nodes": [n.to_json() for n in self.nodes]}
+                "problems": self.problems(), "missing": self.missing, "converge": self.converge, "nodes": [n.to_json() for n in self.nodes]}
 
 
 

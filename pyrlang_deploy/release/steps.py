@@ -121,7 +121,8 @@ class NodeSteps:
     async def wait_back(self, node: str, *, timeout: float | None = None, old_pid: str | None = None) -> None:
         """Wait for a restarting node to answer again with release_handler running (and,
         given the OS pid of its emulator before, from another emulator: a reboot)."""
-        deadline = time.monotonic() + (self.restart_wait if timeout is None else timeout)
+        wait = self.restart_wait if timeout is None else timeout
+        deadline = time.monotonic() + wait
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:   # the call reconnects: a restarted node is a new connection
@@ -136,7 +137,7 @@ class NodeSteps:
             except (ConnectError, NodeDown, RpcError) as e:
                 last = e
             await asyncio.sleep(0.25)
-        raise NodeDown(f"{node} did not come back within {self.restart_wait:.0f} s"
+        raise NodeDown(f"{node} did not come back within {wait:.0f} s"
                        + (f" (last: {last})" if last else ""), node=node)
 
     async def restarting_after_error(self, node: str, *, watch: float = 2.0) -> bool:

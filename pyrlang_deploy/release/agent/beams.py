@@ -14,7 +14,8 @@ from . import replies
 
 # Load order does not matter to the VM; keep the API module last so that
 # "erldeploy_agent is loaded" implies the rest is too.
-MODULES = ("erldeploy_fmt", "erldeploy_capture", "erldeploy_upload", "erldeploy_relay", "erldeploy_guard", "erldeploy_agent")
+MODULES = ("erldeploy_fmt", "erldeploy_capture", "erldeploy_upload", "erldeploy_relay", "erldeploy_decision",
+           "erldeploy_guard", "erldeploy_agent")
 LOADED_AS = "erldeploy_agent (loaded over distribution)"   # what code:which/1 shows on the node
 RPC_TIMEOUT = 30.0
 

@@ -120,23 +120,33 @@ class AgentClient:
     async def guard_install(self, node: str, vsn: str, lease_s: float, verify: Any = None,
                             expected_apps: dict[str, str] | Iterable[tuple[str, str]] | None = None,
                             on_event: EventCb | None = None, *, install_timeout: float = INSTALL_TIMEOUT,
-                            settle_ms: int | None = None) -> GuardResult:
+                            settle_ms: int | None = None, decision: Any = None) -> GuardResult:
         """Check, install and verify ``vsn`` on ``node`` under a lease of ``lease_s`` seconds.
 
         On success the node waits for ``commit``/``renew`` and rolls itself back when
         neither comes in time. ``verify``: ``"mod:fun"``, ``(mod, fun, args)`` or None.
         ``on_event`` sees the guard's live events (crash reports as they happen).
+        ``decision``: the run's `decision.Decision`; the guard then commits or rolls back as
+        it says, even without us.
         """
         await self.ensure_loaded(node)
         self._close_watch(node)
         watch = self._guards[node] = GuardWatch(self.local.mailbox(), node, on_event)
         opts = guard.options(watch, lease_s, verify, expected_apps, install_timeout, settle_ms)
+        if decision is not None:
+            opts.update(decision.guard_options())
         return await guard.run(self.local.rpc, watch, node, vsn, opts, install_timeout + RPC_TIMEOUT)
 
     async def renew(self, node: str, vsn: str) -> None:
         why = replies.failure(await self._rpc(node, "erldeploy_agent", "renew", [vsn]))
         if why is not None:
             raise AgentError(f"{node}: lease for {vsn} not renewed: {why}", node=node)
+
+    async def ready(self, node: str, vsn: str) -> None:
+        """The guard on ``node`` may be committed: nothing crashed under ``vsn`` since its verify."""
+        why = replies.failure(await self._rpc(node, "erldeploy_agent", "ready", [vsn]))
+        if why is not None:
+            raise AgentError(f"{node}: not ready to commit {vsn}: {why}", node=node)
 
     async def commit(self, node: str, vsn: str) -> None:
         """Make ``vsn`` permanent on ``node`` and end its guard."""

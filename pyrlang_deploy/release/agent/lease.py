@@ -17,6 +17,7 @@ class LeaseRenewer:
         self.interval = max(0.5, lease_s / 3)
         self.on_failure = on_failure
         self._task: asyncio.Task | None = None
+        self._failing: set[str] = set()
 
     def start(self) -> None:
         if self._task is None:
@@ -31,7 +32,11 @@ class LeaseRenewer:
         try:
             await self.renew(node)
         except ErldeployError as e:
-            self.on_failure(node, e)
+            if node not in self._failing:      # said once, until a renewal works again
+                self._failing.add(node)
+                self.on_failure(node, e)
+        else:
+            self._failing.discard(node)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 # in the order a guarded install goes through them
 PHASES = ("starting", "checking", "installing", "verifying", "waiting_commit", "committing",
-          "committed", "rolling_back", "ended")
+          "committed", "resolving", "rolling_back", "ended")
 
 # the guard has answered its controller and is only exiting: unloading the agent is safe
 FINISHED = frozenset({"committed", "ended"})
