@@ -51,6 +51,7 @@ class NodeFacts:
     writable: bool | None = None        # a new file can be made in the releases dir (None: not probed)
     free_bytes: int | None = None       # free space in the releases dir's file system
     unpacked_relup: "Relup | None" = None   # the target's relup as unpacked there (stale-release check)
+    lib_dirs: frozenset[str] | None = None  # names under ROOT/lib, read when the tarball omits libs
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,7 @@ def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups
     layout = tar.layout if tar is not None else staged_layout
     need_upload = sv.need_rel if tar is not None else ()
     _check_space(by, facts, need_upload, sv.need_rel, tar)
+    _check_libs(facts, sv.need_rel, tar)
     adopt = tuple(n.node for n in statuses if n.adoption and n.node not in sv.done)
     if adopt:
         notes.append(f"adopts {', '.join(adopt)} first (no usable RELEASES: create_RELEASES from the running "
@@ -381,3 +383,23 @@ def _check_space(by: Mapping[str, "NodeStatus"], facts: Mapping[str, NodeFacts],
                             f"needs {need // 1024} KiB (tarball and unpacked)")
     if problems:
         raise PreflightError(REFUSED + "; ".join(problems))
+
+
+def _check_libs(facts: Mapping[str, NodeFacts], need_unpack: Sequence[str], tar: "TarballInfo | None") -> None:
+    """A partial tarball (libs left out, as `erldeploy relup` writes by default) only
+    installs where the node has those lib dirs: check_install_release would fail after
+    the unpack otherwise."""
+    if tar is None or not tar.omitted_libs:
+        return
+    problems = []
+    for n in need_unpack:
+        f = facts.get(n)
+        if f is None or f.lib_dirs is None:
+            continue
+        lacking = [d for d in tar.omitted_libs if d not in f.lib_dirs]
+        if lacking:
+            problems.append(f"{n}: {tar.path.name} leaves out lib/{', lib/'.join(lacking[:4])}"
+                            f"{' ...' if len(lacking) > 4 else ''} and the node has no such dir")
+    if problems:
+        raise PreflightError(REFUSED + "; ".join(problems) + " (a partial tarball: build it with "
+                             "`erldeploy relup --full`, or include those libs)")

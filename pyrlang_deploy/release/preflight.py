@@ -66,7 +66,8 @@ async def prepare(ops: "NodeOps", steps: "NodeSteps", members: Iterable[str], un
 async def _node_facts(ops: "NodeOps", steps: "NodeSteps", sts: list[NodeStatus], vsn: str,
                       info: TarballInfo | None) -> dict[str, NodeFacts]:
     """Per node that will unpack: can its releases dir take the release (writable, free
-    space); where VSN is unpacked already: the relup it has (a stale build?)."""
+    space), and, for a tarball that leaves libs out, the lib dirs it has; where VSN is
+    unpacked already: the relup it has (a stale build?)."""
     async def one(n: NodeStatus) -> NodeFacts:
         rel = n.release(vsn)
         if rel is not None and rel.state != "unpacked":
@@ -75,7 +76,10 @@ async def _node_facts(ops: "NodeOps", steps: "NodeSteps", sts: list[NodeStatus],
         if rel is not None and info is not None:
             relup = _parsed(await steps.read_term_file(n.node, f"{n.releases_dir}/{vsn}/relup"))
         writable, free = await steps.releases_dir_room(n.node, n.releases_dir)
-        return NodeFacts(writable=writable, free_bytes=free, unpacked_relup=relup)
+        libs = None
+        if rel is None and info is not None and info.omitted_libs:    # a partial tarball
+            libs = await steps.lib_dirs(n.node, n.root_dir)
+        return NodeFacts(writable=writable, free_bytes=free, unpacked_relup=relup, lib_dirs=libs)
 
     todo = [n for n in sts if n.current != vsn]
     res = await ops.each(lambda node: one(next(n for n in todo if n.node == node)), [n.node for n in todo])
