@@ -100,6 +100,7 @@ class Plan:
     tar: "TarballInfo | None" = field(default=None, repr=False, compare=False)
     expected_apps: tuple[tuple[str, str], ...] = ()  # app -> vsn of the target .rel, when known here
     restart: bool = False                           # restart mode: executor_restart, no relup needed
+    warnings: tuple[str, ...] = ()                  # doctor's, "NODE: warning": shown, never a refusal
 
     @property
     def noop(self) -> bool:
@@ -126,7 +127,8 @@ class Plan:
                 "need_upload": list(self.need_upload), "need_unpack": list(self.need_unpack),
                 "tarball": self.tarball, "agent": self.agent, "notes": list(self.notes),
                 "layout": self.layout.tool if self.layout else None, "adopt": list(self.adopt),
-                "replace_unpacked": list(self.replace_unpacked), "restart": self.restart}
+                "replace_unpacked": list(self.replace_unpacked), "restart": self.restart,
+                "warnings": list(self.warnings)}
 
     @property
     def unpack_name(self) -> str:
@@ -219,12 +221,14 @@ def staged_name(release: str, vsn: str) -> str:
 
 def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups: Relups,
          options: PlanOptions, *, staged: frozenset[str] = frozenset(), staged_layout: "Layout | None" = None,
-         facts: Mapping[str, NodeFacts] | None = None) -> Plan:
+         facts: Mapping[str, NodeFacts] | None = None, advice: Mapping[str, Sequence[str]] | None = None
+         ) -> Plan:
     """The plan, or the PreflightError that refuses it.
 
     statuses: every member, in order; tarball: the one given, inspected (or None);
     relups: what preflight read; staged: the nodes that hold staged_name() already, and
-    staged_layout that tarball's layout; facts: per node, what else preflight read."""
+    staged_layout that tarball's layout; facts: per node, what else preflight read;
+    advice: per node, doctor's warnings (the plan carries them, one line each, naming the node)."""
     vsn = options.vsn
     facts = facts or {}
     sv = survey(statuses, vsn)
@@ -299,7 +303,8 @@ def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups
                                        n.cwd_ok, n.adoption, n.rel_file) for n in statuses),
                 layout=layout, adopt=adopt, replace_unpacked=replace, tar=tar,
                 expected_apps=tuple(sorted(tar.apps.items())) if tar is not None else (),
-                restart=options.restart)
+                restart=options.restart,
+                warnings=tuple(f"{n.node}: {w}" for n in statuses for w in (advice or {}).get(n.node, ())))
 
 
 def _direction(vsn: str, from_vsn: str, relups: Relups) -> str:

@@ -202,6 +202,16 @@ def test_partial_tarball_installs_only_where_the_node_has_the_libs_it_leaves_out
     assert whole.omitted_libs == ()       # a whole tarball: nothing to check, nothing read
 
 
+def test_doctor_warnings_are_carried_one_line_per_node_and_never_refuse():
+    advice = {"n2": ["heart: not running: a VM that dies stays down (start it with -heart)"], "n1": [],
+              "n3": ["ports: 900 of 1024 in use (88%): raise +Q", "crash dumps left: /r/n3/erl_crash.dump"]}
+    p = plan(ON_001, tar(), Relups(), OPTS, advice=advice)
+    assert p.warnings == ("n2: heart: not running: a VM that dies stays down (start it with -heart)",
+                          "n3: ports: 900 of 1024 in use (88%): raise +Q", "n3: crash dumps left: /r/n3/erl_crash.dump")
+    assert p.to_json()["warnings"] == list(p.warnings) and p.batches == (("n1",), ("n2",), ("n3",))
+    assert plan(ON_001, tar(), Relups(), OPTS).warnings == ()
+
+
 @pytest.mark.parametrize("n,batch,cap,sizes", [
     (16, 1, 0, [1, 1, 2, 4, 8]),          # canary, then waves that double
     (64, 1, 8, [1, 1, 2, 4] + [8] * 7),   # --max-parallel caps them

@@ -71,7 +71,13 @@ def test_generated_upgrade_of_a_real_release(tool, full, tmp_path):
 
     old, new = pair.old.vsn, pair.new.vsn
     with Epmd() as epmd, realrel.Nodes(tmp_path / "nodes", epmd.port) as nodes:
-        started = nodes.start(pair, old, n=2)
+        if tool == "relx":      # one node under heart: doctor's 'no heart' names only the other
+            started = [nodes.make(pair, old, heart=True), nodes.make(pair, old)]
+            for n in started:
+                n.start()
+            realrel.connect(started)
+        else:
+            started = nodes.start(pair, old, n=2)
         for i, n in enumerate(started):
             for _ in range(2 + i):
                 n.bump()
@@ -85,11 +91,16 @@ def test_generated_upgrade_of_a_real_release(tool, full, tmp_path):
         assert p.returncode == 0, p.stdout + p.stderr
         assert LAYOUT[tool].format(new=new) in p.stdout, p.stdout     # the layout, told from OUT alone
         assert ("adopt first" in p.stdout) == (tool == "mix")
+        # doctor's warnings in the preflight, one line per warning naming the node; they do not refuse
+        no_heart = [n for n in started if f"warning: {n.node}: heart: not running" in p.stdout]
+        assert no_heart == (started[1:] if tool == "relx" else started), p.stdout
 
         p = cli(nodes, "install", new, "--tar", str(out), "--json")
         assert p.returncode == 0, p.stdout + p.stderr
         report = json.loads(p.stdout)
         assert report["ok"] and report["plan"]["layout"] == tool and report["plan"]["direction"] == "up"
+        assert {w.split(": ", 1)[0] for w in report["warnings"] if "heart: not running" in w} \
+            == {n.node for n in no_heart}
         for n in started:
             a, b = observed(n, pair), before[n.node]
             assert a["releases"][new] == "permanent" and a["releases"][old] == "old", n.node
