@@ -201,6 +201,8 @@ def render_install_report(rep: "InstallReport", *, quiet: bool = False) -> None:
                 con.print(f"  unpack{how} on: {', '.join(p.need_unpack)}")
         for note in p.notes:
             con.print(Text("  note: ", style="yellow") + Text(note))
+        for w in getattr(p, "warnings", ()):       # doctor's: advice, the install goes on
+            con.print(Text("  warning: ", style="yellow") + Text(w))
     if not rep.dry_run and not rep.noop and rep.nodes:
         t = Table(title="Result per node", title_justify="left")
         for col in ("node", "result", "from", "now current", "permanent", "detail"):

@@ -51,6 +51,7 @@ class NodeFacts:
     writable: bool | None = None        # a new file can be made in the releases dir (None: not probed)
     free_bytes: int | None = None       # free space in the releases dir's file system
     unpacked_relup: "Relup | None" = None   # the target's relup as unpacked there (stale-release check)
+    lib_dirs: frozenset[str] | None = None  # names under ROOT/lib, read when the tarball omits libs
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Plan:
     tar: "TarballInfo | None" = field(default=None, repr=False, compare=False)
     expected_apps: tuple[tuple[str, str], ...] = ()  # app -> vsn of the target .rel, when known here
     restart: bool = False                           # restart mode: executor_restart, no relup needed
+    warnings: tuple[str, ...] = ()                  # doctor's, "NODE: warning": shown, never a refusal
 
     @property
     def noop(self) -> bool:
@@ -125,7 +127,8 @@ class Plan:
                 "need_upload": list(self.need_upload), "need_unpack": list(self.need_unpack),
                 "tarball": self.tarball, "agent": self.agent, "notes": list(self.notes),
                 "layout": self.layout.tool if self.layout else None, "adopt": list(self.adopt),
-                "replace_unpacked": list(self.replace_unpacked), "restart": self.restart}
+                "replace_unpacked": list(self.replace_unpacked), "restart": self.restart,
+                "warnings": list(self.warnings)}
 
     @property
     def unpack_name(self) -> str:
@@ -218,12 +221,14 @@ def staged_name(release: str, vsn: str) -> str:
 
 def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups: Relups,
          options: PlanOptions, *, staged: frozenset[str] = frozenset(), staged_layout: "Layout | None" = None,
-         facts: Mapping[str, NodeFacts] | None = None) -> Plan:
+         facts: Mapping[str, NodeFacts] | None = None, advice: Mapping[str, Sequence[str]] | None = None
+         ) -> Plan:
     """The plan, or the PreflightError that refuses it.
 
     statuses: every member, in order; tarball: the one given, inspected (or None);
     relups: what preflight read; staged: the nodes that hold staged_name() already, and
-    staged_layout that tarball's layout; facts: per node, what else preflight read."""
+    staged_layout that tarball's layout; facts: per node, what else preflight read;
+    advice: per node, doctor's warnings (the plan carries them, one line each, naming the node)."""
     vsn = options.vsn
     facts = facts or {}
     sv = survey(statuses, vsn)
@@ -274,6 +279,7 @@ def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups
     layout = tar.layout if tar is not None else staged_layout
     need_upload = sv.need_rel if tar is not None else ()
     _check_space(by, facts, need_upload, sv.need_rel, tar)
+    _check_libs(facts, sv.need_rel, tar)
     adopt = tuple(n.node for n in statuses if n.adoption and n.node not in sv.done)
     if adopt:
         notes.append(f"adopts {', '.join(adopt)} first (no usable RELEASES: create_RELEASES from the running "
@@ -297,7 +303,8 @@ def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups
                                        n.cwd_ok, n.adoption, n.rel_file) for n in statuses),
                 layout=layout, adopt=adopt, replace_unpacked=replace, tar=tar,
                 expected_apps=tuple(sorted(tar.apps.items())) if tar is not None else (),
-                restart=options.restart)
+                restart=options.restart,
+                warnings=tuple(f"{n.node}: {w}" for n in statuses for w in (advice or {}).get(n.node, ())))
 
 
 def _direction(vsn: str, from_vsn: str, relups: Relups) -> str:
@@ -381,3 +388,23 @@ def _check_space(by: Mapping[str, "NodeStatus"], facts: Mapping[str, NodeFacts],
                             f"needs {need // 1024} KiB (tarball and unpacked)")
     if problems:
         raise PreflightError(REFUSED + "; ".join(problems))
+
+
+def _check_libs(facts: Mapping[str, NodeFacts], need_unpack: Sequence[str], tar: "TarballInfo | None") -> None:
+    """A partial tarball (libs left out, as `erldeploy relup` writes by default) only
+    installs where the node has those lib dirs: check_install_release would fail after
+    the unpack otherwise."""
+    if tar is None or not tar.omitted_libs:
+        return
+    problems = []
+    for n in need_unpack:
+        f = facts.get(n)
+        if f is None or f.lib_dirs is None:
+            continue
+        lacking = [d for d in tar.omitted_libs if d not in f.lib_dirs]
+        if lacking:
+            problems.append(f"{n}: {tar.path.name} leaves out lib/{', lib/'.join(lacking[:4])}"
+                            f"{' ...' if len(lacking) > 4 else ''} and the node has no such dir")
+    if problems:
+        raise PreflightError(REFUSED + "; ".join(problems) + " (a partial tarball: build it with "
+                             "`erldeploy relup --full`, or include those libs)")

@@ -1,8 +1,9 @@
 """Preflight's I/O half: gather the facts the pure planner decides on.
 
-Read-only on every node: each node's status, the staged tarball where no tarball was
-given, the relups (the target's from the tarball or from a node, the running
-release's for a downgrade); the tarball is read locally. `plan.plan()` then decides,
+Read-only on every node: each node's status and doctor's warnings (advice the plan
+carries, never a refusal), the staged tarball where no tarball was given, the relups
+(the target's from the tarball or from a node, the running release's for a
+downgrade); the tarball is read locally. `plan.plan()` then decides,
 or refuses, with no I/O. `check_where_unpacked` runs check_install_release(VSN,
 [purge]) wherever the target is unpacked already; `previous_release` finds what a
 rollback goes back to.
@@ -14,6 +15,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
+from ..doctor import doctor_warnings
 from ..errors import PreflightError
 from .layouts import detect
 from .plan import NodeFacts, Plan, PlanOptions, Relups, needs_running_relup, plan, staged_name, survey
@@ -35,7 +37,8 @@ async def prepare(ops: "NodeOps", steps: "NodeSteps", members: Iterable[str], un
         raise PreflightError(f"preflight refused, no node was changed: unreachable: {lines}")
     if not members:
         raise PreflightError("preflight: no node to act on")
-    sts = await statuses(ops, members, full=False)
+    # doctor's warnings (heart, limits, crash dumps) alongside: advice in the plan, never a refusal
+    sts, advice = await asyncio.gather(statuses(ops, members, full=False), doctor_warnings(ops, members))
     sv = survey(sts, options.vsn)           # refusals about the nodes come before the tarball's
     by = {n.node: n for n in sts}
     info: TarballInfo | None = None
@@ -60,13 +63,15 @@ async def prepare(ops: "NodeOps", steps: "NodeSteps", members: Iterable[str], un
         members = await steps.tar_members(probe, f"{by[probe].releases_dir}/{staged_tar}")
         staged_layout = detect(members, sv.release, options.vsn)
     facts = await _node_facts(ops, steps, sts, options.vsn, info)
-    return plan(sts, info, relups, options, staged=staged, staged_layout=staged_layout, facts=facts)
+    return plan(sts, info, relups, options, staged=staged, staged_layout=staged_layout, facts=facts,
+                advice=advice)
 
 
 async def _node_facts(ops: "NodeOps", steps: "NodeSteps", sts: list[NodeStatus], vsn: str,
                       info: TarballInfo | None) -> dict[str, NodeFacts]:
     """Per node that will unpack: can its releases dir take the release (writable, free
-    space); where VSN is unpacked already: the relup it has (a stale build?)."""
+    space), and, for a tarball that leaves libs out, the lib dirs it has; where VSN is
+    unpacked already: the relup it has (a stale build?)."""
     async def one(n: NodeStatus) -> NodeFacts:
         rel = n.release(vsn)
         if rel is not None and rel.state != "unpacked":
@@ -75,7 +80,10 @@ async def _node_facts(ops: "NodeOps", steps: "NodeSteps", sts: list[NodeStatus],
         if rel is not None and info is not None:
             relup = _parsed(await steps.read_term_file(n.node, f"{n.releases_dir}/{vsn}/relup"))
         writable, free = await steps.releases_dir_room(n.node, n.releases_dir)
-        return NodeFacts(writable=writable, free_bytes=free, unpacked_relup=relup)
+        libs = None
+        if rel is None and info is not None and info.omitted_libs:    # a partial tarball
+            libs = await steps.lib_dirs(n.node, n.root_dir)
+        return NodeFacts(writable=writable, free_bytes=free, unpacked_relup=relup, lib_dirs=libs)
 
     todo = [n for n in sts if n.current != vsn]
     res = await ops.each(lambda node: one(next(n for n in todo if n.node == node)), [n.node for n in todo])

@@ -47,4 +47,5 @@ class InstallReport:
         return {"schema": SCHEMA, "action": self.action, "ok": self.ok, "vsn": self.to_vsn,
                 "message": self.message, "noop": self.noop, "dry_run": self.dry_run,
                 "plan": self.plan.to_json() if self.plan else None,
+                "warnings": list(self.plan.warnings) if self.plan else [],     # doctor's, per node
                 "nodes": [n.to_json() for n in self.nodes], "hooks": [h.to_json() for h in self.hooks]}

@@ -202,6 +202,11 @@ class NodeSteps:
             await self.c.rpc(node, "file", "delete", [probe])
         return writable, _df_free(text(out))
 
+    async def lib_dirs(self, node: str, root_dir: str) -> frozenset[str] | None:
+        """The names under ROOT/lib (APP-VSN dirs); None when it cannot be listed."""
+        r = await self.c.rpc(node, "file", "list_dir", [f"{root_dir}/lib"])
+        return frozenset(text(n) for n in r[1]) if is_tagged(r, "ok", 2) else None
+
     async def release_apps(self, node: str, releases_dir: str, vsn: str) -> dict[str, str]:
         """App versions of an unpacked release, from its .rel file on the node."""
         names = await self.c.rpc(node, "filelib", "wildcard", ["*.rel", f"{releases_dir}/{vsn}"])

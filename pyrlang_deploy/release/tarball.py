@@ -12,6 +12,7 @@ import io
 import tarfile
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,14 @@ class TarballInfo:
     members: list[str] = field(default_factory=list, repr=False)
     layout: Layout | None = None      # where the tool put the .rel: the unpack name (layouts.py)
     unpacked_size: int = 0            # bytes of the regular files inside
+
+    @cached_property
+    def omitted_libs(self) -> tuple[str, ...]:
+        """The .rel's `APP-VSN` lib dirs the tarball does not carry: a partial tarball (as
+        `erldeploy relup` writes by default) relies on the node having them (unpack_release
+        only extracts; check_install_release needs every lib dir under ROOT/lib)."""
+        have = {m.split("/", 2)[1] for m in self.members if m.startswith("lib/")}
+        return tuple(sorted(d for d in (f"{a}-{v}" for a, v in self.apps.items()) if d not in have))
 
 
 def strip_comments(text: str) -> str:

@@ -183,6 +183,35 @@ def test_unwritable_or_full_releases_dir_is_refused_naming_the_node():
         plan(ON_001, t, Relups(), OPTS, facts={"n3": NodeFacts(writable=True, free_bytes=1 << 20)})
 
 
+def test_partial_tarball_installs_only_where_the_node_has_the_libs_it_leaves_out():
+    # `erldeploy relup` leaves out the libs nodes on OLD have (kernel, stdlib at the same version)
+    t = tar()
+    t.apps = {"kernel": "8.5.3", "stdlib": "4.2", "demo": "0.0.2"}
+    t.members = ["releases/demo-0.0.2.rel", "releases/0.0.2/demo-0.0.2.rel", "releases/0.0.2/relup",
+                 "lib/demo-0.0.2/ebin/demo.app", "lib/demo-0.0.2/ebin/demo.appup"]
+    assert t.omitted_libs == ("kernel-8.5.3", "stdlib-4.2")
+    has = frozenset({"kernel-8.5.3", "stdlib-4.2", "demo-0.0.1"})
+    p = plan(ON_001, t, Relups(), OPTS, facts={n.node: NodeFacts(lib_dirs=has) for n in ON_001})
+    assert p.need_unpack == ("n1", "n2", "n3") and dict(p.expected_apps)["kernel"] == "8.5.3"
+    facts = {"n1": NodeFacts(lib_dirs=has), "n2": NodeFacts(lib_dirs=frozenset({"kernel-8.5.3"}))}
+    with pytest.raises(PreflightError, match=r"n2: demo-0.0.2.tar.gz leaves out lib/stdlib-4.2 and the node "
+                                             r"has no such dir.*erldeploy relup --full"):
+        plan(ON_001, t, Relups(), OPTS, facts=facts)
+    whole = tar()
+    whole.members = ["releases/demo-0.0.2.rel", "lib/demo-0.0.2/ebin/demo.app"]
+    assert whole.omitted_libs == ()       # a whole tarball: nothing to check, nothing read
+
+
+def test_doctor_warnings_are_carried_one_line_per_node_and_never_refuse():
+    advice = {"n2": ["heart: not running: a VM that dies stays down (start it with -heart)"], "n1": [],
+              "n3": ["ports: 900 of 1024 in use (88%): raise +Q", "crash dumps left: /r/n3/erl_crash.dump"]}
+    p = plan(ON_001, tar(), Relups(), OPTS, advice=advice)
+    assert p.warnings == ("n2: heart: not running: a VM that dies stays down (start it with -heart)",
+                          "n3: ports: 900 of 1024 in use (88%): raise +Q", "n3: crash dumps left: /r/n3/erl_crash.dump")
+    assert p.to_json()["warnings"] == list(p.warnings) and p.batches == (("n1",), ("n2",), ("n3",))
+    assert plan(ON_001, tar(), Relups(), OPTS).warnings == ()
+
+
 @pytest.mark.parametrize("n,batch,cap,sizes", [
     (16, 1, 0, [1, 1, 2, 4, 8]),          # canary, then waves that double
     (64, 1, 8, [1, 1, 2, 4] + [8] * 7),   # --max-parallel caps them

@@ -1,19 +1,17 @@
 """The proof on releases built by the real tools: `rebar3 tar`, `mix release` and Distillery tarballs with
 no appup and no relup (tests/support/realrel.py), nodes started by the release's own
 `bin/NAME daemon` (Distillery's layout, repacked by realrel: `bin/NAME start`), the generated
-tarball installed on two nodes and rolled back.
-Read back with erl_call (RelNode.eval).
+tarball installed on two nodes by `erldeploy install VSN --tar OUT` and taken back by
+`erldeploy rollback`, as users do (the installer finds the layout in OUT; a mix release is
+adopted by the install itself). Read back with erl_call (RelNode.eval), never with erldeploy.
 
-The install is driven with release_handler itself (erl_call: unpack_release under the name
-the layout needs, install_release, make_permanent; install_release of OLD for the way
-back), not with `erldeploy install`: unpacking relx and mix tarballs (unpack names, mix
-adoption) is the real-releases work of issue 8, in another branch. A mix release has no
-RELEASES file; the nodes are adopted first the way DESIGN.md describes.
+OUT is the default one, only what nodes on OLD lack (releases/, the changed app's lib, bin/):
+the partial tarball the installer must accept. mix is run once more with `--full`.
 """
 
 from __future__ import annotations
 
-import shutil
+import json
 import tarfile
 
 import pytest
@@ -22,11 +20,9 @@ from tests.relupgen.conftest import erldeploy
 from tests.support import realrel
 from tests.support.nodes import Epmd
 
-ADOPT = ('Root = code:root_dir(), RelDir = filename:join(Root, "releases"), '
-         'ok = release_handler:create_RELEASES(Root, RelDir, filename:join([RelDir, "{vsn}", "{name}.rel"]), []), '
-         'ok = supervisor:terminate_child(sasl_sup, release_handler), '
-         '{{ok, _}} = supervisor:restart_child(sasl_sup, release_handler), ok')
 DESCRIBE = "'Elixir.Mixapp.Describe':describe(a)"
+LAYOUT = {"relx": "as 'relxapp' (relx layout)", "mix": "as '{new}/mixapp' (mix layout)",
+          "distillery": "as 'relxapp' (distillery layout)"}
 
 
 def observed(node, pair) -> dict:
@@ -39,28 +35,22 @@ def observed(node, pair) -> dict:
     return out
 
 
-def unpack(node, pair, out) -> None:
-    """Place OUT where release_handler unpacks it for this layout (LAYOUTS.md) and unpack it."""
-    new = pair.new.vsn
-    if pair.tool == "relx":
-        shutil.copy(out, node.root / "releases" / f"{pair.name}.tar.gz")
-        name = pair.name
-    else:       # mix, Distillery
-        (node.root / "releases" / new).mkdir(exist_ok=True)
-        shutil.copy(out, node.root / "releases" / new / f"{pair.name}.tar.gz")
-        name = f"{new}/{pair.name}"
-    assert node.eval(f'release_handler:unpack_release("{name}")') == f'{{ok,"{new}"}}'
+def cli(nodes: realrel.Nodes, *args: str):
+    """The real command line on every node of `nodes`, in a separate process."""
+    env = {"ERLDEPLOY_COOKIE": nodes.cookie, "ERL_EPMD_PORT": str(nodes.epmd_port), "HOME": str(nodes.home)}
+    p = erldeploy(*args, *[a for n in nodes.nodes for a in ("-n", n.node)], env=env)
+    assert nodes.cookie not in p.stdout + p.stderr
+    return p
 
 
 BUILDS = {"relx": realrel.build_relx, "mix": realrel.build_mix, "distillery": realrel.build_distillery}
 
 
-@pytest.mark.parametrize("tool", list(BUILDS))
-def test_generated_upgrade_of_a_real_release(tool, tmp_path):
+@pytest.mark.parametrize("tool,full", [("relx", False), ("mix", False), ("distillery", False), ("mix", True)],
+                         ids=["relx", "mix", "distillery", "mix-full"])
+def test_generated_upgrade_of_a_real_release(tool, full, tmp_path):
     pair = BUILDS[tool]()
     out = tmp_path / f"{pair.name}-{pair.new.vsn}.tar.gz"
-    # relx: the default OUT (only what nodes on OLD lack); mix: --full (all of NEW)
-    full = tool == "mix"
     p = erldeploy("relup", str(pair.old.tarball), str(pair.new.tarball), "-o", str(out), *(["--full"] * full))
     assert p.returncode == 0, p.stderr
     # systools ran with the ERTS the release carries (no erl needed where this runs)
@@ -77,14 +67,18 @@ def test_generated_upgrade_of_a_real_release(tool, tmp_path):
     else:
         ours = {n for n in new_names if n.startswith((f"lib/{pair.app}-{pair.new.vsn}/", "releases/", "bin/"))}
         assert ours <= names                                   # the changed app, releases, scripts
-        assert not any(n.startswith(("erts-", "lib/kernel-", "lib/stdlib-")) for n in names)
+        assert not any(n.startswith(("erts-", "lib/kernel-", "lib/stdlib-", "lib/elixir-")) for n in names)
 
     old, new = pair.old.vsn, pair.new.vsn
     with Epmd() as epmd, realrel.Nodes(tmp_path / "nodes", epmd.port) as nodes:
-        started = nodes.start(pair, old, n=2)
+        if tool == "relx":      # one node under heart: doctor's 'no heart' names only the other
+            started = [nodes.make(pair, old, heart=True), nodes.make(pair, old)]
+            for n in started:
+                n.start()
+            realrel.connect(started)
+        else:
+            started = nodes.start(pair, old, n=2)
         for i, n in enumerate(started):
-            if tool == "mix":
-                assert n.eval(ADOPT.format(vsn=old, name=pair.name)) == "ok"
             for _ in range(2 + i):
                 n.bump()
         before = {n.node: observed(n, pair) for n in started}
@@ -93,15 +87,23 @@ def test_generated_upgrade_of_a_real_release(tool, tmp_path):
             assert b["state_version"] == 1 and b["plain"] == old
             assert b["removed"] and not b["added"]
 
-        for n in started:
-            unpack(n, pair, out)
-            assert n.eval(f'release_handler:install_release("{new}", [{{update_paths, true}}])') \
-                == f'{{ok,"{old}",[]}}'
-        for n in started:
-            assert n.eval(f'release_handler:make_permanent("{new}")') == "ok"
+        p = cli(nodes, "install", new, "--tar", str(out), "--dry-run")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert LAYOUT[tool].format(new=new) in p.stdout, p.stdout     # the layout, told from OUT alone
+        assert ("adopt first" in p.stdout) == (tool == "mix")
+        # doctor's warnings in the preflight, one line per warning naming the node; they do not refuse
+        no_heart = [n for n in started if f"warning: {n.node}: heart: not running" in p.stdout]
+        assert no_heart == (started[1:] if tool == "relx" else started), p.stdout
+
+        p = cli(nodes, "install", new, "--tar", str(out), "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        report = json.loads(p.stdout)
+        assert report["ok"] and report["plan"]["layout"] == tool and report["plan"]["direction"] == "up"
+        assert {w.split(": ", 1)[0] for w in report["warnings"] if "heart: not running" in w} \
+            == {n.node for n in no_heart}
         for n in started:
             a, b = observed(n, pair), before[n.node]
-            assert a["releases"][new] == "permanent"
+            assert a["releases"][new] == "permanent" and a["releases"][old] == "old", n.node
             assert a["state_version"] == 2                        # code_change ran
             assert int(a["count"]) == int(b["count"]) + 1         # ... and the state was kept
             assert a["plain"] == new                              # changed plain module reloaded
@@ -109,14 +111,33 @@ def test_generated_upgrade_of_a_real_release(tool, tmp_path):
             if tool == "mix":
                 assert a["describe_atom"] == "{atom,a}"           # the protocol's new impl dispatches
 
-        for n in started:                                         # back through the relup's down part
-            assert n.eval(f'release_handler:install_release("{old}")') == f'{{ok,"{old}",[]}}'
-            assert n.eval(f'release_handler:make_permanent("{old}")') == "ok"
+        p = cli(nodes, "rollback")                                # back through the relup's down part
+        assert p.returncode == 0, p.stdout + p.stderr
         for n in started:
             r, b = observed(n, pair), before[n.node]
-            assert r["releases"][old] == "permanent"
+            assert r["releases"][old] == "permanent", n.node
             assert r["state_version"] == 1 and int(r["count"]) == int(b["count"]) + 2
             assert r["plain"] == old
             assert r["removed"] and not r["added"]                # removed one is back
             if tool == "mix":
                 assert r["describe_atom"] == b["describe_atom"] != "{atom,a}"   # OLD's dispatch again
+
+
+def test_partial_tarball_is_refused_where_a_left_out_lib_is_missing(tmp_path):
+    # OUT leaves out kernel (same version in OLD and NEW); a node whose root lost that lib
+    # dir would fail check_install_release after unpacking: preflight refuses instead
+    pair = realrel.build_relx()
+    out = tmp_path / f"{pair.name}-{pair.new.vsn}.tar.gz"
+    assert erldeploy("relup", str(pair.old.tarball), str(pair.new.tarball), "-o", str(out)).returncode == 0
+    with Epmd() as epmd, realrel.Nodes(tmp_path / "nodes", epmd.port) as nodes:
+        a, b = nodes.start(pair, pair.old.vsn, n=2)
+        kernel = next((b.root / "lib").glob("kernel-*"))
+        kernel.rename(b.root / kernel.name)           # out of lib/ (the running node has it loaded)
+        p = cli(nodes, "install", pair.new.vsn, "--tar", str(out))
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert (f"{b.node}: {out.name} leaves out lib/{kernel.name} and the node has no such dir"
+                in p.stderr), p.stderr
+        assert p.stderr.count("leaves out") == 1 and "Traceback" not in p.stderr    # a has it: not named
+        for n in (a, b):                              # no node was changed
+            assert n.which_releases() == [(pair.old.vsn, "permanent")], n.node
+            assert not list((n.root / "releases").rglob("*.tar.gz"))
