@@ -12,8 +12,9 @@ Hidden connections are not transitive, so discovery asks every reachable seed fo
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import ErldeployError
 
@@ -59,7 +60,7 @@ class Cluster:
     def __post_init__(self) -> None:
         self.node = None
 
-    async def __aenter__(self) -> "Cluster":
+    async def __aenter__(self) -> Cluster:
         await self.open()
         return self
 

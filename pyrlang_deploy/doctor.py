@@ -16,8 +16,9 @@ preflight shows these warnings; they never refuse).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from . import erl_expr as e
 

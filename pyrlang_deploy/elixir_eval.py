@@ -9,7 +9,8 @@ happens. An exception on the node becomes one RpcError line in Elixir's own word
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .errors import RpcError
 from .term.types import Atom

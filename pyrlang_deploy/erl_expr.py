@@ -14,7 +14,8 @@ stable since OTP 18; the annotation is a plain line number.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .errors import RpcError
 from .term.types import Atom

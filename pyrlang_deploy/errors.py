@@ -79,11 +79,11 @@ class NodeDown(ErldeployError):
     """
 
     @classmethod
-    def lost(cls, peer: str, reason: str) -> "NodeDown":
+    def lost(cls, peer: str, reason: str) -> NodeDown:
         return cls(f"connection to {peer} lost ({reason})", node=peer)
 
     @classmethod
-    def during_call(cls, peer: str, mfa: str, reason: str) -> "NodeDown":
+    def during_call(cls, peer: str, mfa: str, reason: str) -> NodeDown:
         return cls(f"{peer} went down during the call to {mfa} ({reason})", node=peer)
 
 

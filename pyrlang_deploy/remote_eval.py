@@ -6,7 +6,8 @@ Used by `erldeploy eval` and by steps that must happen in one place on the node
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .errors import RpcError
 

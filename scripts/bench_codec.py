@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -80,8 +81,9 @@ def run() -> list[dict]:
         ours_term, _ = decode(data)
         theirs_term = erlang.binary_to_term(data)
         for op, ours, theirs in (
-            ("decode", lambda: decode(data), lambda: erlang.binary_to_term(data)),
-            ("encode", lambda: encode(ours_term), lambda: erlang.term_to_binary(theirs_term)),
+            # the lambdas run inside this iteration (compare below), so the late binding is fine
+            ("decode", lambda: decode(data), lambda: erlang.binary_to_term(data)),  # noqa: B023
+            ("encode", lambda: encode(ours_term), lambda: erlang.term_to_binary(theirs_term)),  # noqa: B023
         ):
             ours_s, theirs_s = compare(ours, theirs)
             rows.append(

@@ -86,7 +86,7 @@ class Measured:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            raise RuntimeError(f"{Path(cmd[0]).name} {' '.join(cmd[1:3])}: no answer within {timeout:g}s")
+            raise RuntimeError(f"{Path(cmd[0]).name} {' '.join(cmd[1:3])}: no answer within {timeout:g}s") from None
         finally:
             stop.set()
             th.join()

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_dist  # noqa: E402
+
 from pyrlang_deploy.erldist import tls  # noqa: E402
 from pyrlang_deploy.erldist.carrier import Reach  # noqa: E402
 from tests.support.nodes import Epmd, ErlNode  # noqa: E402

@@ -17,7 +17,6 @@ import sys
 from pyrlang_deploy.erldist.node import LocalNode
 from pyrlang_deploy.release.agent import AgentClient, decision
 from pyrlang_deploy.term.types import Atom
-
 from tests.test_agent_guard import build, cluster3, prepare, releases, wait_rolled_back  # noqa: F401
 
 LEASE_S = 2.0

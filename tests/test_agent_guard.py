@@ -229,7 +229,7 @@ async def test_sigkill_of_the_controller_rolls_every_node_back(build, cluster3, 
         try:
             try:
                 line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 120)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 line = b""
             assert line, f"the controller said nothing: {errlog.read_text(errors='replace')[-2000:]}"
             assert json.loads(line) == {"ok": [True] * len(nodes)}, line

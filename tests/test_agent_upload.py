@@ -11,8 +11,8 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Generator
 from pathlib import Path
-from typing import Generator
 
 import pytest
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-
 CLI = [sys.executable, "-m", "pyrlang_deploy.cli.main"]
 
 

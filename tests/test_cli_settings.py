@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-
 ERLDEPLOY = [sys.executable, "-m", "pyrlang_deploy.cli.main"]
 
 

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pyrlang_deploy.errors import TermSyntaxError
 from pyrlang_deploy.term import Atom, BitString, ExportFun, ImproperList, Pid, Port, Reference, decode, encode
 from pyrlang_deploy.term.elixir_format import format_elixir
 from pyrlang_deploy.term.elixir_parse import elixir_name, parse_elixir
-from pyrlang_deploy.errors import TermSyntaxError
 
 CLI = [sys.executable, "-m", "pyrlang_deploy.cli.main"]
 

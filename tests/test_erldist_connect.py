@@ -13,7 +13,6 @@ from pyrlang_deploy.term import Atom
 from tests.support.nodes import erl_eval, free_port
 
 
-
 @pytest.mark.parametrize("long", [True, False], ids=["long", "short"])
 async def test_handshake_and_rpc(erl_node, epmd, long):
     target = erl_node(long=long)

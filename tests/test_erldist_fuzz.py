@@ -30,7 +30,7 @@ class Bounded:
     def __init__(self, memory: int = BUDGET, seconds: float = 0.5) -> None:
         self.memory, self.seconds = memory, seconds
 
-    def __enter__(self) -> "Bounded":
+    def __enter__(self) -> Bounded:
         tracemalloc.start()
         self.t0 = time.perf_counter()
         return self

@@ -18,7 +18,7 @@ from pyrlang_deploy.erldist.flags import CLIENT_FLAGS, DFlag
 from pyrlang_deploy.erldist.node import LocalNode
 from pyrlang_deploy.errors import ConnectError, UsageError
 from pyrlang_deploy.term import Atom
-from tests.support.nodes import ErlNode, erl_eval, free_port, erl_program
+from tests.support.nodes import ErlNode, erl_eval, erl_program, free_port
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,13 @@ import pytest
 from pyrlang_deploy.erldist import control as ctl
 from pyrlang_deploy.erldist import epmd, wire
 from pyrlang_deploy.erldist.flags import (
-    CLIENT_FLAGS, MANDATORY_25, MANDATORY_26, REQUIRED_PEER_FLAGS, DFlag, describe, missing_flags,
+    CLIENT_FLAGS,
+    MANDATORY_25,
+    MANDATORY_26,
+    REQUIRED_PEER_FLAGS,
+    DFlag,
+    describe,
+    missing_flags,
 )
 from pyrlang_deploy.erldist.framing import FrameReader, data_frame
 from pyrlang_deploy.erldist.handshake import ClientHandshake, State, gen_digest

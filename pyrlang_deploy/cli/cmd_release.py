@@ -11,7 +11,6 @@ from .output import emit_json
 from .runner import open_cluster, report_per_node, settings_of
 from .settings import global_options
 
-
 # --- status -------------------------------------------------------------------
 
 @click.command()
@@ -63,10 +62,9 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool, delta: bool) -> 
     """Copy a release tarball to every node's releases dir (checksum verified, atomic; a retry is a no-op)."""
     s = settings_of(ctx)
     from ..release.lock import deploy_lock
+    from ..release.report import Event
     from ..release.tarball import inspect_tarball
     from ..release.transfer import upload_everywhere
-
-    from ..release.report import Event
     from .render import progress_renderer
 
     info = inspect_tarball(tar)

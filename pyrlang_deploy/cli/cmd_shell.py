@@ -20,7 +20,6 @@ async def shell(ctx: click.Context) -> int:
     """
     s = settings_of(ctx)
     from ..repl import run_shell
-
     from .syntax import decide
 
     async with open_cluster(s, need_all=False) as c:

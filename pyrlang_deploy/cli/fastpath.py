@@ -17,7 +17,8 @@ later values win, --node values add up.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _VALUE_OPTS = {"-n": "node", "--node": "node", "--cookie": "cookie", "--cookie-file": "cookie_file",
                "--name": "name", "--timeout": "timeout", "--env": "env_name", "--epmd-port": "epmd_port",

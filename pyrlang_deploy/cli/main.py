@@ -10,7 +10,8 @@ Exit codes: 0 success, 1 the operation failed on a node, 2 usage error,
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # name -> (module, attribute, one-line help). Modules load only when their command runs.
 COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -52,7 +52,7 @@ def options() -> list:
 
 
 def resolve_reach(given: dict[str, Any], env: Any, ports: dict[str, int],
-                  warnings: list[str] | None = None) -> "Reach":
+                  warnings: list[str] | None = None) -> Reach:
     from ..erldist import tls
     from ..erldist.carrier import Reach
 

@@ -24,7 +24,7 @@ def _uptime(seconds: float) -> str:
     return f"{d}d{h:02d}h" if d else f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def render_status(st: "ClusterStatus", *, quiet: bool = False) -> None:
+def render_status(st: ClusterStatus, *, quiet: bool = False) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -90,7 +90,7 @@ class EventPrinter:
         self.t0 = time.monotonic()
         self._last_progress: dict[str, int] = {}
 
-    def __call__(self, ev: "Event") -> None:
+    def __call__(self, ev: Event) -> None:
         if self.quiet:
             return
         if ev.state == "progress":
@@ -142,7 +142,7 @@ class InstallProgress:
             self._tasks[node] = self._p.add_task("waiting", node=node, total=len(self.steps))
         return self._tasks[node]
 
-    def __call__(self, ev: "Event") -> None:
+    def __call__(self, ev: Event) -> None:
         t = self._task(ev.node)
         base = self.steps.index(ev.step) if ev.step in self.steps else None
         if ev.state == "progress" and ev.total and base is not None:
@@ -173,7 +173,7 @@ _RESULT_STYLE = {"permanent": "green", "already": "green", "installed": "yellow"
                  "untouched": "dim", "failed": "bold red", "rollback_failed": "bold red"}
 
 
-def render_install_report(rep: "InstallReport", *, quiet: bool = False) -> None:
+def render_install_report(rep: InstallReport, *, quiet: bool = False) -> None:
     from rich.table import Table
     from rich.text import Text
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ErldeployError
 from .settings import Settings, print_warnings, resolve
@@ -22,7 +23,7 @@ def settings_of(ctx: Any) -> Settings:
 
 @asynccontextmanager
 async def open_cluster(s: Settings, *, discover: bool | None = None, need_all: bool = True
-                       ) -> AsyncIterator["Cluster"]:
+                       ) -> AsyncIterator[Cluster]:
     """Connect to the target nodes. With need_all, an unreachable node is an error (exit 3)."""
     from ..cluster import Cluster
 

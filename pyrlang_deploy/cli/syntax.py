@@ -6,7 +6,8 @@ decide: elixir when the first one runs the `elixir` application (one RPC).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ErldeployError, TermSyntaxError, UsageError
 

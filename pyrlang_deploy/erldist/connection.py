@@ -31,8 +31,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConnectError, DecodeError, NodeDown
-from ..term import decode
-from ..term import encode
+from ..term import decode, encode
 from . import control as ctl
 from .flags import DFlag
 from .framing import TICK_FRAME, FrameReader, FrameTooLarge, data_frame
@@ -53,13 +52,13 @@ _NO_PAYLOAD = object()
 class Waiter(Protocol):
     """Something that must fail at once when the connection goes (an RPC, a receive)."""
 
-    def connection_lost(self, conn: "Connection", reason: str) -> None: ...
+    def connection_lost(self, conn: Connection, reason: str) -> None: ...
 
 
 class Connection:
     """An established connection to one peer node. Made by ``LocalNode.connect``."""
 
-    def __init__(self, node: "LocalNode", protocol: "_DistProtocol", result: HandshakeResult,
+    def __init__(self, node: LocalNode, protocol: _DistProtocol, result: HandshakeResult,
                  tick_time: float | None = None) -> None:
         self.node = node
         self.peer = result.peer_name

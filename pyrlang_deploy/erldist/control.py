@@ -44,7 +44,7 @@ class Control:
         return (self.OP, *(EMPTY if f is None else getattr(self, f) for f in self.LAYOUT))
 
     @classmethod
-    def from_term(cls, t: tuple) -> "Control":
+    def from_term(cls, t: tuple) -> Control:
         if len(t) < 1 + len(cls.LAYOUT):
             raise IndexError(cls.__name__)
         obj = cls.__new__(cls)
@@ -154,7 +154,7 @@ ALTACT_EXIT = 1 << 4  # an exit/2 signal; the payload is its reason
 
 @_op(37, ("flags", "from_pid", "to"), payload=True)
 class AltactSigSend:
-    def legacy(self) -> "Control | None":
+    def legacy(self) -> Control | None:
         """The pre-28 op that means the same (a priority send is still a send);
         None for exit/2 to an alias, which no older op can say."""
         f = self.flags if isinstance(self.flags, int) else 0

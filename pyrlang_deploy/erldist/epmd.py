@@ -98,13 +98,13 @@ def parse_names(data: bytes) -> list[tuple[str, int]]:
 async def _request(host: str, port: int, request: bytes, timeout: float, limit: int) -> bytes:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else _cause(exc)
         raise EpmdUnreachable(f"epmd not reachable on {host}:{port} ({cause})") from None
     try:
         writer.write(request)
         return await asyncio.wait_for(_read_to_eof(reader, limit, host, port), timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else _cause(exc)
         raise EpmdUnreachable(f"epmd on {host}:{port} did not answer ({cause})") from None
     finally:

@@ -12,7 +12,8 @@ requests are written to a ``write(str)`` callback; input requests get ``eof``
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ErldeployError
 from ..term.types import Atom, ImproperList, Pid
@@ -66,7 +67,7 @@ class IoServer:
 
     __slots__ = ("node", "pid", "write")
 
-    def __init__(self, node: "LocalNode", pid: Pid, write: Callable[[str], Any]) -> None:
+    def __init__(self, node: LocalNode, pid: Pid, write: Callable[[str], Any]) -> None:
         self.node = node
         self.pid = pid
         self.write = write

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import secrets
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..cookie import read_cookie_file  # noqa: F401 (re-exported: erldist.node.read_cookie_file)
 from ..errors import ConnectError, HandshakeError, UsageError
@@ -119,7 +120,7 @@ class LocalNode:
     def __repr__(self) -> str:  # never the cookie
         return f"<LocalNode {self.table.node or self._alive} creation={self.creation} peers={sorted(self._conns)}>"
 
-    async def __aenter__(self) -> "LocalNode":
+    async def __aenter__(self) -> LocalNode:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MailboxClosed, NodeDown, ReceiveTimeout
 from ..term.types import Atom, Pid, Reference
@@ -36,7 +37,7 @@ class LocalProcess:
 
     __slots__ = ("node", "_pid", "closed")
 
-    def __init__(self, node: "LocalNode", pid: Pid | None) -> None:
+    def __init__(self, node: LocalNode, pid: Pid | None) -> None:
         self.node = node
         self._pid = pid
         self.closed = False
@@ -79,7 +80,7 @@ class Mailbox(LocalProcess):
 
     __slots__ = ("_queue", "_waiters")
 
-    def __init__(self, node: "LocalNode", pid: Pid) -> None:
+    def __init__(self, node: LocalNode, pid: Pid) -> None:
         super().__init__(node, pid)
         self._queue: deque[Any] = deque()
         self._waiters: list[tuple[Callable[[Any], bool] | None, asyncio.Future]] = []
@@ -87,7 +88,7 @@ class Mailbox(LocalProcess):
     def __repr__(self) -> str:
         return f"<Mailbox {self.pid}{' closed' if self.closed else ''}>"
 
-    async def __aenter__(self) -> "Mailbox":
+    async def __aenter__(self) -> Mailbox:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -144,7 +145,7 @@ class Mailbox(LocalProcess):
             if timeout is None:
                 return await fut
             return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ReceiveTimeout(f"no matching message at {self.pid} within {timeout:g}s") from None
         finally:
             if entry in self._waiters:

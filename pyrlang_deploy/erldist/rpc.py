@@ -13,7 +13,8 @@ import asyncio
 import logging
 import struct
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NodeDown, RpcError, RpcTimeout, UsageError
 from ..term import decode, encode_body
@@ -54,7 +55,7 @@ class RpcCall(LocalProcess):
     __slots__ = ("conn", "future", "io", "peer", "module", "function", "nargs", "wire_pid",
                  "reply_prefix", "timeout", "stop_on_timeout", "stopping", "deadlines", "_ids", "_ref", "_ref_ids")
 
-    def __init__(self, node: "LocalNode", conn: "Connection", future: asyncio.Future, peer: str,
+    def __init__(self, node: LocalNode, conn: Connection, future: asyncio.Future, peer: str,
                  module: str, function: str, nargs: int, io: Callable[[str], Any] | None,
                  pid_ids: tuple[int, int], wire_pid: bytes, ref_ids: tuple[int, int, int], wire_ref: bytes) -> None:
         LocalProcess.__init__(self, node, None)  # the Pid object is made on first use
@@ -139,7 +140,7 @@ class RpcCall(LocalProcess):
         if not self.future.done():
             self.future.cancel()
 
-    def connection_lost(self, conn: "Connection", reason: str) -> None:
+    def connection_lost(self, conn: Connection, reason: str) -> None:
         self._finish()
         if not self.future.done():
             self.future.set_exception(NodeDown.during_call(self.peer, self.mfa, reason))
@@ -208,7 +209,7 @@ _CTRL_TAIL = b"w\x00w\x03rex\x83h\x03w\t$gen_callh\x02"  # '', rex}  then {'$gen
 _CALL_HEAD = b"h\x05w\x04call"  # {call, M, F, Args, GroupLeader}
 
 
-def start_call(node: "LocalNode", conn: "Connection", module: str, function: str, args: list,
+def start_call(node: LocalNode, conn: Connection, module: str, function: str, args: list,
                timeout: float | None, io: Callable[[str], Any] | None, stop_on_timeout: bool = True) -> RpcCall:
     """Send one call on an open connection; its ``future`` resolves to the result.
 
@@ -238,7 +239,7 @@ def start_call(node: "LocalNode", conn: "Connection", module: str, function: str
     return proc
 
 
-async def _write_large(conn: "Connection", pieces: list, proc: RpcCall) -> None:
+async def _write_large(conn: Connection, pieces: list, proc: RpcCall) -> None:
     try:
         await conn.write_large(pieces)
     except NodeDown as exc:
@@ -247,7 +248,7 @@ async def _write_large(conn: "Connection", pieces: list, proc: RpcCall) -> None:
             proc.future.set_exception(exc)
 
 
-async def call(node: "LocalNode", peer: str, module: str, function: str, args: Any = (), *,
+async def call(node: LocalNode, peer: str, module: str, function: str, args: Any = (), *,
                timeout: float | None = 30.0, io: Callable[[str], Any] | None = None,
                stop_on_timeout: bool = True) -> Any:
     """``module:function(*args)`` on ``peer`` through its ``rex`` server.
@@ -290,7 +291,7 @@ async def call(node: "LocalNode", peer: str, module: str, function: str, args: A
         raise
 
 
-def call_future(node: "LocalNode", peer: str, module: str, function: str, args: Any = (), *,
+def call_future(node: LocalNode, peer: str, module: str, function: str, args: Any = (), *,
                 timeout: float | None = 30.0, io: Callable[[str], Any] | None = None) -> asyncio.Future:
     """Like :func:`call` but returns the future at once (no Task per call).
 
@@ -315,7 +316,7 @@ _STOP_SOURCE = ("[exit(P, kill) || P <- erlang:processes(), P =/= self(), "
                 "erlang:process_info(P, group_leader) =:= {group_leader, Leader}], ok.")
 
 
-async def stop_calls_led_by(node: "LocalNode", peer: str, leader: Pid) -> None:
+async def stop_calls_led_by(node: LocalNode, peer: str, leader: Pid) -> None:
     """Kill the processes on ``peer`` whose group leader is our pid ``leader``."""
     from ..remote_eval import eval_erlang
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .plan import NodeTarget
 
 
-async def adopt(ops: "NodeOps", t: "NodeTarget") -> str:
+async def adopt(ops: NodeOps, t: NodeTarget) -> str:
     """Adopt one node; returns what was done, one line."""
     node = t.node
     done = []

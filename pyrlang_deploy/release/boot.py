@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .nodeops import NodeOps
 
 
-async def keep_in_step(ops: "NodeOps", node: str, root: str, releases_dir: str, name: str, vsn: str) -> list[str]:
+async def keep_in_step(ops: NodeOps, node: str, root: str, releases_dir: str, name: str, vsn: str) -> list[str]:
     """Make the next boot start VSN; what was changed, one line each (empty: nothing to do)."""
     rpc = ops.rpc
     done: list[str] = []

@@ -42,7 +42,7 @@ end.
 """
 
 
-async def switch(ops: "NodeOps", node: str, releases_dir: str, from_vsn: str, to_vsn: str) -> str | None:
+async def switch(ops: NodeOps, node: str, releases_dir: str, from_vsn: str, to_vsn: str) -> str | None:
     """None when the node has no consolidated dir of from_vsn in its path (not a mix
     release); else one line saying what was switched and loaded."""
     new = f"{releases_dir}/{to_vsn}/consolidated"

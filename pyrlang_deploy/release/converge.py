@@ -9,7 +9,8 @@ install run again, aimed at the release the cluster decided on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..term.types import Atom
 from .terms import text
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from .status import ClusterStatus
 
 
-def converge_target(outcomes: Iterable["NodeOutcome"], to_vsn: str, from_vsn: str | None,
+def converge_target(outcomes: Iterable[NodeOutcome], to_vsn: str, from_vsn: str | None,
                     decided: str | None) -> str | None:
     """The release to converge on when the reachable nodes are not all on one release; else None."""
     seen = [(o.current, o.permanent) for o in outcomes if o.current is not None]
@@ -34,7 +35,7 @@ def converge_target(outcomes: Iterable["NodeOutcome"], to_vsn: str, from_vsn: st
     return to_vsn if any(p == to_vsn for _, p in seen) else from_vsn
 
 
-def converge_hint(outcomes: Iterable["NodeOutcome"], to_vsn: str, from_vsn: str | None,
+def converge_hint(outcomes: Iterable[NodeOutcome], to_vsn: str, from_vsn: str | None,
                   decided: str | None) -> str | None:
     """'the cluster is split (...); converge with: erldeploy install V -n A -n B'."""
     outs = list(outcomes)
@@ -61,7 +62,7 @@ def split_hint(runs: dict[str, tuple[str | None, str | None]], committed: dict[s
             f"converge with: erldeploy install {target} " + " ".join(f"-n {n}" for n in sorted(seen)))
 
 
-async def status_hint(ops: "NodeOps", st: "ClusterStatus") -> str | None:
+async def status_hint(ops: NodeOps, st: ClusterStatus) -> str | None:
     """split_hint from the nodes' recorded guard outcomes (persistent_term: no agent needed)."""
     if st.one_release:
         return None

@@ -14,8 +14,8 @@ and everything outside lib/ and erts-*/ (releases/, bin/) always goes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 
 def unit_of(member: str) -> str | None:

@@ -11,7 +11,8 @@ reports captured on the node during the upgrade window are attached to its outco
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentError, ErldeployError, ReleaseError
 from .agent import AgentClient, GuardEvent, decision
@@ -33,8 +34,8 @@ class AgentExecutor:
     # the guard checks (check_install_release), installs and verifies on the node itself
     verifies_on_node = True
 
-    def __init__(self, ops: "NodeOps", local: "LocalNode", steps: "NodeSteps", emit: "Emit", vsn: str,
-                 opts: "InstallOptions", nodes: list[str] | None = None):
+    def __init__(self, ops: NodeOps, local: LocalNode, steps: NodeSteps, emit: Emit, vsn: str,
+                 opts: InstallOptions, nodes: list[str] | None = None):
         self.ops = ops
         self.local = local
         self.nodes = list(nodes or [])        # every node a guard may hold in this run
@@ -55,20 +56,20 @@ class AgentExecutor:
 
     # --- steps ---------------------------------------------------------------------
 
-    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str, name: str,
+    async def upload(self, node: str, tar: TarballInfo, releases_dir: str, name: str,
                      progress: Callable[[int, int], None] | None = None) -> None:
         self.touched.add(node)
         await self.client.upload(node, tar.path, progress=progress, name=name, sha256=tar.sha256, md5=tar.md5,
                                  releases_dir=releases_dir)
 
-    async def ship(self, nodes: "Sequence[str]", tar: "TarballInfo", name: str, full_for: "Sequence[str]" = ()
-                   ) -> "dict[str, Delivery]":
+    async def ship(self, nodes: Sequence[str], tar: TarballInfo, name: str, full_for: Sequence[str] = ()
+                   ) -> dict[str, Delivery]:
         """The payload into every node's releases dir at once: deltas, relayed (ship.py)."""
         from .ship import ship
 
         self.touched.update(nodes)
 
-        def shown(d: "Delivery") -> None:
+        def shown(d: Delivery) -> None:
             # bytes per node and where they came from; a miss uploads again in the node's stage
             self.emit(d.node, "upload", "ok" if d.ok else "info", d.describe(), seconds=d.seconds)
 
@@ -76,7 +77,7 @@ class AgentExecutor:
                           progress=lambda n, done, total: self.emit(n, "upload", "progress", done=done,
                                                                     total=total))
 
-    async def install(self, node: str, out: "NodeOutcome", expected_apps: dict[str, str]) -> None:
+    async def install(self, node: str, out: NodeOutcome, expected_apps: dict[str, str]) -> None:
         self.touched.add(node)
 
         def on_event(ev: GuardEvent) -> None:

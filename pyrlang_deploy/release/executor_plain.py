@@ -6,7 +6,8 @@ running `install` again completes the job.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import ConnectError, NodeDown, ReleaseError
 from .upload import upload_plain
@@ -22,17 +23,17 @@ if TYPE_CHECKING:
 class PlainExecutor:
     verifies_on_node = False   # the installer checks and verifies from here
 
-    def __init__(self, ops: "NodeOps", steps: "NodeSteps", emit: "Emit", vsn: str):
+    def __init__(self, ops: NodeOps, steps: NodeSteps, emit: Emit, vsn: str):
         self.ops = ops
         self.steps = steps
         self.emit = emit
         self.vsn = vsn
 
-    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str, name: str,
+    async def upload(self, node: str, tar: TarballInfo, releases_dir: str, name: str,
                      progress: Callable[[int, int], None] | None = None) -> None:
         await upload_plain(self.ops, node, tar, releases_dir, progress, name=name)
 
-    async def install(self, node: str, outcome: "NodeOutcome", expected_apps: dict[str, str]) -> None:
+    async def install(self, node: str, outcome: NodeOutcome, expected_apps: dict[str, str]) -> None:
         await self.move(node, self.vsn)
 
     async def abort(self, node: str, back_to: str) -> None:

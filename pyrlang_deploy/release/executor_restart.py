@@ -25,8 +25,9 @@ restart relup needs none of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectError, NodeDown, PreflightError, ReleaseError, RpcError
 from ..term.types import Atom
@@ -68,13 +69,13 @@ def restart_relup(existing: Any, vsn: str, from_vsn: str) -> tuple:
     return (vsn, [(from_vsn, descr, RESTART)] + ups, [(from_vsn, descr, RESTART)] + downs)
 
 
-def restarts_both_ways(relup: "Relup", from_vsn: str) -> bool:
+def restarts_both_ways(relup: Relup, from_vsn: str) -> bool:
     """The relup restarts the emulator up from from_vsn and down to it: used as it is."""
     return "restart_emulator" in relup.up_from.get(from_vsn, ()) and \
         "restart_emulator" in relup.down_to.get(from_vsn, ())
 
 
-def relup_note(relup: "Relup | None", vsn: str, from_vsn: str | None) -> str:
+def relup_note(relup: Relup | None, vsn: str, from_vsn: str | None) -> str:
     """What restart mode does with the relup, for the plan's notes."""
     how = ("each node in turn: drain (if given), install_release, heart restarts it into "
            f"{vsn} by sasl's start_prg with releases/new_start_erl.data, wait until it is back on {vsn}, verify")
@@ -117,7 +118,7 @@ class RestartFacts:
     problem: str | None         # why the node cannot be restarted into VSN, or None
 
 
-async def restart_facts(ops: "NodeOps", node: str, root_dir: str) -> RestartFacts:
+async def restart_facts(ops: NodeOps, node: str, root_dir: str) -> RestartFacts:
     heart = await ops.rpc(node, "erlang", "whereis", [Atom("heart")]) != "undefined"
     env = await ops.rpc(node, "application", "get_env", [Atom("sasl"), Atom("start_prg")])
     prg = text(env[1]) if is_tagged(env, "ok", 2) else f"{root_dir}/bin/start"
@@ -142,7 +143,7 @@ async def restart_facts(ops: "NodeOps", node: str, root_dir: str) -> RestartFact
     return RestartFacts(node, heart, prg, "; ".join(problems) or None)
 
 
-async def preflight(ops: "NodeOps", plan: "Plan") -> dict[str, RestartFacts]:
+async def preflight(ops: NodeOps, plan: Plan) -> dict[str, RestartFacts]:
     """Refuse (PreflightError, nothing changed) unless every node to restart runs heart and
     has a start program that boots the data file it is given."""
     todo = [n for b in plan.batches for n in b]
@@ -167,8 +168,8 @@ async def preflight(ops: "NodeOps", plan: "Plan") -> dict[str, RestartFacts]:
 class RestartExecutor:
     verifies_on_node = False   # the installer checks and verifies from here
 
-    def __init__(self, ops: "NodeOps", steps: "NodeSteps", emit: "Emit", plan: "Plan",
-                 hooks: "HookRunner | None" = None, drain: "HookCall | None" = None):
+    def __init__(self, ops: NodeOps, steps: NodeSteps, emit: Emit, plan: Plan,
+                 hooks: HookRunner | None = None, drain: HookCall | None = None):
         self.ops = ops
         self.steps = steps
         self.emit = emit
@@ -178,11 +179,11 @@ class RestartExecutor:
         self.drain = drain
         self.start_prg: dict[str, str] = {}
 
-    async def upload(self, node: str, tar: "TarballInfo", releases_dir: str, name: str,
+    async def upload(self, node: str, tar: TarballInfo, releases_dir: str, name: str,
                      progress: Callable[[int, int], None] | None = None) -> None:
         await upload_plain(self.ops, node, tar, releases_dir, progress, name=name)
 
-    async def install(self, node: str, outcome: "NodeOutcome", expected_apps: dict[str, str]) -> None:
+    async def install(self, node: str, outcome: NodeOutcome, expected_apps: dict[str, str]) -> None:
         t = self.plan.target(node)
         if not outcome.from_vsn:
             raise ReleaseError(f"{node}: no running release to restart from", node=node)

@@ -13,8 +13,9 @@ while it runs, and is kept in the report with its value.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ErldeployError, ReleaseError
 from .terms import is_tagged, show
@@ -71,7 +72,7 @@ def failed(value: Any) -> bool:
 class HookRunner:
     """Runs hook calls and keeps every result (the report lists them in order)."""
 
-    def __init__(self, ops: "NodeOps", emit: Callable[..., None], *, timeout: float,
+    def __init__(self, ops: NodeOps, emit: Callable[..., None], *, timeout: float,
                  on_output: Output | None = None):
         self.ops = ops
         self.emit = emit

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConnectError, ErldeployError, NodeDown, ReleaseError
 from . import adopt, boot, consolidated
@@ -58,10 +59,10 @@ class InstallOptions:
     max_parallel: int = 0                   # the largest wave (0: no cap)
     on_event: Callable[[Event], None] | None = None
     restart: bool = False                   # restart mode (executor_restart.py)
-    before: "HookCall | None" = None        # hooks.py
-    after: "HookCall | None" = None
-    drain: "HookCall | None" = None         # restart mode only
-    on_output: "Output | None" = None       # a hook's io output, as it comes
+    before: HookCall | None = None        # hooks.py
+    after: HookCall | None = None
+    drain: HookCall | None = None         # restart mode only
+    on_output: Output | None = None       # a hook's io output, as it comes
 
     def plan_options(self, vsn: str) -> PlanOptions:
         return PlanOptions(vsn=vsn, strategy=self.strategy, batch=self.batch, agent=self.agent,
@@ -117,8 +118,8 @@ class Executor(Protocol):
     async def close(self) -> None: ...
 
 
-def executor_for(plan: Plan, ops: "NodeOps", local: "LocalNode", steps: NodeSteps, emit: Emit,
-                 opts: InstallOptions, hooks: "HookRunner | None" = None) -> Executor:
+def executor_for(plan: Plan, ops: NodeOps, local: LocalNode, steps: NodeSteps, emit: Emit,
+                 opts: InstallOptions, hooks: HookRunner | None = None) -> Executor:
     if plan.restart:
         from .executor_restart import RestartExecutor
         return RestartExecutor(ops, steps, emit, plan, hooks=hooks, drain=opts.drain)
@@ -151,7 +152,7 @@ def outcomes_of(plan: Plan) -> dict[str, NodeOutcome]:
 class Installer:
     """One install (or rollback) run, following a Plan with one executor."""
 
-    def __init__(self, ops: "NodeOps", plan: Plan, executor: Executor, steps: NodeSteps, opts: InstallOptions,
+    def __init__(self, ops: NodeOps, plan: Plan, executor: Executor, steps: NodeSteps, opts: InstallOptions,
                  *, emit: Emit, action: str = "install"):
         self.c = ops
         self.plan = plan
@@ -449,7 +450,7 @@ class _InstallFailed(Exception):
     pass
 
 
-async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, action: str = "install"
+async def transition(cluster: Cluster, vsn: str, opts: InstallOptions, *, action: str = "install"
                      ) -> InstallReport:
     """Preflight, plan, then (unless it is a no-op or a dry run) the run with its executor."""
     check_strategy(opts.strategy)
@@ -463,7 +464,7 @@ async def transition(cluster: "Cluster", vsn: str, opts: InstallOptions, *, acti
         return await _transition(cluster, vsn, opts, action, emit)
 
 
-async def _transition(cluster: "Cluster", vsn: str, opts: InstallOptions, action: str, emit: Emit
+async def _transition(cluster: Cluster, vsn: str, opts: InstallOptions, action: str, emit: Emit
                       ) -> InstallReport:
     steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
     plan = await prepare(cluster, steps, cluster.members, cluster.unreachable, opts.plan_options(vsn), opts.tar)
@@ -508,10 +509,10 @@ async def _transition(cluster: "Cluster", vsn: str, opts: InstallOptions, action
     return report
 
 
-async def install(cluster: "Cluster", vsn: str, **options: Any) -> InstallReport:
+async def install(cluster: Cluster, vsn: str, **options: Any) -> InstallReport:
     return await transition(cluster, vsn, InstallOptions(**options))
 
 
-async def rollback(cluster: "Cluster", vsn: str | None = None, **options: Any) -> InstallReport:
+async def rollback(cluster: Cluster, vsn: str | None = None, **options: Any) -> InstallReport:
     target = vsn or await previous_release(cluster, cluster.members)
     return await transition(cluster, target, InstallOptions(**options), action="rollback")

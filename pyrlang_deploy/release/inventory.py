@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import zlib
+from collections.abc import Awaitable, Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 from ..errors import AgentError, RpcError
 from .delta import Contents, Inventory, Unit, unit_of

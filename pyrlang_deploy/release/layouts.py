@@ -29,8 +29,8 @@ var/start_erl.data (nothing writes it: we keep it in step).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..errors import PreflightError
 

@@ -28,10 +28,11 @@ import getpass
 import os
 import socket
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ReleaseError
 from ..remote_eval import eval_erlang
@@ -116,7 +117,7 @@ class Holder:
     connected: bool = True     # the holder's node is still connected to `node`
 
     @classmethod
-    def of(cls, node: str, lock_pid: Any, info: Any, connected: bool = True) -> "Holder":
+    def of(cls, node: str, lock_pid: Any, info: Any, connected: bool = True) -> Holder:
         info = info if isinstance(info, dict) else {}
 
         def get(k: str, default: Any = "?") -> Any:
@@ -166,14 +167,14 @@ def holder_info(local_name: str, doing: str) -> dict[str, Any]:
     except Exception:      # no passwd entry (containers)
         user = str(os.getuid())
     return {"user": user.encode(), "host": socket.gethostname().encode(), "os_pid": os.getpid(),
-            "since": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ").encode(),
+            "since": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode(),
             "doing": doing.encode(), "controller": local_name.encode()}
 
 
 class DeployLock:
     """The lock on a set of nodes, held by one mailbox of ours (the monitored owner)."""
 
-    def __init__(self, cluster: "Cluster", nodes: list[str], doing: str,
+    def __init__(self, cluster: Cluster, nodes: list[str], doing: str,
                  on_wait: Callable[[str, str], None] | None = None) -> None:
         self.c = cluster
         self.nodes = sorted(dict.fromkeys(nodes))
@@ -251,7 +252,7 @@ class DeployLock:
 
 
 @asynccontextmanager
-async def deploy_lock(cluster: "Cluster", doing: str, nodes: list[str] | None = None,
+async def deploy_lock(cluster: Cluster, doing: str, nodes: list[str] | None = None,
                       on_wait: Callable[[str, str], None] | None = None) -> AsyncIterator[DeployLock]:
     """Hold the deploy lock on `nodes` (default: the cluster's members) for the block."""
     lock = DeployLock(cluster, list(cluster.members if nodes is None else nodes), doing, on_wait)
@@ -262,7 +263,7 @@ async def deploy_lock(cluster: "Cluster", doing: str, nodes: list[str] | None = 
         await lock.release()
 
 
-async def lock_status(cluster: "Cluster", node: str) -> Holder | None:
+async def lock_status(cluster: Cluster, node: str) -> Holder | None:
     """The holder of the lock on `node`, None when it is free."""
     r = await eval_erlang(cluster.rpc, node, _SHOW)
     if is_tagged(r, "held", 4):
@@ -270,7 +271,7 @@ async def lock_status(cluster: "Cluster", node: str) -> Holder | None:
     return None
 
 
-async def break_lock(cluster: "Cluster", holder: Holder) -> str:
+async def break_lock(cluster: Cluster, holder: Holder) -> str:
     """Free the lock `holder` holds on its node: broken | already_free | changed (a newer holder)."""
     if not holder.known_dead():
         raise ReleaseError(f"{holder.node}: the lock holder is not known to be dead ({holder.describe()}); "

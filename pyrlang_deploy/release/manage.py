@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import PreflightError, ReleaseError
-from .status import cluster_status
 from .boot import keep_in_step
+from .status import cluster_status
 from .steps import make_permanent
 from .terms import show
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..cluster import Cluster, NodeResult
 
 
-async def make_permanent_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeResult[str]"]:
+async def make_permanent_everywhere(c: Cluster, vsn: str) -> dict[str, NodeResult[str]]:
     st = await cluster_status(c, c.members, full=False)
     problems = []
     for n in st.nodes:
@@ -36,7 +36,7 @@ async def make_permanent_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeRe
     return await c.each(one)
 
 
-async def remove_everywhere(c: "Cluster", vsn: str) -> dict[str, "NodeResult[str]"]:
+async def remove_everywhere(c: Cluster, vsn: str) -> dict[str, NodeResult[str]]:
     st = await cluster_status(c, c.members, full=False)
     problems = []
     for n in st.nodes:

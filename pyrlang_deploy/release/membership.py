@@ -32,7 +32,7 @@ class Expected:
     source: str = ""                 # where it came from, for the message
 
 
-async def seen_gone(ops: "NodeOps", members: list[str]) -> dict[str, list[str]]:
+async def seen_gone(ops: NodeOps, members: list[str]) -> dict[str, list[str]]:
     """node that is gone -> the members that knew it (nodes(known) but not connected)."""
     async def one(node: str) -> tuple[set[str], set[str]]:
         known = await ops.rpc(node, "erlang", "nodes", [Atom("known")])
@@ -71,5 +71,5 @@ def missing(members: list[str], unreachable: list[str], expected: Expected,
     return out
 
 
-async def check(ops: "NodeOps", members: list[str], unreachable: list[str], expected: Expected) -> list[str]:
+async def check(ops: NodeOps, members: list[str], unreachable: list[str], expected: Expected) -> list[str]:
     return missing(members, unreachable, expected, await seen_gone(ops, members))

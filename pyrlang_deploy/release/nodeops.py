@@ -7,7 +7,8 @@ the cluster (members, connections, the local node) than this.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ..cluster import NodeResult
@@ -22,6 +23,6 @@ class NodeOps(Protocol):
         ...
 
     async def each(self, fn: Callable[[str], Awaitable[T]], nodes: Iterable[str] | None = None
-                   ) -> dict[str, "NodeResult[T]"]:
+                   ) -> dict[str, NodeResult[T]]:
         """fn(node) on every node concurrently; a NodeResult per node, failures included."""
         ...

@@ -15,8 +15,9 @@ tarball where no tarball was given, then the relup (up entry and down path).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PreflightError
 from .layouts import kept_old
@@ -50,7 +51,7 @@ class NodeFacts:
 
     writable: bool | None = None        # a new file can be made in the releases dir (None: not probed)
     free_bytes: int | None = None       # free space in the releases dir's file system
-    unpacked_relup: "Relup | None" = None   # the target's relup as unpacked there (stale-release check)
+    unpacked_relup: Relup | None = None   # the target's relup as unpacked there (stale-release check)
     lib_dirs: frozenset[str] | None = None  # names under ROOT/lib, read when the tarball omits libs
 
 
@@ -59,8 +60,8 @@ class Relups:
     """The relups preflight read: the target release's, and (when the target's has no
     entry for the running version) the running release's, for a downgrade."""
 
-    target: "Relup | None" = None
-    running: "Relup | None" = None
+    target: Relup | None = None
+    running: Relup | None = None
 
 
 @dataclass(frozen=True)
@@ -94,10 +95,10 @@ class Plan:
     notes: tuple[str, ...] = ()
     # not part of the JSON report: what the run needs
     nodes: tuple[NodeTarget, ...] = field(default=(), repr=False)
-    layout: "Layout | None" = None                  # the unpack name, where the tarball goes (layouts.py)
+    layout: Layout | None = None                  # the unpack name, where the tarball goes (layouts.py)
     adopt: tuple[str, ...] = ()                     # nodes adopted before anything else (mix releases)
     replace_unpacked: tuple[str, ...] = ()          # nodes whose stale unpacked VSN is removed first
-    tar: "TarballInfo | None" = field(default=None, repr=False, compare=False)
+    tar: TarballInfo | None = field(default=None, repr=False, compare=False)
     expected_apps: tuple[tuple[str, str], ...] = ()  # app -> vsn of the target .rel, when known here
     restart: bool = False                           # restart mode: executor_restart, no relup needed
     warnings: tuple[str, ...] = ()                  # doctor's, "NODE: warning": shown, never a refusal
@@ -182,7 +183,7 @@ class Survey:
         return self.todo[0] if self.todo else None
 
 
-def survey(statuses: Sequence["NodeStatus"], vsn: str) -> Survey:
+def survey(statuses: Sequence[NodeStatus], vsn: str) -> Survey:
     """Refuse nodes that cannot be upgraded and a cluster on several releases."""
     problems: list[str] = []
     for n in statuses:
@@ -219,8 +220,8 @@ def staged_name(release: str, vsn: str) -> str:
     return f"{release}-{vsn}.tar.gz"
 
 
-def plan(statuses: Sequence["NodeStatus"], tarball: "TarballInfo | None", relups: Relups,
-         options: PlanOptions, *, staged: frozenset[str] = frozenset(), staged_layout: "Layout | None" = None,
+def plan(statuses: Sequence[NodeStatus], tarball: TarballInfo | None, relups: Relups,
+         options: PlanOptions, *, staged: frozenset[str] = frozenset(), staged_layout: Layout | None = None,
          facts: Mapping[str, NodeFacts] | None = None, advice: Mapping[str, Sequence[str]] | None = None
          ) -> Plan:
     """The plan, or the PreflightError that refuses it.
@@ -328,13 +329,13 @@ def _direction(vsn: str, from_vsn: str, relups: Relups) -> str:
                          f"version {from_vsn} (it upgrades from: {known})")
 
 
-def needs_running_relup(vsn: str, from_vsn: str, target: "Relup | None") -> bool:
+def needs_running_relup(vsn: str, from_vsn: str, target: Relup | None) -> bool:
     """The running release's relup is read only when the target's cannot decide."""
     del vsn
     return target is None or from_vsn not in target.up_from
 
 
-def _stale(statuses: Sequence["NodeStatus"], tar: "TarballInfo", facts: Mapping[str, NodeFacts],
+def _stale(statuses: Sequence[NodeStatus], tar: TarballInfo, facts: Mapping[str, NodeFacts],
            options: PlanOptions) -> tuple[str, ...]:
     """Nodes where VSN is unpacked from another build than this tarball (its apps or its
     relup differ): refused, or with --replace-unpacked, replaced."""
@@ -361,7 +362,7 @@ def _stale(statuses: Sequence["NodeStatus"], tar: "TarballInfo", facts: Mapping[
     return tuple(stale)
 
 
-def _same_relup(a: "Relup | None", b: "Relup") -> bool:
+def _same_relup(a: Relup | None, b: Relup) -> bool:
     return a is not None and a.up_from == b.up_from and a.down_to == b.down_to
 
 
@@ -372,8 +373,8 @@ def replace_survey(sv: Survey, replace: tuple[str, ...], order: list[str]) -> Su
                   tuple(n for n in order if n in need))
 
 
-def _check_space(by: Mapping[str, "NodeStatus"], facts: Mapping[str, NodeFacts], need_upload: Sequence[str],
-                 need_unpack: Sequence[str], tar: "TarballInfo | None") -> None:
+def _check_space(by: Mapping[str, NodeStatus], facts: Mapping[str, NodeFacts], need_upload: Sequence[str],
+                 need_unpack: Sequence[str], tar: TarballInfo | None) -> None:
     problems = []
     for n in need_unpack:
         f = facts.get(n)
@@ -390,7 +391,7 @@ def _check_space(by: Mapping[str, "NodeStatus"], facts: Mapping[str, NodeFacts],
         raise PreflightError(REFUSED + "; ".join(problems))
 
 
-def _check_libs(facts: Mapping[str, NodeFacts], need_unpack: Sequence[str], tar: "TarballInfo | None") -> None:
+def _check_libs(facts: Mapping[str, NodeFacts], need_unpack: Sequence[str], tar: TarballInfo | None) -> None:
     """A partial tarball (libs left out, as `erldeploy relup` writes by default) only
     installs where the node has those lib dirs: check_install_release would fail after
     the unpack otherwise."""

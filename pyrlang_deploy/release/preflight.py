@@ -12,8 +12,9 @@ rollback goes back to.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from ..doctor import doctor_warnings
 from ..errors import PreflightError
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from .steps import NodeSteps
 
 
-async def prepare(ops: "NodeOps", steps: "NodeSteps", members: Iterable[str], unreachable: Mapping[str, Exception],
+async def prepare(ops: NodeOps, steps: NodeSteps, members: Iterable[str], unreachable: Mapping[str, Exception],
                   options: PlanOptions, tar: Path | TarballInfo | None) -> Plan:
     """Everything checked, on every node, before any node changes; the plan to follow."""
     members = list(members)
@@ -67,7 +68,7 @@ async def prepare(ops: "NodeOps", steps: "NodeSteps", members: Iterable[str], un
                 advice=advice)
 
 
-async def _node_facts(ops: "NodeOps", steps: "NodeSteps", sts: list[NodeStatus], vsn: str,
+async def _node_facts(ops: NodeOps, steps: NodeSteps, sts: list[NodeStatus], vsn: str,
                       info: TarballInfo | None) -> dict[str, NodeFacts]:
     """Per node that will unpack: can its releases dir take the release (writable, free
     space), and, for a tarball that leaves libs out, the lib dirs it has; where VSN is
@@ -90,7 +91,7 @@ async def _node_facts(ops: "NodeOps", steps: "NodeSteps", sts: list[NodeStatus],
     return {node: r.value for node, r in res.items() if r.ok}
 
 
-async def _read_relups(steps: "NodeSteps", st: NodeStatus, vsn: str, from_vsn: str, info: TarballInfo | None,
+async def _read_relups(steps: NodeSteps, st: NodeStatus, vsn: str, from_vsn: str, info: TarballInfo | None,
                        staged_tar: str | None) -> Relups:
     target: Relup | None = info.relup if info is not None else None
     if info is None and st.release(vsn) is not None:
@@ -107,7 +108,7 @@ def _parsed(term) -> Relup | None:
     return parse_relup(term) if term is not None else None
 
 
-async def check_where_unpacked(ops: "NodeOps", steps: "NodeSteps", p: Plan) -> None:
+async def check_where_unpacked(ops: NodeOps, steps: NodeSteps, p: Plan) -> None:
     """check_install_release(VSN, [purge]) wherever VSN is unpacked already."""
     res = await ops.each(lambda n: steps.check_install(n, p.to_vsn), p.unpacked_already)
     bad = [str(r.error) for r in res.values() if not r.ok]
@@ -121,7 +122,7 @@ def _naming(node: str, e: BaseException) -> str:
     return text if text.startswith(node) else f"{node}: {text}"
 
 
-async def previous_release(ops: "NodeOps", members: Iterable[str]) -> str:
+async def previous_release(ops: NodeOps, members: Iterable[str]) -> str:
     """The release to go back to: the permanent one under a not-yet-permanent install,
     else the most recently replaced (`old`) one, agreed by every node."""
     choices = {}

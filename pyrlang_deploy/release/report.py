@@ -33,11 +33,11 @@ class InstallReport:
     to_vsn: str
     ok: bool
     message: str
-    plan: "Plan | None" = None
+    plan: Plan | None = None
     noop: bool = False
     dry_run: bool = False
-    nodes: "list[NodeOutcome]" = field(default_factory=list)
-    hooks: "list[HookResult]" = field(default_factory=list)     # hooks.py, in the order they ran
+    nodes: list[NodeOutcome] = field(default_factory=list)
+    hooks: list[HookResult] = field(default_factory=list)     # hooks.py, in the order they ran
 
     @property
     def exit_code(self) -> int:

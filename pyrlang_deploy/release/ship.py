@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from ..errors import ErldeployError
 from ..term.types import Atom
@@ -41,7 +42,7 @@ BUSY_RETRIES = 20          # a target's previous upload process may still be goi
 Progress = Callable[[str, int, int], None]
 
 
-async def ship(ops: "NodeOps", client: "AgentClient", nodes: Iterable[str], tar: "TarballInfo", name: str, *,
+async def ship(ops: NodeOps, client: AgentClient, nodes: Iterable[str], tar: TarballInfo, name: str, *,
                delta: bool = True, full_for: Iterable[str] = (), seeds: int = 1,
                on_delivery: Callable[[Delivery], None] | None = None,
                progress: Progress | None = None) -> dict[str, Delivery]:
@@ -96,7 +97,7 @@ async def ship(ops: "NodeOps", client: "AgentClient", nodes: Iterable[str], tar:
 
 
 class _Sender:
-    def __init__(self, ops: "NodeOps", client: "AgentClient", name: str, progress: Progress | None,
+    def __init__(self, ops: NodeOps, client: AgentClient, name: str, progress: Progress | None,
                  on_delivery: Callable[[Delivery], None] | None):
         self.ops, self.client, self.name = ops, client, name
         self.progress, self.on_delivery = progress, on_delivery

@@ -21,8 +21,9 @@ JSON schema (`erldeploy status --json`), "schema": "erldeploy.status/1":
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ErldeployError
 from . import snapshot
@@ -225,7 +226,7 @@ class ClusterStatus:
 
 
 
-async def node_status(cluster: "NodeOps", node: str, *, full: bool = True) -> NodeStatus:
+async def node_status(cluster: NodeOps, node: str, *, full: bool = True) -> NodeStatus:
     """One node's snapshot: one round trip (snapshot.py gathers everything on the node).
 
     full=False skips what the installer does not need (modified modules)."""
@@ -274,7 +275,7 @@ def _file_text(r: Any) -> str | None:
     return r[1].decode("utf-8", "replace") if is_tagged(r, "ok", 2) and isinstance(r[1], bytes) else None
 
 
-async def statuses(ops: "NodeOps", nodes: Iterable[str], *, full: bool = True) -> list[NodeStatus]:
+async def statuses(ops: NodeOps, nodes: Iterable[str], *, full: bool = True) -> list[NodeStatus]:
     """One snapshot per node, in the order given; an unreachable node is a snapshot saying so."""
     targets = list(nodes)
     for n in targets[:1]:      # the expression is parsed once, then every node evaluates it
@@ -287,7 +288,7 @@ async def statuses(ops: "NodeOps", nodes: Iterable[str], *, full: bool = True) -
             for n in targets]
 
 
-async def cluster_status(cluster: "Cluster", nodes: Iterable[str] | None = None, *,
+async def cluster_status(cluster: Cluster, nodes: Iterable[str] | None = None, *,
                          full: bool = True) -> ClusterStatus:
     """Every member's snapshot (or the given nodes'), the unreachable seeds included."""
     out = await statuses(cluster, cluster.members if nodes is None else nodes, full=full)

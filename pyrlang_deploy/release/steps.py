@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .nodeops import NodeOps
 
 
-async def make_permanent(ops: "NodeOps", node: str, vsn: str, *, timeout: float | None = None) -> None:
+async def make_permanent(ops: NodeOps, node: str, vsn: str, *, timeout: float | None = None) -> None:
     """release_handler:make_permanent(vsn): what a restart boots from now on."""
     r = await ops.rpc(node, "release_handler", "make_permanent", [vsn], timeout=timeout)
     if r != "ok":
@@ -40,7 +40,7 @@ class InstallAnswer:
 class NodeSteps:
     """release_handler calls on one cluster, node by node."""
 
-    def __init__(self, ops: "NodeOps", *, install_timeout: float = 600.0, restart_wait: float = 120.0):
+    def __init__(self, ops: NodeOps, *, install_timeout: float = 600.0, restart_wait: float = 120.0):
         self.c = ops
         self.install_timeout = install_timeout
         self.restart_wait = restart_wait
@@ -58,7 +58,7 @@ class NodeSteps:
             return text(r[1])
         raise ReleaseError(f"{node}: unpack_release({tar_stem}) failed: {show(error_reason(r))}", node=node)
 
-    async def unpack_as(self, node: str, releases_dir: str, layout: "Layout") -> None:
+    async def unpack_as(self, node: str, releases_dir: str, layout: Layout) -> None:
         """Move the uploaded tarball where the layout's unpack name wants it, unpack, and write
         back the .rel release_handler deletes; on failure remove what was uploaded (and a
         releases/VSN dir the failed unpack left), so a retry starts clean."""

@@ -7,7 +7,8 @@ integers reads `[1,2,3]` everywhere (never as control characters).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def text(v: Any) -> str:

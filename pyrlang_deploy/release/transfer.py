@@ -4,7 +4,8 @@ node lacks; with plain RPC the whole file to each node."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import ReleaseError
 from .status import cluster_status
@@ -16,10 +17,10 @@ if TYPE_CHECKING:
     from .relay import Delivery
 
 
-async def upload_everywhere(c: "Cluster", tar: TarballInfo, *, agent: bool = True, delta: bool = False,
+async def upload_everywhere(c: Cluster, tar: TarballInfo, *, agent: bool = True, delta: bool = False,
                             progress: Callable[[str, int, int], None] | None = None,
-                            on_delivery: Callable[["Delivery"], None] | None = None
-                            ) -> dict[str, "NodeResult"]:
+                            on_delivery: Callable[[Delivery], None] | None = None
+                            ) -> dict[str, NodeResult]:
     if agent:
         from ..cluster import NodeResult
         from .agent import AgentClient

@@ -8,8 +8,9 @@ already there with the same digest makes the upload a no-op.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ..errors import ReleaseError
 from ..remote_eval import eval_erlang
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 
 
-def upload_name(tar: "TarballInfo") -> str:
+def upload_name(tar: TarballInfo) -> str:
     """The name a tarball gets in the releases dir (install moves it where its layout needs)."""
     return tar.layout.upload_name if tar.layout is not None else tar.path.name
 
@@ -45,7 +46,7 @@ class UploadResult:
         return f"{self.path}: " + ("already there (same checksum)" if self.skipped else f"{self.bytes} bytes written")
 
 
-async def upload_plain(c: "NodeOps", node: str, tar: "TarballInfo", releases_dir: str,
+async def upload_plain(c: NodeOps, node: str, tar: TarballInfo, releases_dir: str,
                        progress: Callable[[int, int], None] | None = None, *, name: str | None = None
                        ) -> UploadResult:
     """Into releases_dir/name (default: the tarball's upload name, NAME-VSN.tar.gz)."""

@@ -18,6 +18,7 @@ import zlib
 from typing import Any
 
 from ..errors import DecodeError
+from .tags import VERSION  # noqa: F401 (decoder.VERSION: the one table of tag bytes)
 from .types import (
     Atom,
     BitString,
@@ -29,8 +30,6 @@ from .types import (
     Port,
     Reference,
 )
-
-from .tags import VERSION  # noqa: F401 (decoder.VERSION: the one table of tag bytes)
 
 # Building a big or deep structure (a large input; nesting this deep only comes
 # from odd or hostile input) makes the cyclic GC rescan the growing heap over

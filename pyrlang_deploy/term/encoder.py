@@ -11,8 +11,9 @@ from __future__ import annotations
 import gc
 import struct
 import zlib
+from collections.abc import Iterator
 from itertools import chain
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import EncodeError
 from .types import (

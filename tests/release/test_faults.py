@@ -260,8 +260,7 @@ def test_status_flags_expected_members_that_are_missing(cli, demo, tmp_path):
     assert p.returncode == 1, p.stdout + p.stderr
     assert f"{gone}: was connected to" in p.stdout + p.stderr, p.stdout + p.stderr
     cfg = tmp_path / "erldeploy.toml"
-    cfg.write_text('default_env = "t"\n[env.t]\nmembers = ["%s", "%s", "extra@127.0.0.1"]\n'
-                   % (demo.nodes[0], demo.nodes[1]))
+    cfg.write_text(f'default_env = "t"\n[env.t]\nmembers = ["{demo.nodes[0]}", "{demo.nodes[1]}", "extra@127.0.0.1"]\n')
     env = {**cli.env(), "ERLDEPLOY_CONFIG": str(cfg)}
     p = subprocess.run([sys.executable, "-m", "pyrlang_deploy.cli.main", "status", "-n", demo.nodes[0], "--json"],
                        capture_output=True, text=True, env=env)

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import demo_cluster
 import pytest
 
-import demo_cluster
 from tests.release.test_shell import Term
 from tests.support.nodes import Epmd
 from tests.support.tls import Pki, tls_args

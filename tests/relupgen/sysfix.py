@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import demo_releases as dr
+import demo_releases as dr  # noqa: E402 (from scripts/, put on the path above)
 
 APP = "demo"
 VERSIONS = {"0.0.1": 1, "0.0.2": 2}          # vsn -> demo_server's SHAPE

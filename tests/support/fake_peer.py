@@ -22,8 +22,9 @@ import secrets
 import struct
 import threading
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from pyrlang_deploy.erldist.flags import CLIENT_FLAGS, REQUIRED_PEER_FLAGS
 from pyrlang_deploy.term import Atom, decode, encode
@@ -93,7 +94,7 @@ class FakePeer:
 
     # --- life -------------------------------------------------------------------------
 
-    def __enter__(self) -> "FakePeer":
+    def __enter__(self) -> FakePeer:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
         return self

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from tests.support.nodes import _cluster, epmd_names
-from tests.support.realrel import root_pids, kill_root
+from tests.support.realrel import kill_root, root_pids
 
 BOOT_TIMEOUT = 90.0     # a loaded machine boots slowly
 

@@ -59,7 +59,7 @@ class Epmd:
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Epmd":
+    def start(self) -> Epmd:
         require("epmd")
         try:
             self.proc = _cluster.start_epmd(self.port, Path(os.devnull))
@@ -74,7 +74,7 @@ class Epmd:
         if self.proc is not None:
             _cluster.kill_proc(self.proc)
 
-    def __enter__(self) -> "Epmd":
+    def __enter__(self) -> Epmd:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -121,7 +121,7 @@ class ErlNode:
             cmd += ["-pa", p]
         return cmd + self.args
 
-    def start(self, timeout: float = 30.0, log_dir: Path | None = None) -> "ErlNode":
+    def start(self, timeout: float = 30.0, log_dir: Path | None = None) -> ErlNode:
         out = subprocess.DEVNULL
         if log_dir is not None:
             self.log_path = Path(log_dir) / f"{self.alive}.log"
@@ -174,7 +174,7 @@ class ErlNode:
 
     stop = kill
 
-    def __enter__(self) -> "ErlNode":
+    def __enter__(self) -> ErlNode:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -72,7 +72,7 @@ class Pki:
     elsewhere: Pair     # signed by the CA, naming only another host (elsewhere.example)
 
     @classmethod
-    def make(cls, base: Path) -> "Pki":
+    def make(cls, base: Path) -> Pki:
         d = Path(base) / "pki"
         d.mkdir(parents=True, exist_ok=True)
         san = _san()

@@ -4,9 +4,10 @@ loading them into a node with code:load_binary (never onto its disk) or removing
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ...errors import AgentError, ErldeployError, NodeDown
 from ...term.types import Atom, ExportFun
@@ -29,7 +30,7 @@ class AgentBeams:
     source_sha256: str
 
     @classmethod
-    def shipped(cls) -> "AgentBeams":
+    def shipped(cls) -> AgentBeams:
         pkg = resources.files("pyrlang_deploy.agent")
         try:
             beams = {m: pkg.joinpath(f"{m}.beam").read_bytes() for m in MODULES}

@@ -10,13 +10,16 @@ line naming the node and the cause.
 from __future__ import annotations
 
 import os
+from collections.abc import Generator, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generator, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ...errors import AgentError, NodeDown, RpcError
 from ...term.types import Atom
 from ..upload import UploadResult
-from . import beams as beams_, guard, replies, upload as upload_
+from . import beams as beams_
+from . import guard, replies
+from . import upload as upload_
 from .beams import MODULES, AgentBeams, shipped_beams
 from .guard import EventCb, GuardWatch
 from .replies import AgentStatus, GuardEvent, GuardResult
@@ -33,7 +36,7 @@ ROLLBACK_TIMEOUT = 600.0
 class AgentClient:
     """Talks to the agent on any node ``local`` is (or can get) connected to."""
 
-    def __init__(self, local: "LocalNode", *, chunk_size: int = CHUNK_SIZE, window: int = WINDOW,
+    def __init__(self, local: LocalNode, *, chunk_size: int = CHUNK_SIZE, window: int = WINDOW,
                  beams: AgentBeams | None = None) -> None:
         self.local = local
         self._beams = beams                 # None: the beams shipped in this package

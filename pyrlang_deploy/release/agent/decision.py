@@ -10,8 +10,9 @@ release and others rolled back.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ...errors import AgentError
 from ...term.types import Atom, Pid

@@ -8,12 +8,13 @@ node under a lease until commit; it sends events to a mailbox of ours as they ha
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ...errors import AgentError, ErldeployError, NodeDown, RpcError
 from ...term.types import Atom
-from . import replies
 from ..terms import text
+from . import replies
 from .replies import CrashReport, GuardEvent, GuardResult
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ SETTLE_WAIT = 5.0       # bound on settle(): the reader task is alive, so it is 
 class GuardWatch:
     """The mailbox a guard sends its live events to, read by a background task."""
 
-    def __init__(self, mailbox: "Mailbox", node: str, on_event: EventCb | None) -> None:
+    def __init__(self, mailbox: Mailbox, node: str, on_event: EventCb | None) -> None:
         self.mailbox = mailbox
         self.node = node
         self.on_event = on_event
@@ -70,7 +71,7 @@ class GuardWatch:
         self.mailbox.deliver(mark)
         try:
             await asyncio.wait_for(done.wait(), SETTLE_WAIT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def find(self, kind: str) -> GuardEvent | None:

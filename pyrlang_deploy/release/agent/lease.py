@@ -4,7 +4,7 @@ renewed well before it runs out (a third of the lease), all nodes at once."""
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from ...errors import ErldeployError
 

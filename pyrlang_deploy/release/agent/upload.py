@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 from ...errors import AgentError, ReceiveTimeout
 from ...term.types import Atom, Pid
@@ -41,7 +42,7 @@ class Digests:
         return self._known[key]
 
 
-async def upload(local: "LocalNode", rpc: Callable[..., Awaitable[Any]], node: str, p: Path, name: str,
+async def upload(local: LocalNode, rpc: Callable[..., Awaitable[Any]], node: str, p: Path, name: str,
                  digest_of: Callable[[str], bytes], chunks: Callable[[Path], Generator[bytes, None, None]], *,
                  window: int = WINDOW, progress: ProgressCb | None = None) -> UploadResult:
     """Stream ``p`` into the node's releases dir as ``name``; digest_of(algo) gives its digest,
