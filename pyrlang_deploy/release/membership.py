@@ -5,7 +5,10 @@ Three sources, strongest first:
   `expect = N` (at least N members); `status --expect N` overrides the count;
 - what the members themselves remember: a node in `nodes(known)` that is no longer in
   `nodes(connected)` was seen and is now gone (a node killed a moment ago stays there as
-  long as anything on the member still refers to it).
+  long as anything on the member still refers to it). `nodes(known)` does not say whether
+  the lost node was a member or a hidden tool (a remote shell, an erl_call, a probe), so it
+  counts only when every member knew it: a meshed member is connected to all of them, a
+  tool usually to one. With a single member left this source cannot tell, and stays silent.
 
 Discovery alone cannot see a dead member: it asks the live ones who they are connected to.
 """
@@ -62,6 +65,8 @@ def missing(members: list[str], unreachable: list[str], expected: Expected,
             out.append(f"{n}: expected ({expected.source or 'members'}) but not in the cluster")
             flagged.add(n)
     for n, by in sorted(gone.items()):
+        if len(present) < 2 or not present <= set(by):
+            continue   # known to some members only: a hidden tool's connection, not a member
         if n not in present and n not in flagged:
             out.append(f"{n}: was connected to {', '.join(by)} and is now down (net_kernel)")
             flagged.add(n)
