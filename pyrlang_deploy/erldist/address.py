@@ -17,7 +17,8 @@ from ..record import Record
 
 
 class Target(Record):  # not a dataclass nor a NamedTuple: this loads at every CLI start
-    __slots__ = ("node", "port")
+    __slots__ = _fields_ = ("node", "port")
+    _frozen = True
     _defaults = {"port": None}
     node: str  # the node's name, as it calls itself: "app@host"
     port: int | None  # its distribution port when given; None: ask epmd

@@ -39,7 +39,10 @@ class NodePort(Record):  # not a dataclass: this loads at every CLI start
 
     # name: str, port: int, node_type: int (77 = normal Erlang node, 72 = hidden),
     # protocol: int (0 = tcp/ipv4), highest_version: int, lowest_version: int, extra: bytes
-    __slots__ = ("name", "port", "node_type", "protocol", "highest_version", "lowest_version", "extra")
+    __slots__ = _fields_ = (
+        "name", "port", "node_type", "protocol", "highest_version", "lowest_version", "extra",
+    )
+    _frozen = True
     _defaults = {"extra": b""}
     name: str
     port: int

@@ -40,7 +40,8 @@ class State(enum.Enum):
 
 
 class HandshakeResult(Record):  # not a dataclass: this loads at every CLI start
-    __slots__ = ("peer_name", "peer_flags", "peer_creation", "our_flags", "status")
+    __slots__ = _fields_ = ("peer_name", "peer_flags", "peer_creation", "our_flags", "status")
+    _frozen = True
     peer_name: str
     peer_flags: DFlag
     peer_creation: int
