@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .errors import ErldeployError
+from .record import Record, factory
 
 T = TypeVar("T")
 
 
-@dataclass
-class NodeResult(Generic[T]):
+class NodeResult(Record, Generic[T]):
     """What one node answered: a value, or the error that stopped it."""
 
+    _fields_ = ("node", "value", "error", "seconds")
+    _defaults = {"value": None, "error": None, "seconds": 0.0}
     node: str
-    value: T | None = None
-    error: ErldeployError | None = None
-    seconds: float = 0.0
+    value: T | None
+    error: ErldeployError | None
+    seconds: float
 
     @property
     def ok(self) -> bool:
@@ -45,17 +46,24 @@ class NodeResult(Generic[T]):
         return doc
 
 
-@dataclass
-class Cluster:
+class Cluster(Record):
+    _fields_ = (
+        "seeds", "cookie", "name", "timeout", "epmd_port", "discover", "reach", "members", "unreachable",
+    )
+    _defaults = {
+        "name": None, "timeout": 30.0, "epmd_port": None, "discover": False, "reach": None,
+        "members": factory(list), "unreachable": factory(dict),
+    }
+    _hidden = ("cookie",)
     seeds: list[str]
-    cookie: str = field(repr=False)
-    name: str | None = None
-    timeout: float = 30.0
-    epmd_port: int | None = None
-    discover: bool = False
-    reach: Any = None  # erldist.carrier.Reach: TLS, NAME@HOST:PORT ports, epmd-less port
-    members: list[str] = field(default_factory=list)
-    unreachable: dict[str, ErldeployError] = field(default_factory=dict)
+    cookie: str
+    name: str | None
+    timeout: float
+    epmd_port: int | None
+    discover: bool
+    reach: Any  # erldist.carrier.Reach: TLS, NAME@HOST:PORT ports, epmd-less port
+    members: list[str]
+    unreachable: dict[str, ErldeployError]
 
     def __post_init__(self) -> None:
         self.node = None

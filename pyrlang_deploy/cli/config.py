@@ -27,44 +27,56 @@ The cookie itself is never stored in the project file: only where to find it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..record import Record, factory
 
 _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
           "timeout", "epmd_port", "name", "lease", "syntax", "before", "after", "drain", "members", "expect",
           "ssl_dist_optfile", "tls_certfile", "tls_keyfile", "tls_cacertfile", "dist_port"}
 
 
-@dataclass
-class Environment:
+class Environment(Record):
+    _fields_ = (
+        "name", "source", "seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch",
+        "verify", "timeout", "epmd_port", "node_name", "lease", "ssl_dist_optfile", "tls_certfile",
+        "tls_keyfile", "tls_cacertfile", "dist_port", "syntax", "before", "after", "drain", "members",
+        "expect",
+    )
+    _defaults = {
+        "seeds": factory(list), "cookie_file": None, "cookie_env": None, "releases": None, "tar": None,
+        "strategy": None, "batch": None, "verify": None, "timeout": None, "epmd_port": None,
+        "node_name": None, "lease": None, "ssl_dist_optfile": None, "tls_certfile": None,
+        "tls_keyfile": None, "tls_cacertfile": None, "dist_port": None, "syntax": None, "before": None,
+        "after": None, "drain": None, "members": None, "expect": None,
+    }
     name: str
     source: str
-    seeds: list[str] = field(default_factory=list)
-    cookie_file: str | None = None
-    cookie_env: str | None = None
-    releases: str | None = None
-    tar: str | None = None
-    strategy: str | None = None
-    batch: int | None = None
-    verify: str | None = None
-    timeout: float | None = None
-    epmd_port: int | None = None
-    node_name: str | None = None   # key "name": our own node name in this environment
-    lease: float | None = None
+    seeds: list[str]
+    cookie_file: str | None
+    cookie_env: str | None
+    releases: str | None
+    tar: str | None
+    strategy: str | None
+    batch: int | None
+    verify: str | None
+    timeout: float | None
+    epmd_port: int | None
+    node_name: str | None   # key "name": our own node name in this environment
+    lease: float | None
     # reaching the nodes (cli/reach_options.py): TLS distribution, epmd-less port
-    ssl_dist_optfile: str | None = None
-    tls_certfile: str | None = None
-    tls_keyfile: str | None = None
-    tls_cacertfile: str | None = None
-    dist_port: int | None = None
-    syntax: str | None = None
-    before: str | None = None      # hooks (release/hooks.py): MOD:FUN(ARGS)
-    after: str | None = None
-    drain: str | None = None
-    members: list[str] | None = None   # the nodes the cluster must have (status flags the missing)
-    expect: int | None = None          # at least this many members
+    ssl_dist_optfile: str | None
+    tls_certfile: str | None
+    tls_keyfile: str | None
+    tls_cacertfile: str | None
+    dist_port: int | None
+    syntax: str | None
+    before: str | None      # hooks (release/hooks.py): MOD:FUN(ARGS)
+    after: str | None
+    drain: str | None
+    members: list[str] | None   # the nodes the cluster must have (status flags the missing)
+    expect: int | None          # at least this many members
 
 
 def find_project_file(start: str | None = None) -> tuple[str, dict[str, Any]] | None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..cookie import read_cookie_file
 from ..errors import UsageError
+from ..record import Record, factory
 from . import reach_options
 
 # asyncclick loads only on the full command-line path: fastpath.py parses the common
@@ -81,21 +81,29 @@ def global_options(f):
     return f
 
 
-@dataclass
-class Settings:
-    nodes: list[str] = field(default_factory=list)
-    cluster: bool = False
-    cookie: str | None = None
-    name: str | None = None
-    timeout: float = 30.0
-    json: bool = False
-    quiet: bool = False
-    env_name: str | None = None
-    epmd_port: int | None = None
-    syntax: str | None = None      # elixir | erlang; None: decide from the nodes (cli/syntax.py)
-    environment: Any = None  # config.Environment when --env or a default env applies
-    reach: Any = None  # erldist.carrier.Reach: TLS and ports (see reach_options)
-    warnings: list[str] = field(default_factory=list)
+class Settings(Record):
+    _fields_ = (
+        "nodes", "cluster", "cookie", "name", "timeout", "json", "quiet", "env_name", "epmd_port", "syntax",
+        "environment", "reach", "warnings",
+    )
+    _defaults = {
+        "nodes": factory(list), "cluster": False, "cookie": None, "name": None, "timeout": 30.0,
+        "json": False, "quiet": False, "env_name": None, "epmd_port": None, "syntax": None,
+        "environment": None, "reach": None, "warnings": factory(list),
+    }
+    nodes: list[str]
+    cluster: bool
+    cookie: str | None
+    name: str | None
+    timeout: float
+    json: bool
+    quiet: bool
+    env_name: str | None
+    epmd_port: int | None
+    syntax: str | None      # elixir | erlang; None: decide from the nodes (cli/syntax.py)
+    environment: Any  # config.Environment when --env or a default env applies
+    reach: Any  # erldist.carrier.Reach: TLS and ports (see reach_options)
+    warnings: list[str]
 
     def require_nodes(self) -> list[str]:
         if not self.nodes:

@@ -12,14 +12,16 @@ that rule (erl_epmd:port_please answers the fixed port without asking epmd), so
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from ..errors import UsageError
+from ..record import Record
 
 
-class Target(NamedTuple):  # not a dataclass: this loads at every CLI start
+class Target(Record):  # not a dataclass nor a NamedTuple: this loads at every CLI start
+    __slots__ = _fields_ = ("node", "port")
+    _frozen = True
+    _defaults = {"port": None}
     node: str  # the node's name, as it calls itself: "app@host"
-    port: int | None = None  # its distribution port when given; None: ask epmd
+    port: int | None  # its distribution port when given; None: ask epmd
 
 
 def parse_target(text: str) -> Target:

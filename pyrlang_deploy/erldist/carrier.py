@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConnectError
+from ..record import Record, factory
 from . import epmd
 from .tls import TlsOptions, make_context
 from .tls_stream import TlsStream
@@ -47,15 +47,17 @@ _ALERT_HINTS = {
 }
 
 
-@dataclass
-class Reach:
+class Reach(Record):
     """How nodes are reached. ``ports``: node name -> its distribution port (no epmd);
     ``dist_port``: the one port of an epmd-less cluster; ``tls``: TLS client options."""
 
-    tls: TlsOptions | None = None
-    dist_port: int | None = None
-    ports: dict[str, int] = field(default_factory=dict)
-    _context: ssl.SSLContext | None = field(default=None, repr=False)
+    _fields_ = ("tls", "dist_port", "ports", "_context")
+    _defaults = {"tls": None, "dist_port": None, "ports": factory(dict), "_context": None}
+    _hidden = ("_context",)
+    tls: TlsOptions | None
+    dist_port: int | None
+    ports: dict[str, int]
+    _context: ssl.SSLContext | None
 
     @property
     def handshake_header(self) -> int:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-from dataclasses import dataclass
 
 from ..errors import ConnectError, EpmdUnreachable, NodeNotFound
+from ..record import Record
 from .names import MAX_ALIVE_BYTES as MAX_NAME
 from .names import check_alive
 
@@ -34,17 +34,23 @@ def default_port() -> int:
         return DEFAULT_PORT
 
 
-@dataclass(frozen=True, slots=True)
-class NodePort:
+class NodePort(Record):  # not a dataclass: this loads at every CLI start
     """A PORT2_RESP for a registered node."""
 
+    # name: str, port: int, node_type: int (77 = normal Erlang node, 72 = hidden),
+    # protocol: int (0 = tcp/ipv4), highest_version: int, lowest_version: int, extra: bytes
+    __slots__ = _fields_ = (
+        "name", "port", "node_type", "protocol", "highest_version", "lowest_version", "extra",
+    )
+    _frozen = True
+    _defaults = {"extra": b""}
     name: str
     port: int
-    node_type: int  # 77 = normal Erlang node, 72 = hidden
-    protocol: int  # 0 = tcp/ipv4
+    node_type: int
+    protocol: int
     highest_version: int
     lowest_version: int
-    extra: bytes = b""
+    extra: bytes
 
 
 def encode_port_please2(name: str) -> bytes:

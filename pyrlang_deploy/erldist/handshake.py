@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import secrets
+import hmac
+import os
 import struct
-from dataclasses import dataclass
 
 from ..errors import CookieRejected, HandshakeError
+from ..record import Record
 from .flags import CLIENT_FLAGS, REQUIRED_PEER_FLAGS, DFlag, describe, missing_flags
 
 MAX_HANDSHAKE_MESSAGE = 2048  # the longest legitimate message is a challenge with a 255-byte name
@@ -38,8 +39,9 @@ class State(enum.Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeResult:
+class HandshakeResult(Record):  # not a dataclass: this loads at every CLI start
+    __slots__ = _fields_ = ("peer_name", "peer_flags", "peer_creation", "our_flags", "status")
+    _frozen = True
     peer_name: str
     peer_flags: DFlag
     peer_creation: int
@@ -87,7 +89,7 @@ class ClientHandshake:
         self.creation = creation
         self.flags = DFlag(flags)
         self.required_peer_flags = required_peer_flags
-        self.our_challenge = secrets.randbits(32) if challenge is None else challenge
+        self.our_challenge = int.from_bytes(os.urandom(4), "big") if challenge is None else challenge
         self.alive_answer = alive_answer
         self._len = _LEN4 if header == 4 else _LEN2
         self.state = State.START
@@ -250,7 +252,7 @@ class ClientHandshake:
         peer = self.peer_name
         if msg[:1] != b"a" or len(msg) != 17:
             raise self._fail(f"{peer} sent a malformed challenge ack ({len(msg)} bytes)")
-        if not secrets.compare_digest(msg[1:], gen_digest(self.our_challenge, self._cookie)):
+        if not hmac.compare_digest(msg[1:], gen_digest(self.our_challenge, self._cookie)):
             # it accepted our proof but cannot prove it knows the cookie itself
             raise self._fail(f"{peer} answered with a wrong cookie digest (it does not share our cookie)")
         self.state = State.CONNECTED

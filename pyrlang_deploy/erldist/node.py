@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +49,14 @@ class _Sink(LocalProcess):
 
     def deliver(self, msg: Any) -> None:
         log.debug("message to the node's own pid dropped")
+
+
+def _random_creation() -> int:
+    """Uniform in 4..0xFFFFFFF3 (4 + secrets.randbelow(0xFFFFFFF0), without its imports)."""
+    while True:
+        v = int.from_bytes(os.urandom(4), "big")
+        if v < 0xFFFFFFF0:
+            return 4 + v
 
 
 class LocalNode:
@@ -97,7 +105,7 @@ class LocalNode:
         else:
             self._alive, self._host = name or unique_alive(), None
         # creation 0 means "any incarnation" to some OTP checks; stay clear of it
-        self.creation = creation if creation is not None else 4 + secrets.randbelow(0xFFFFFFF0)
+        self.creation = creation if creation is not None else _random_creation()
         self.epmd_port = epmd_port
         self.reach = reach or Reach()  # carrier (TCP/TLS) and ports (epmd or given)
         self.net_ticktime = net_ticktime

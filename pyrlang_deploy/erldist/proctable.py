@@ -24,7 +24,7 @@ Pid or Reference object.
 
 from __future__ import annotations
 
-import secrets
+import os
 import struct
 from typing import Any, Protocol
 
@@ -170,7 +170,7 @@ class ProcessTable:
         self._pid_id = 0
         self._pid_serial = 0
         self._ref_count = 0
-        self._ref_salt = secrets.randbits(32)
+        self._ref_salt = int.from_bytes(os.urandom(4), "big")
         self.procs: dict[Pid, Any] = {}
         # RPC calls in flight, by encoded pid: read for every reply frame (hot path)
         self.calls: dict[bytes, Any] = {}

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import os
 import ssl
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import TermSyntaxError, UsageError
+from ..record import Record
 
 # client-section options that change nothing for us, or that only an Erlang VM can run
 _IGNORED = {"reuse_sessions", "secure_renegotiate", "hibernate_after", "erl_dist", "log_level",
@@ -36,21 +36,30 @@ _IGNORED = {"reuse_sessions", "secure_renegotiate", "hibernate_after", "erl_dist
 _VERSIONS = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
 
 
-@dataclass(frozen=True)
-class TlsOptions:
+class TlsOptions(Record):
     """The client side of TLS distribution, as the user configured it."""
 
-    certfile: str | None = None
-    keyfile: str | None = None
-    cacertfile: str | None = None
-    password: str | None = field(default=None, repr=False)
-    verify: bool = True
+    _fields_ = (
+        "certfile", "keyfile", "cacertfile", "password", "verify", "server_name", "versions", "ciphers",
+        "source", "notes",
+    )
+    _defaults = {
+        "certfile": None, "keyfile": None, "cacertfile": None, "password": None, "verify": True,
+        "server_name": None, "versions": (), "ciphers": None, "source": "options", "notes": (),
+    }
+    _hidden = ("password",)
+    _frozen = True
+    certfile: str | None
+    keyfile: str | None
+    cacertfile: str | None
+    password: str | None
+    verify: bool
     # None: the node's host (OTP's default SNI); False: {server_name_indication, disable}
-    server_name: str | bool | None = None
-    versions: tuple[str, ...] = ()
-    ciphers: str | None = None
-    source: str = "options"  # the optfile path or "options", for messages
-    notes: tuple[str, ...] = ()  # optfile settings we could not honour (warnings)
+    server_name: str | bool | None
+    versions: tuple[str, ...]
+    ciphers: str | None
+    source: str  # the optfile path or "options", for messages
+    notes: tuple[str, ...]  # optfile settings we could not honour (warnings)
 
     def sni_for(self, host: str) -> str | None:
         """The name sent as SNI and checked against the certificate (None: none)."""
@@ -143,7 +152,7 @@ def merge(base: TlsOptions | None, certfile: str | None = None, keyfile: str | N
              (("certfile", certfile), ("keyfile", keyfile), ("cacertfile", cacertfile)) if v}
     if base is None:
         return TlsOptions(**given) if given else None
-    return replace(base, **given) if given else base
+    return base.replace(**given) if given else base
 
 
 def make_context(opts: TlsOptions) -> ssl.SSLContext:

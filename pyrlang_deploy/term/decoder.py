@@ -12,12 +12,12 @@ Any malformed input raises exactly one ``DecodeError``.
 from __future__ import annotations
 
 import gc
-import re
 import struct
 import zlib
 from typing import Any
 
 from ..errors import DecodeError
+from .lazy_re import LazyMatch
 from .tags import VERSION  # noqa: F401 (decoder.VERSION: the one table of tag bytes)
 from .types import (
     Atom,
@@ -52,11 +52,11 @@ _i32 = struct.Struct(">i").unpack_from
 _f64 = struct.Struct(">d").unpack_from
 
 # What io_lib:printable_unicode_list/1 accepts (checked against OTP in the tests).
-_PRINTABLE_LATIN1 = re.compile(rb"[\x08-\x0d\x1b\x20-\x7e\xa0-\xff]+").fullmatch
-_PRINTABLE_UNICODE = re.compile(
-    "[\x08-\x0d\x1b\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+"
-).fullmatch
-_OLD_FLOAT = re.compile(rb" *[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?").fullmatch
+_PRINTABLE_LATIN1 = LazyMatch(rb"[\x08-\x0d\x1b\x20-\x7e\xa0-\xff]+", "fullmatch")
+_PRINTABLE_UNICODE = LazyMatch(
+    "[\x08-\x0d\x1b\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+", "fullmatch"
+)
+_OLD_FLOAT = LazyMatch(rb" *[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?", "fullmatch")
 
 # Atom caches: raw bytes -> Atom (or bool), one per encoding since the same bytes
 # mean different atoms in latin-1 and UTF-8. Bounded so a peer sending endless

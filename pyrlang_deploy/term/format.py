@@ -7,11 +7,11 @@ back, both with ``parse_term`` and with erl_parse on a node.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..errors import EncodeError
 from .decoder import _decode_body
+from .lazy_re import LazyMatch
 from .types import (
     Atom,
     BitString,
@@ -31,12 +31,12 @@ _RESERVED = frozenset(
     "fun if let maybe not of or orelse receive rem try when xor".split()
 )
 # erl_scan's unquoted atom: a lowercase (latin-1) letter, then letters, digits, _ and @.
-_BARE_ATOM = re.compile("[a-z\xdf-\xf6\xf8-\xff][a-zA-Z0-9_@\xc0-\xd6\xd8-\xf6\xf8-\xff]*").fullmatch
-_PRINTABLE_ASCII = re.compile(rb"[\x08-\x0d\x1b\x20-\x7e]*").fullmatch
-_PRINTABLE_UNICODE = re.compile(
-    "[\x08-\x0d\x1b\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*"
-).fullmatch
-_SURROGATE = re.compile("[\ud800-\udfff]").search
+_BARE_ATOM = LazyMatch("[a-z\xdf-\xf6\xf8-\xff][a-zA-Z0-9_@\xc0-\xd6\xd8-\xf6\xf8-\xff]*", "fullmatch")
+_PRINTABLE_ASCII = LazyMatch(rb"[\x08-\x0d\x1b\x20-\x7e]*", "fullmatch")
+_PRINTABLE_UNICODE = LazyMatch(
+    "[\x08-\x0d\x1b\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*", "fullmatch"
+)
+_SURROGATE = LazyMatch("[\ud800-\udfff]", "search")
 _ESCAPES = {
     "\\": "\\\\",
     "\n": "\\n",
