@@ -458,7 +458,7 @@ class LocalNode:
         # OTP 28's op 37: handled as the older op of the same meaning
         legacy = c.legacy()
         if legacy is not None:
-            self._on_control(conn, legacy, payload)
+            self.on_control(conn, legacy, payload)
             return
         proc = self.table.aliases.get(c.to)  # exit/2 to an alias
         if proc is not None:
