@@ -25,16 +25,15 @@ restart relup needs none of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectError, NodeDown, PreflightError, ReleaseError, RpcError
 from ..term.types import Atom
+from .executor_plain import PlainExecutor
 from .plan import REFUSED
 from .relup import parse_relup
 from .terms import error_reason, is_tagged, show, text
-from .upload import upload_plain
 
 if TYPE_CHECKING:
     from .hooks import HookCall, HookRunner
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .relup import Relup
     from .steps import NodeSteps
-    from .tarball import TarballInfo
 
 RESTART = [Atom("restart_emulator")]
 
@@ -165,23 +163,17 @@ async def preflight(ops: NodeOps, plan: Plan) -> dict[str, RestartFacts]:
 
 # --- the executor ----------------------------------------------------------------------
 
-class RestartExecutor:
-    verifies_on_node = False   # the installer checks and verifies from here
+class RestartExecutor(PlainExecutor):
+    """Plain RPC like PlainExecutor (upload, commit, no guards to decide), but a node moves
+    between releases by rebooting through heart instead of a hot install."""
 
     def __init__(self, ops: NodeOps, steps: NodeSteps, emit: Emit, plan: Plan,
                  hooks: HookRunner | None = None, drain: HookCall | None = None):
-        self.ops = ops
-        self.steps = steps
-        self.emit = emit
+        super().__init__(ops, steps, emit, plan.to_vsn)
         self.plan = plan
-        self.vsn = plan.to_vsn
         self.hooks = hooks
         self.drain = drain
         self.start_prg: dict[str, str] = {}
-
-    async def upload(self, node: str, tar: TarballInfo, releases_dir: str, name: str,
-                     progress: Callable[[int, int], None] | None = None) -> None:
-        await upload_plain(self.ops, node, tar, releases_dir, progress, name=name)
 
     async def install(self, node: str, outcome: NodeOutcome, expected_apps: dict[str, str]) -> None:
         t = self.plan.target(node)
@@ -195,15 +187,6 @@ class RestartExecutor:
 
     async def abort(self, node: str, back_to: str) -> None:
         await self.restart_into(node, back_to)
-
-    async def decide(self) -> None:
-        pass       # no guards across a reboot: each commit below is the controller's own
-
-    async def commit(self, node: str) -> None:
-        await self.steps.make_permanent(node, self.vsn)
-
-    async def close(self) -> None:
-        pass
 
     async def write_relup(self, node: str, releases_dir: str, from_vsn: str) -> None:
         path = f"{releases_dir}/{self.vsn}/relup"
