@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Generic, TypeVar
 
 from .errors import ErldeployError
 from .record import Record, factory
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
-class NodeResult(Record, Generic[T]):
+
+class NodeResult(Record):
     """What one node answered: a value, or the error that stopped it."""
 
     _fields_ = ("node", "value", "error", "seconds")
     _defaults = {"value": None, "error": None, "seconds": 0.0}
     node: str
-    value: T | None
+    value: Any
     error: ErldeployError | None
     seconds: float
 
@@ -49,10 +51,11 @@ class NodeResult(Record, Generic[T]):
 class Cluster(Record):
     _fields_ = (
         "seeds", "cookie", "name", "timeout", "epmd_port", "discover", "reach", "members", "unreachable",
+        "driver",
     )
     _defaults = {
         "name": None, "timeout": 30.0, "epmd_port": None, "discover": False, "reach": None,
-        "members": factory(list), "unreachable": factory(dict),
+        "members": factory(list), "unreachable": factory(dict), "driver": None,
     }
     _hidden = ("cookie",)
     seeds: list[str]
@@ -64,6 +67,9 @@ class Cluster(Record):
     reach: Any  # erldist.carrier.Reach: TLS, NAME@HOST:PORT ports, epmd-less port
     members: list[str]
     unreachable: dict[str, ErldeployError]
+    # the node class: None is erldist.node.LocalNode (asyncio); the CLI's one-node
+    # commands give erldist.blocking.BlockingNode (see cli/fastpath.py)
+    driver: Any
 
     def __post_init__(self) -> None:
         self.node = None
@@ -78,14 +84,16 @@ class Cluster(Record):
     async def open(self) -> None:
         from .erldist.address import split_targets
         from .erldist.carrier import Reach
-        from .erldist.node import LocalNode
 
         # seeds may carry their port (NAME@HOST:PORT): the name is what the node calls itself
         self.seeds, ports = split_targets(self.seeds, lenient=True)
         if ports:
             self.reach = self.reach or Reach()
             self.reach.ports.update(ports)
-        self.node = LocalNode(name=self.name, cookie=self.cookie, epmd_port=self.epmd_port, reach=self.reach)
+        driver = self.driver
+        if driver is None:
+            from .erldist.node import LocalNode as driver
+        self.node = driver(name=self.name, cookie=self.cookie, epmd_port=self.epmd_port, reach=self.reach)
         await self.refresh()
 
     async def close(self) -> None:
@@ -126,12 +134,12 @@ class Cluster(Record):
         return await self.node.rpc(node, module, function, args,
                                    timeout=self.timeout if timeout is None else timeout, io=io)
 
-    async def each(self, fn: Callable[[str], Awaitable[T]], nodes: Iterable[str] | None = None
-                   ) -> dict[str, NodeResult[T]]:
+    async def each(self, fn: Callable[[str], Awaitable[Any]], nodes: Iterable[str] | None = None
+                   ) -> dict[str, NodeResult]:
         """Run fn(node) on every node concurrently; one node's failure never hides another's result."""
         targets = list(self.members if nodes is None else nodes)
 
-        async def run(n: str) -> NodeResult[T]:
+        async def run(n: str) -> NodeResult:
             t0 = time.perf_counter()
             try:
                 v = await fn(n)

@@ -10,7 +10,10 @@ Messages are one line and name the node and the cause. They never contain the co
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
+
 
 
 class ErldeployError(Exception):
@@ -48,9 +51,25 @@ class TermSyntaxError(TermError):
 # --- connecting -----------------------------------------------------------
 
 class ConnectError(ErldeployError):
-    """Could not reach or authenticate to a node."""
+    """Could not reach or authenticate to a node.
+
+    :meth:`unreachable` and :meth:`timed_out` word the two commonest causes, the
+    same for every driver (asyncio or blocking)."""
 
     exit_code = 3
+
+    @classmethod
+    def unreachable(cls, peer: str, host: str, port: int, exc: OSError, port_given: bool) -> ConnectError:
+        where = " (port given, epmd not asked)" if port_given else ""
+        import os
+
+        # the errno's own words, whichever driver met it (asyncio words it differently)
+        cause = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+        return cls(f"cannot reach {peer} at {host}:{port}{where} ({cause.lower()})", node=peer)
+
+    @classmethod
+    def timed_out(cls, peer: str, timeout: float | None) -> ConnectError:
+        return cls(f"timed out connecting to {peer} after {timeout:g}s", node=peer)
 
 
 class EpmdUnreachable(ConnectError):

@@ -13,7 +13,10 @@ A subclass lists its fields in `_fields_` and usually sets `__slots__ = _fields_
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 
 class factory:  # noqa: N801 (reads like dataclasses.field(default_factory=...))

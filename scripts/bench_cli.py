@@ -125,8 +125,13 @@ def measure(epmd_port: int, node: str, cookie_file: Path, runs: int = RUNS) -> l
 
 def run(runs: int = RUNS) -> list[dict]:
     """Start a private epmd and one plain `erl` target node, measure, kill both."""
+    import compileall
+
     from support.nodes import Epmd, ErlNode
 
+    # byte-compile first, as `pip install` does: a shell with PYTHONDONTWRITEBYTECODE
+    # would otherwise time the compiler on every run, not the CLI
+    compileall.compile_dir(str(ROOT / "pyrlang_deploy"), quiet=1)
     with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp, Epmd() as epmd:
         target = ErlNode(epmd, cookie=None, long=True)
         cookie_file = Path(tmp) / ".erlang.cookie"

@@ -113,19 +113,65 @@ def test_fast_and_click_paths_agree_on_real_nodes(erl_node):
 
 
 # What the one-node rpc path must not load (issue 14, "a CLI that starts fast"): asyncclick
-# and rich (the click path and tables), dataclasses (record.py's plain classes instead),
-# secrets/random/ipaddress (os.urandom, inet_pton), tomllib and pathlib (no project file
-# here), and no module of the release machinery. asyncio itself (and the inspect,
-# typing, logging, ssl it pulls in) is the one distribution client's: it stays.
-NOT_ON_THE_RPC_PATH = {"asyncclick", "anyio", "rich", "dataclasses", "secrets", "random", "ipaddress",
+# and rich (the click path and tables), asyncio (the blocking driver carries one plain-TCP
+# node), ssl (TLS loads only when configured), logging and typing (erldist/debuglog.py, and
+# typing under TYPE_CHECKING), hashlib (the handshake's MD5 comes from _md5), the idna codec
+# (ASCII host names go to getaddrinfo as bytes), dataclasses (record.py's plain classes),
+# secrets/random/ipaddress, tomllib and pathlib (no project file here), and no module of
+# the release machinery.
+NOT_ON_THE_RPC_PATH = {"asyncclick", "anyio", "rich", "asyncio", "ssl", "logging", "typing", "hashlib",
+                       "encodings.idna", "dataclasses", "secrets", "random", "ipaddress",
                        "tomllib", "pathlib", "pyrlang_deploy.jsonable", "pyrlang_deploy.release",
                        "pyrlang_deploy.term.parse", "pyrlang_deploy.term.elixir_parse"}
 
 
-def test_one_node_rpc_loads_neither_asyncclick_nor_rich(erl_node):
+def _loaded(p) -> set[str]:
+    return {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_one_node_rpc_loads_neither_asyncio_nor_asyncclick(erl_node):
     n = erl_node()
     p = run(["rpc", "-n", n.node, "erlang", "node"], node=n, env_extra={"PYTHONPROFILEIMPORTTIME": "1"})
     assert p.returncode == 0 and p.stdout.strip() == f"'{n.node}'"
-    loaded = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
-    assert "pyrlang_deploy.cli.fastpath" in loaded and "asyncio" in loaded   # the list is real
+    loaded = _loaded(p)
+    assert "pyrlang_deploy.cli.fastpath" in loaded and "pyrlang_deploy.erldist.blocking" in loaded
     assert not NOT_ON_THE_RPC_PATH & loaded, sorted(NOT_ON_THE_RPC_PATH & loaded)
+
+
+def test_two_nodes_take_the_asyncio_driver(erl_node):
+    n1 = erl_node()
+    n2 = erl_node(cookie=n1.cookie)
+    p = run(["rpc", "-n", n1.node, "-n", n2.node, "erlang", "node"], node=n1,
+            env_extra={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert p.returncode == 0 and p.stdout.count("@") >= 2, p.stdout
+    loaded = _loaded(p)
+    assert "asyncio" in loaded and "pyrlang_deploy.erldist.blocking" not in loaded   # the list is real
+    assert "asyncclick" not in loaded
+
+
+def test_help_runs_without_an_event_loop():
+    p = run(["--help"], env_extra={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert p.returncode == 0 and p.stdout.startswith("Usage: erldeploy")
+    loaded = _loaded(p)
+    assert "asyncclick" in loaded and "asyncio" not in loaded, sorted(m for m in loaded if "asyncio" in m)
+
+
+def test_io_output_and_node_loss_on_the_blocking_driver(erl_node):
+    """io:format with arguments is formatted on the node by a nested call inside the
+    wait (io_server.py); the same text and exit codes as the asyncio driver."""
+    n = erl_node()
+    cases = [
+        ["rpc", "-n", n.node, "io", "format", '"~p and ~s~n"', '[42, "text"]'],
+        ["eval", "-n", n.node, 'io:format("a~n"), io:format("~w~n", [b]), c'],
+        ["rpc", "-n", n.node, "erlang", "halt"],       # the node goes during the call
+    ]
+    fast_io, slow_io = both(cases[0], node=n)
+    _same(fast_io, slow_io)
+    assert fast_io.returncode == 0 and fast_io.stdout == "42 and text\nok\n", fast_io.stdout
+    fast_ev, slow_ev = both(cases[1], node=n)
+    _same(fast_ev, slow_ev)
+    assert fast_ev.stdout == "a\nb\nc\n", fast_ev.stdout
+    down = run(cases[2], node=n)
+    assert down.returncode == 1, down.stderr
+    assert down.stderr.startswith(f"erldeploy: error: {n.node} went down during the call to erlang:halt/0"), \
+        down.stderr

@@ -5,6 +5,10 @@ lie in the ways seen on this code; `erldeploy rpc` runs against them as a real
 process, and each test asserts its peak memory (the child's ru_maxrss from
 wait4), its wall time and its one line of output. Before the fixes these runs
 used gigabytes, ran to the timeout or printed tens of thousands of lines.
+
+Every test runs twice, once per driver of the distribution client: the blocking
+one the CLI takes for one plain-TCP node (erldist/blocking.py) and the asyncio
+one (ERLDEPLOY_NO_FAST=1 sends the command down the click path, onto LocalNode).
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ MIB = 1 << 20
 # within a small multiple of that (before: 3.2 to 6.3 GB).
 RSS_LIMIT = 160 * MIB
 WALL_LIMIT = 10.0  # seconds; the runs use --timeout 20, so a hang shows as a failure
+
+
+@pytest.fixture(autouse=True, params=["blocking", "asyncio"])
+def driver(request, monkeypatch):
+    if request.param == "asyncio":
+        monkeypatch.setenv("ERLDEPLOY_NO_FAST", "1")
+    else:
+        monkeypatch.delenv("ERLDEPLOY_NO_FAST", raising=False)
+    return request.param
 
 
 class Run:

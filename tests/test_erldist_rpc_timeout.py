@@ -36,9 +36,13 @@ def wait_for_sleepers(node, n: int, within: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_cli_rpc_timeout_kills_the_call_on_the_node(erl_node):
+@pytest.mark.parametrize("driver", ["blocking", "asyncio"])
+def test_cli_rpc_timeout_kills_the_call_on_the_node(erl_node, driver):
     n = erl_node()
-    env = {**os.environ, "ERLDEPLOY_COOKIE": n.cookie, "ERL_EPMD_PORT": str(n.epmd.port), "HOME": "/nonexistent"}
+    env = {k: v for k, v in os.environ.items() if k != "ERLDEPLOY_NO_FAST"}
+    env.update({"ERLDEPLOY_COOKIE": n.cookie, "ERL_EPMD_PORT": str(n.epmd.port), "HOME": "/nonexistent"})
+    if driver == "asyncio":
+        env["ERLDEPLOY_NO_FAST"] = "1"  # the click path, on LocalNode
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "pyrlang_deploy.cli.main", "rpc", "-n", n.node,
                              "--timeout", "2", "timer", "sleep", "600000"],

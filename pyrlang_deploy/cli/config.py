@@ -27,10 +27,13 @@ The cookie itself is never stored in the project file: only where to find it.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..errors import UsageError
 from ..record import Record, factory
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 _KNOWN = {"seeds", "cookie_file", "cookie_env", "releases", "tar", "strategy", "batch", "verify",
           "timeout", "epmd_port", "name", "lease", "syntax", "before", "after", "drain", "members", "expect",

@@ -1,21 +1,27 @@
 """What ping, rpc, eval and nodes do, given Settings: no asyncclick here, so the
-fast path (fastpath.py) and the click commands (cmd_dist.py) run the same code."""
+fast path (fastpath.py) and the click commands (cmd_dist.py) run the same code.
+
+``driver`` is the node class the cluster runs on (None: asyncio's LocalNode); the
+fast path gives the blocking driver for one plain-TCP node (erldist/blocking.py)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from .output import emit_json
 from .runner import exit_code_for, open_cluster, report_per_node
 
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
-async def ping(s) -> int:
+
+async def ping(s, driver=None) -> int:
     import time
 
     from ..term.types import Atom
 
-    async with open_cluster(s, need_all=False) as c:
+    async with open_cluster(s, need_all=False, driver=driver) as c:
         async def one(n: str):
             t0 = time.perf_counter()
             otp = await c.rpc(n, "erlang", "system_info", [Atom("otp_release")])
@@ -27,12 +33,12 @@ async def ping(s) -> int:
     return report_per_node(s, res, lambda v: f"pong ({v['rtt_ms']} ms, OTP {v['otp']})")
 
 
-async def rpc(s, module: str, function: str, args: tuple[str, ...] | list[str]) -> int:
+async def rpc(s, module: str, function: str, args: tuple[str, ...] | list[str], driver=None) -> int:
     from . import syntax as sx
 
     # a bad argument fails before any network: in the syntax given, or in neither syntax
     parsed = sx.parse_args(s.syntax, args) if s.syntax else sx.check_args_either(args)
-    async with open_cluster(s) as c:
+    async with open_cluster(s, driver=driver) as c:
         syn = await sx.decide(s.syntax, c)
         if not s.syntax:
             parsed = sx.parse_args(syn, args)
@@ -41,10 +47,10 @@ async def rpc(s, module: str, function: str, args: tuple[str, ...] | list[str]) 
     return _report_values(s, res, syn)
 
 
-async def eval_(s, expr: str, elixir: bool = False) -> int:
+async def eval_(s, expr: str, elixir: bool = False, driver=None) -> int:
     from . import syntax as sx
 
-    async with open_cluster(s) as c:
+    async with open_cluster(s, driver=driver) as c:
         syn = "elixir" if elixir and not s.syntax else await sx.decide(s.syntax, c)
         if elixir:
             from ..elixir_eval import eval_elixir

@@ -3,7 +3,9 @@
 `erldeploy rpc -n NODE erlang node` is mostly interpreter start-up and imports; asyncclick
 (and anyio under it) was a third of it. For ping, rpc, eval and nodes this module reads
 the same options into the same `given` dict that settings._remember fills on the click
-path, then runs the same code (dist_ops.py). Anything it does not know for certain -
+path, then runs the same code (dist_ops.py). For one plain-TCP node (no --cluster,
+no TLS) that code runs on the blocking driver (erldist/blocking.py), since importing
+asyncio alone costs several bare interpreter starts; anything else on asyncio. Anything it does not know for certain -
 --help, --version, an unknown or misspelt option, `-nNODE`, a value click would refuse,
 a wrong number of arguments - returns None, and the click path decides (and words the
 usage error). ERLDEPLOY_NO_FAST=1 forces the click path (the tests compare the two).
@@ -18,7 +20,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 _VALUE_OPTS = {"-n": "node", "--node": "node", "--cookie": "cookie", "--cookie-file": "cookie_file",
                "--name": "name", "--timeout": "timeout", "--env": "env_name", "--epmd-port": "epmd_port",
@@ -50,15 +55,31 @@ class Plan:
         s = resolve_given(self.given)
         print_warnings(s)
         p = self.positional
+        driver = _blocking_driver() if self.command != "nodes" and _one_plain_node(s) else None
         calls: dict[str, Callable[..., Any]] = {
-            "rpc": lambda: dist_ops.rpc(s, p[0], p[1], p[2:]),
-            "eval": lambda: dist_ops.eval_(s, p[0], self.flags.get("elixir", False)),
-            "ping": lambda: dist_ops.ping(s),
+            "rpc": lambda: dist_ops.rpc(s, p[0], p[1], p[2:], driver=driver),
+            "eval": lambda: dist_ops.eval_(s, p[0], self.flags.get("elixir", False), driver=driver),
+            "ping": lambda: dist_ops.ping(s, driver=driver),
             "nodes": lambda: dist_ops.nodes(s),
         }
+        if driver is not None:
+            from ..syncdrive import run_sync
+
+            return run_sync(calls[self.command]())
         import asyncio
 
         return asyncio.run(calls[self.command]())
+
+
+def _one_plain_node(s: Any) -> bool:
+    """One node, no discovery, no TLS: what the blocking driver carries (see its module doc)."""
+    return len(s.nodes) == 1 and not s.cluster and (s.reach is None or s.reach.tls is None)
+
+
+def _blocking_driver() -> Any:
+    from ..erldist.blocking import BlockingNode
+
+    return BlockingNode
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None:

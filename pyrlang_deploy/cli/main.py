@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # name -> (module, attribute, one-line help). Modules load only when their command runs.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -103,13 +106,34 @@ def _guarded(run: Callable[[], Any], json_mode: bool) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def _only_help(args: list[str]) -> bool:
+    """--help / --version (before any ``--``), or no arguments: click answers these
+    while parsing, before any command's coroutine runs."""
+    for a in args:
+        if a == "--":
+            return False
+        if a in ("-h", "--help", "--version"):
+            return True
+    return not args
+
+
 def _run_click(args: list[str]) -> int:
     import asyncclick as click
 
+    def invoke():
+        if _only_help(args):
+            # parsing never suspends: run it without an event loop (asyncio's import
+            # is most of what `erldeploy --help` would cost)
+            from ..syncdrive import Suspended, run_sync
+            try:
+                return run_sync(_build_cli().main(args=args, prog_name="erldeploy", standalone_mode=False))
+            except Suspended:
+                pass  # something did suspend (nothing was printed yet): the normal way
+        return _build_cli()(args=args, prog_name="erldeploy", standalone_mode=False, _anyio_backend="asyncio")
+
     def run():
         try:
-            return _build_cli()(args=args, prog_name="erldeploy", standalone_mode=False,
-                                _anyio_backend="asyncio")
+            return invoke()
         except click.exceptions.Exit as e:
             return e.exit_code
         except click.ClickException as e:

@@ -17,11 +17,13 @@ kept: the files are read when the first connection is made.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from ..erldist.address import parse_port, split_targets  # noqa: F401 (settings uses it from here)
 
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..erldist.carrier import Reach
 
 NAMES = ("ssl_dist_optfile", "tls_certfile", "tls_keyfile", "tls_cacertfile", "dist_port")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
 
 from ..errors import ErldeployError
 from .settings import Settings, print_warnings, resolve
 
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..cluster import Cluster
 
 
@@ -22,15 +24,16 @@ def settings_of(ctx: Any) -> Settings:
 
 
 @asynccontextmanager
-async def open_cluster(s: Settings, *, discover: bool | None = None, need_all: bool = True
-                       ) -> AsyncIterator[Cluster]:
-    """Connect to the target nodes. With need_all, an unreachable node is an error (exit 3)."""
+async def open_cluster(s: Settings, *, discover: bool | None = None, need_all: bool = True,
+                       driver: Any = None) -> AsyncIterator[Cluster]:
+    """Connect to the target nodes. With need_all, an unreachable node is an error (exit 3).
+    ``driver``: the node class (Cluster.driver; None for asyncio's LocalNode)."""
     from ..cluster import Cluster
 
     c = Cluster(seeds=s.require_nodes(), cookie=s.require_cookie(),
                 name=s.name or (s.environment.node_name if s.environment else None),
         timeout=s.timeout, epmd_port=s.epmd_port, discover=s.cluster if discover is None else discover,
-        reach=s.reach)
+        reach=s.reach, driver=driver)
     try:
         await c.open()
         if need_all and c.unreachable:

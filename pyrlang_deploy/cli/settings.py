@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from typing import Any
 
 from ..cookie import read_cookie_file
 from ..errors import UsageError
 from ..record import Record, factory
 from . import reach_options
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # asyncclick loads only on the full command-line path: fastpath.py parses the common
 # commands' argv itself into the same `given` dict, and resolve_given() does the rest.

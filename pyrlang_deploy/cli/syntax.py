@@ -7,9 +7,12 @@ decide: elixir when the first one runs the `elixir` application (one RPC).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ..errors import ErldeployError, TermSyntaxError, UsageError
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 async def decide(syntax: str | None, cluster: Any) -> str:

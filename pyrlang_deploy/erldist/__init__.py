@@ -7,15 +7,21 @@
 
 Layers, each its own module: ``flags`` (DFLAG_*), ``epmd``, ``handshake`` (sans-IO),
 ``framing`` and ``control`` (sans-IO), ``proctable`` (sans-IO: pids, names, links,
-monitors; returns the effects to carry out), ``connection`` (the asyncio edge),
-``process`` (mailboxes), ``node`` (LocalNode: connections, and the effects of the
-table), ``rpc`` and ``io_server``.
+monitors; returns the effects to carry out), ``inbound`` (what each frame read
+means), ``nodecore`` (identity and every control message, shared by both drivers),
+``call`` (one rex call, its reply and io), ``io_server``, ``process`` (mailboxes).
+Two drivers carry them: asyncio - ``connection``, ``node`` (LocalNode), ``rpc`` -
+and blocking - ``blocking`` (BlockingNode: one peer, no event loop, for the CLI's
+one-node commands).
 Importing this package stays cheap: names load on first use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["Connection", "DFlag", "LocalNode", "Mailbox", "read_cookie_file"]
 

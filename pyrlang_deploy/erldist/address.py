@@ -70,3 +70,16 @@ def split_targets(nodes: list[str], *, lenient: bool = False) -> tuple[list[str]
         if t.port is not None:
             ports[t.node] = t.port
     return names, ports
+
+
+def bare_host(host: str) -> str:
+    """A host as sockets take it: ``[::1]`` (as node names carry IPv6) is ``::1``."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def socket_host(host: str) -> str | bytes:
+    """:func:`bare_host` for a blocking ``socket.create_connection``: ASCII names as
+    bytes, because getaddrinfo encodes a str with the idna codec, whose import
+    (with stringprep and unicodedata) costs a one-node CLI command milliseconds."""
+    bare = bare_host(host)
+    return bare.encode("ascii") if bare.isascii() else bare

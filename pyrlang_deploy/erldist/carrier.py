@@ -15,16 +15,22 @@ cause; TLS ones say which side refused which certificate.
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 from collections.abc import Callable
-from typing import Any
 
 from ..errors import ConnectError
 from ..record import Record, factory
 from . import epmd
-from .tls import TlsOptions, make_context
-from .tls_stream import TlsStream
+from .address import bare_host
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    import asyncio
+    import ssl
+    from typing import Any
+
+    from .tls import TlsOptions
+# asyncio, ssl and the TLS modules load where they are used: the CLI's plain-TCP
+# path (blocking.py) reads a Reach and must not pay for them
 
 # OpenSSL's verify messages, said the way an operator thinks of them
 _VERIFY_HINTS = {
@@ -67,6 +73,8 @@ class Reach(Record):
     def context(self) -> ssl.SSLContext | None:
         """The SSLContext, built (files read) once, on the first TLS connect."""
         if self.tls is not None and self._context is None:
+            from .tls import make_context
+
             self._context = make_context(self.tls)
         return self._context
 
@@ -84,19 +92,22 @@ class Reach(Record):
                    port: int) -> asyncio.Protocol:
         """A connected protocol over TCP or TLS; ConnectError naming ``peer`` and the cause.
         The caller's deadline covers the TLS handshake too."""
+        import asyncio
+        import ssl
+
+        from .tls_stream import TlsStream
+
         loop = asyncio.get_running_loop()
         ctx = self.context
         stream = None
         if ctx is not None:
             # the host of the node name is both the SNI and the name the certificate must carry
-            stream = TlsStream(ctx, self.tls.sni_for(_bare(host)), factory(), loop)
+            stream = TlsStream(ctx, self.tls.sni_for(bare_host(host)), factory(), loop)
             factory = lambda: stream  # noqa: E731
         try:
-            _, proto = await loop.create_connection(factory, _bare(host), port)
+            _, proto = await loop.create_connection(factory, bare_host(host), port)
         except OSError as exc:
-            where = "" if self.static_port(peer) is None else " (port given, epmd not asked)"
-            raise ConnectError(f"cannot reach {peer} at {host}:{port}{where} "
-                               f"({(exc.strerror or str(exc)).lower()})", node=peer) from None
+            raise ConnectError.unreachable(peer, host, port, exc, self.static_port(peer) is not None) from None
         if stream is None:
             return proto
         try:
@@ -114,6 +125,8 @@ class Reach(Record):
     def explain(self, exc: ConnectError, lost: BaseException | None, peer: str) -> ConnectError:
         """A handshake failure, told by its TLS cause when there is one: under TLS 1.3 the
         node's verdict on our certificate arrives after the TLS handshake, as an alert."""
+        import ssl
+
         if self.tls is not None and isinstance(lost, ssl.SSLError):
             return tls_failure(peer, lost)
         return exc
@@ -143,11 +156,15 @@ async def learn_ports(reach: Reach, rpc: Callable[..., Any], via: str, members: 
         if isinstance(got, tuple) and len(got) == 2 and got[0] == "ok" and isinstance(got[1], int) and got[1] > 0:
             reach.ports[member] = got[1]
 
+    import asyncio
+
     await asyncio.gather(*(one(m) for m in wanted))
 
 
 def tls_failure(peer: str, exc: BaseException) -> ConnectError:
     """A TLS error during or right after the TLS handshake, as a one-line ConnectError."""
+    import ssl
+
     reason = getattr(exc, "reason", None) or ""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return ConnectError(f"TLS: {peer}'s certificate is rejected: {_verify_cause(exc)}", node=peer)
@@ -167,6 +184,3 @@ def _verify_cause(exc: ssl.SSLCertVerificationError) -> str:
         return f"it does not name the node's host ({msg})"
     return _VERIFY_HINTS.get(msg, msg)
 
-
-def _bare(host: str) -> str:
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host

@@ -23,25 +23,25 @@ detection takes between 1 and 1.25 net_ticktime, as in OTP).
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import select
 import socket
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import ConnectError, DecodeError, NodeDown
-from ..term import decode, encode
+from ..errors import ConnectError, NodeDown
+from ..term import encode
 from . import control as ctl
+from .debuglog import get_logger
 from .flags import DFlag
 from .framing import TICK_FRAME, FrameReader, FrameTooLarge, data_frame
 from .handshake import ClientHandshake, HandshakeResult, State
-from .wire import send_target
+from .inbound import InboundFrames
 
 if TYPE_CHECKING:
     from .node import LocalNode
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_TICK_TIME = 60.0  # OTP's default net_ticktime
 _CHUNK = 1 << 20  # big payloads go to the socket in slices of this size
@@ -55,7 +55,7 @@ class Waiter(Protocol):
     def connection_lost(self, conn: Connection, reason: str) -> None: ...
 
 
-class Connection:
+class Connection(InboundFrames):
     """An established connection to one peer node. Made by ``LocalNode.connect``."""
 
     def __init__(self, node: LocalNode, protocol: _DistProtocol, result: HandshakeResult,
@@ -286,53 +286,6 @@ class Connection:
         self._seen_writes = self._writes
         self._schedule_tick()
 
-    # --- reading (called by the protocol, in order) ------------------------------------
-
-    def _on_frames(self, frames: list[bytes]) -> None:
-        self._reads += 1
-        for frame in frames:
-            if not frame:
-                # answer ticks: a peer that only hears from us on ticks still sees us alive
-                self._write_now(TICK_FRAME)
-                continue
-            try:
-                self._on_frame(frame)
-            except Exception as exc:
-                # A peer either speaks the protocol or is gone: after one frame we
-                # cannot read, nothing it sends can be trusted (no log line per frame).
-                log.debug("frame handling error from %s", self.peer, exc_info=True)
-                self.abort(f"{self.peer} sent a frame we cannot read: {_short(exc)}")
-                return
-            if self.closed:
-                return
-
-    def _on_frame(self, frame: bytes) -> None:
-        node = self.node
-        hit = send_target(frame)
-        if hit is not None:
-            # a reply or io request to one of our RPC pids: no control decode needed
-            proc = node.table.calls.get(hit[0])
-            if proc is not None:
-                proc.deliver_frame(frame, hit[1])
-                return
-        if frame[0] != 112:
-            raise DecodeError(f"frame kind {frame[0]} is not pass-through (112)")
-        limit = self.max_frame
-        term, off = decode(frame, 1, limit)
-        op = term[0] if type(term) is tuple and term else None
-        if op == 2 or op == 22:  # SEND / SEND_SENDER: the hot path of every reply
-            proc = node.table.lookup(term[2])
-            if proc is not None:
-                proc.deliver(decode(frame, off, limit)[0])
-            else:
-                log.debug("%s sent to a pid we do not have: %s", self.peer, term[2])
-            return
-        c = ctl.parse(term)
-        if c is None:
-            return
-        payload = decode(frame, off, limit)[0] if c.PAYLOAD and off < len(frame) else None
-        node.on_control(self, c, payload)
-
     # --- closing ----------------------------------------------------------------------
 
     def _lose(self, reason: str) -> None:
@@ -363,12 +316,6 @@ class Connection:
         """Drop a peer that broke the protocol: nothing more is read or written."""
         self._lose(reason)
         self._transport.abort()
-
-
-def _short(exc: Exception, limit: int = 160) -> str:
-    """An error's text for a one-line message: bounded (it may quote peer bytes)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _DistProtocol(asyncio.Protocol):
@@ -406,7 +353,7 @@ class _DistProtocol(asyncio.Protocol):
                 conn.abort(f"{conn.peer} sent {exc}")
                 return
             if frames:
-                conn._on_frames(frames)
+                conn.on_frames(frames)
             else:
                 conn._reads += 1
             return

@@ -12,12 +12,14 @@ dataclasses cost ~10 ms of import time, which every CLI start would pay.
 
 from __future__ import annotations
 
-import logging
-from typing import Any, ClassVar
-
 from ..term.types import Atom
+from .debuglog import get_logger
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
+log = get_logger(__name__)
 
 EMPTY = Atom("")
 _ = None  # an unused tuple slot: '' when we build, ignored when we parse

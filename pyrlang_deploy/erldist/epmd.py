@@ -1,12 +1,13 @@
 """epmd client: where does node ``name`` listen on ``host``?
 
-Sans-IO encoders/parsers for PORT_PLEASE2 and NAMES, plus two small asyncio helpers.
-epmd answers one request per TCP connection and closes it, so the helpers read to EOF.
+Sans-IO encoders/parsers for PORT_PLEASE2 and NAMES, and two edges that send them:
+asyncio (``port_please``, ``names``) and blocking (``port_please_blocking``, for the
+CLI's one-node path, which does without asyncio). epmd answers one request per TCP
+connection and closes it, so both read to EOF, at most a reply's worth of bytes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import struct
 
@@ -98,10 +99,39 @@ def parse_names(data: bytes) -> list[tuple[str, int]]:
     return result
 
 
+# --- the replies, for both edges ---------------------------------------------
+
+
+def _too_long(host: str, port: int, limit: int) -> ConnectError:
+    return ConnectError(f"epmd on {host}:{port} sent more than {limit} bytes (not an epmd reply)")
+
+
+def _port_reply(host: str, name: str, port: int, data: bytes) -> NodePort | None:
+    try:
+        return parse_port_please2(data)
+    except ValueError as exc:
+        raise ConnectError(f"epmd on {host}:{port} sent a malformed PORT2 reply ({exc})",
+                           node=f"{name}@{host}") from None
+
+
+def _names_reply(host: str, port: int, data: bytes) -> list[tuple[str, int]]:
+    try:
+        return parse_names(data)
+    except ValueError as exc:
+        raise ConnectError(f"epmd on {host}:{port} sent a malformed NAMES reply ({exc})") from None
+
+
+def _not_found(host: str, name: str, known: list[tuple[str, int]] | None) -> NodeNotFound:
+    listed = "unknown" if known is None else ", ".join(sorted(n for n, _ in known)) or "none"
+    return NodeNotFound(f"no node named {name} on {host} (epmd knows: {listed})", node=f"{name}@{host}")
+
+
 # --- asyncio edge -----------------------------------------------------------
 
 
 async def _request(host: str, port: int, request: bytes, timeout: float, limit: int) -> bytes:
+    import asyncio
+
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (TimeoutError, OSError) as exc:
@@ -117,7 +147,7 @@ async def _request(host: str, port: int, request: bytes, timeout: float, limit: 
         writer.close()
 
 
-async def _read_to_eof(reader: asyncio.StreamReader, limit: int, host: str, port: int) -> bytes:
+async def _read_to_eof(reader, limit: int, host: str, port: int) -> bytes:
     """Everything up to EOF (epmd closes after answering), at most ``limit`` bytes."""
     data = bytearray()
     while True:
@@ -126,37 +156,81 @@ async def _read_to_eof(reader: asyncio.StreamReader, limit: int, host: str, port
             return bytes(data)
         data += chunk
         if len(data) > limit:
-            raise ConnectError(f"epmd on {host}:{port} sent more than {limit} bytes "
-                               f"(not an epmd reply)")
-
-
-def _cause(exc: OSError) -> str:
-    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+            raise _too_long(host, port, limit)
 
 
 async def names(host: str, port: int | None = None, *, timeout: float = 5.0) -> list[tuple[str, int]]:
     """``[(name, port), ...]`` of the nodes registered with epmd on ``host``."""
     port = default_port() if port is None else port
-    data = await _request(host, port, encode_names(), timeout, MAX_NAMES_REPLY)
-    try:
-        return parse_names(data)
-    except ValueError as exc:
-        raise ConnectError(f"epmd on {host}:{port} sent a malformed NAMES reply ({exc})") from None
+    return _names_reply(host, port, await _request(host, port, encode_names(), timeout, MAX_NAMES_REPLY))
 
 
 async def port_please(host: str, name: str, port: int | None = None, *, timeout: float = 5.0) -> NodePort:
     """The distribution port of node ``name@host``; NodeNotFound lists what epmd knows."""
     port = default_port() if port is None else port
-    data = await _request(host, port, encode_port_please2(name), timeout, MAX_PORT2_REPLY)
-    try:
-        found = parse_port_please2(data)
-    except ValueError as exc:
-        raise ConnectError(f"epmd on {host}:{port} sent a malformed PORT2 reply ({exc})",
-                           node=f"{name}@{host}") from None
+    found = _port_reply(host, name, port,
+                        await _request(host, port, encode_port_please2(name), timeout, MAX_PORT2_REPLY))
     if found is None:
         try:
-            known = ", ".join(sorted(n for n, _ in await names(host, port, timeout=timeout))) or "none"
+            known = await names(host, port, timeout=timeout)
         except ConnectError:
-            known = "unknown"
-        raise NodeNotFound(f"no node named {name} on {host} (epmd knows: {known})", node=f"{name}@{host}")
+            known = None
+        raise _not_found(host, name, known)
     return found
+
+
+# --- blocking edge ----------------------------------------------------------
+
+
+def _request_blocking(host: str, port: int, request: bytes, timeout: float, limit: int) -> bytes:
+    import socket
+    import time
+
+    from .address import socket_host
+
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((socket_host(host), port), timeout)
+    except OSError as exc:
+        cause = "timed out" if isinstance(exc, TimeoutError) else _cause(exc)
+        raise EpmdUnreachable(f"epmd not reachable on {host}:{port} ({cause})") from None
+    with sock:
+        try:
+            sock.sendall(request)
+            data = bytearray()
+            while True:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return bytes(data)
+                data += chunk
+                if len(data) > limit:
+                    raise _too_long(host, port, limit)
+        except OSError as exc:
+            cause = "timed out" if isinstance(exc, TimeoutError) else _cause(exc)
+            raise EpmdUnreachable(f"epmd on {host}:{port} did not answer ({cause})") from None
+
+
+def port_please_blocking(host: str, name: str, port: int | None = None, *, timeout: float = 5.0) -> NodePort:
+    """:func:`port_please`, blocking the caller."""
+    port = default_port() if port is None else port
+    found = _port_reply(host, name, port,
+                        _request_blocking(host, port, encode_port_please2(name), timeout, MAX_PORT2_REPLY))
+    if found is None:
+        try:
+            known = _names_reply(host, port, _request_blocking(host, port, encode_names(), timeout,
+                                                              MAX_NAMES_REPLY))
+        except ConnectError:
+            known = None
+        raise _not_found(host, name, known)
+    return found
+
+
+def _cause(exc: OSError) -> str:
+    # the errno's own words: asyncio's text ("connect call failed (...)") says less
+    # than the socket's, and both edges must say the same
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+

@@ -18,10 +18,18 @@ rejects a wrong cookie; that case raises CookieRejected.
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 import os
 import struct
+
+# MD5 and a constant-time compare from CPython's own small modules: hashlib and hmac
+# load OpenSSL, a measurable share of a one-node CLI command (issue 14); the
+# digest and the comparison are the same either way.
+try:
+    from _md5 import md5 as _md5
+    from _operator import _compare_digest as compare_digest
+except ImportError:  # a Python built without them
+    from hashlib import md5 as _md5
+    from hmac import compare_digest
 
 from ..errors import CookieRejected, HandshakeError
 from ..record import Record
@@ -51,7 +59,7 @@ class HandshakeResult(Record):  # not a dataclass: this loads at every CLI start
 
 def gen_digest(challenge: int, cookie: str) -> bytes:
     """md5(cookie ++ decimal(challenge)), as dist_util:gen_digest/2."""
-    return hashlib.md5(_cookie_bytes(cookie) + str(challenge).encode("ascii")).digest()
+    return _md5(_cookie_bytes(cookie) + str(challenge).encode("ascii")).digest()
 
 
 def _cookie_bytes(cookie: str) -> bytes:
@@ -252,7 +260,7 @@ class ClientHandshake:
         peer = self.peer_name
         if msg[:1] != b"a" or len(msg) != 17:
             raise self._fail(f"{peer} sent a malformed challenge ack ({len(msg)} bytes)")
-        if not hmac.compare_digest(msg[1:], gen_digest(self.our_challenge, self._cookie)):
+        if not compare_digest(msg[1:], gen_digest(self.our_challenge, self._cookie)):
             # it accepted our proof but cannot prove it knows the cookie itself
             raise self._fail(f"{peer} answered with a wrong cookie digest (it does not share our cookie)")
         self.state = State.CONNECTED

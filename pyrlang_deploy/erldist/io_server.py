@@ -11,17 +11,19 @@ requests are written to a ``write(str)`` callback; input requests get ``eof``
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ..errors import ErldeployError
 from ..term.types import Atom, ImproperList, Pid
+from .debuglog import get_logger
 
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from .node import LocalNode
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 IO_REQUEST = Atom("io_request")
 IO_REPLY = Atom("io_reply")

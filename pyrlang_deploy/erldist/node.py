@@ -1,4 +1,4 @@
-"""LocalNode: our hidden node - its name, creation, processes and connections.
+"""LocalNode: our hidden node on asyncio - its processes and connections.
 
 One creation value, chosen at start, is sent in every handshake and stamped on
 every pid and reference we mint, so peers never mistake our pids for those of an
@@ -8,9 +8,6 @@ older incarnation.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,9 +17,10 @@ from ..term.types import Atom, Pid, Reference
 from . import control as ctl
 from .carrier import Reach
 from .connection import Connection, _DistProtocol
-from .framing import max_frame_from_env
+from .debuglog import get_logger
 from .handshake import ClientHandshake
-from .names import is_long_host, own_host, split_node, unique_alive
+from .names import split_node
+from .nodecore import NodeCore
 from .process import LocalProcess, Mailbox
 from .proctable import (  # noqa: F401
     DOWN,
@@ -38,37 +36,17 @@ from .rpc import call as _rpc_call
 from .rpc import call_future as _rpc_future
 from .timers import Deadlines
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 FINISH_GRACE = 1.5  # what close() gives clean-up work on peers (see spawn(finish=True))
 
 
-class _Sink(LocalProcess):
-    """The node's own pid: sender of anonymous REG_SENDs, drops what it is sent."""
+class LocalNode(NodeCore):
+    """A hidden Erlang node in this Python process, on asyncio.
 
-    __slots__ = ()
-
-    def deliver(self, msg: Any) -> None:
-        log.debug("message to the node's own pid dropped")
-
-
-def _random_creation() -> int:
-    """Uniform in 4..0xFFFFFFF3 (4 + secrets.randbelow(0xFFFFFFF0), without its imports)."""
-    while True:
-        v = int.from_bytes(os.urandom(4), "big")
-        if v < 0xFFFFFFF0:
-            return 4 + v
-
-
-class LocalNode:
-    """A hidden Erlang node in this Python process.
-
-    ``name``: ``"alive@host"``, or just ``"alive"`` (the host part is then chosen to
-    match the first peer's short/long form), or None for ``erldeploy-<random>``.
-    ``cookie``: None reads ``~/.erlang.cookie``.
+    ``name``, ``cookie``, ``creation``, ``epmd_port``, ``io_sink``, ``max_frame``:
+    see NodeCore (nodecore.py), which also holds identity and signal handling.
     ``net_ticktime``: the peers' tick time if known; otherwise each connection asks
     its peer (``net_kernel:get_net_ticktime()``) right after connecting.
-    ``max_frame``: the largest frame a peer may send, in bytes (default
-    ``ERLDEPLOY_MAX_FRAME`` or 64 MiB); a bigger one drops that connection.
 
     The process table (``self.table``, sans-IO, proctable.py) decides what links,
     monitors and exits mean; this class owns the connections and carries out the
@@ -98,22 +76,10 @@ class LocalNode:
         max_frame: int | None = None,
         reach: Reach | None = None,
     ) -> None:
-        self._cookie = read_cookie_file() if cookie is None else cookie
-        self._host: str | None
-        if name and "@" in name:
-            self._alive, self._host = split_node(name)
-        else:
-            self._alive, self._host = name or unique_alive(), None
-        # creation 0 means "any incarnation" to some OTP checks; stay clear of it
-        self.creation = creation if creation is not None else _random_creation()
-        self.epmd_port = epmd_port
+        NodeCore.__init__(self, name, cookie, creation=creation, epmd_port=epmd_port, io_sink=io_sink,
+                          max_frame=max_frame)
         self.reach = reach or Reach()  # carrier (TCP/TLS) and ports (epmd or given)
         self.net_ticktime = net_ticktime
-        self.io_sink: Callable[[str], Any] = io_sink or _stdout_sink
-        # the largest frame a peer may send (and what a compressed term may inflate to)
-        self.max_frame = max_frame if max_frame is not None else max_frame_from_env()
-        self.table = ProcessTable(self.creation)
-        self._conns: dict[str, Connection] = {}
         self._connecting: dict[str, asyncio.Future[Connection]] = {}
         self._deadlines: Deadlines | None = None
         # A lone RPC may wait for its reply on the socket directly (see
@@ -123,7 +89,6 @@ class LocalNode:
         self._tasks: set[asyncio.Task] = set()
         self._finishing: set[asyncio.Task] = set()
         self._closed = False
-        self._self_proc: _Sink | None = None
 
     def __repr__(self) -> str:  # never the cookie
         return f"<LocalNode {self.table.node or self._alive} creation={self.creation} peers={sorted(self._conns)}>"
@@ -133,40 +98,6 @@ class LocalNode:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    # --- identity ---------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        """Our node name; fixed by the first connect (short/long form) or first pid."""
-        return str(self._node_atom())
-
-    def _node_atom(self, peer_host: str | None = None) -> Atom:
-        atom = self.table.node
-        if atom is None:
-            if self._host is None:
-                long = peer_host is not None and is_long_host(peer_host)
-                self._host = own_host(long, peer_host)
-            atom = Atom(f"{self._alive}@{self._host}")
-            self.table.set_node(atom)
-        return atom
-
-    @property
-    def pid(self) -> Pid:
-        """The node's own pid (the sender of messages sent without one)."""
-        if self._self_proc is None:
-            self._self_proc = _Sink(self, self._new_pid())
-            self.table.add(self._self_proc)
-        return self._self_proc.pid
-
-    def _new_pid(self) -> Pid:
-        self._node_atom()
-        return self.table.new_pid()
-
-    def make_ref(self) -> Reference:
-        """A reference unique to this node incarnation."""
-        self._node_atom()
-        return self.table.make_ref()
 
     # --- processes ----------------------------------------------------------------------
 
@@ -188,10 +119,6 @@ class LocalNode:
     def whereis(self, name: str) -> Pid | None:
         proc = self.table.names.get(name)
         return proc.pid if proc is not None else None
-
-    def process_exited(self, proc: LocalProcess, reason: Any) -> None:
-        """``proc`` closed: its monitors fire, its links break (called by LocalProcess.close)."""
-        self.apply(self.table.exited(proc, reason))
 
     # --- connections ------------------------------------------------------------------------
 
@@ -239,7 +166,7 @@ class LocalNode:
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, 0.5)
         except TimeoutError:
-            raise ConnectError(f"timed out connecting to {peer} after {timeout:g}s", node=peer) from None
+            raise ConnectError.timed_out(peer, timeout) from None
         result = hs.result
         conn = Connection(self, proto, result, self.net_ticktime)
         self._conns[peer] = conn
@@ -299,11 +226,6 @@ class LocalNode:
 
     # --- the hot-path interface (see the class docstring) -------------------------------------
 
-    def connection(self, peer: str) -> Connection | None:
-        """The open connection to ``peer``, or None (never connects)."""
-        conn = self._conns.get(peer)
-        return None if conn is None or conn.closed else conn
-
     def spawn(self, coro: Any, *, finish: bool = False) -> asyncio.Task:
         """Run ``coro`` as a task the node cancels when it closes; with ``finish``,
         :meth:`close` first lets it end (clean-up on a peer, such as stopping a
@@ -316,32 +238,18 @@ class LocalNode:
 
     _spawn = spawn  # the connect path's name for it
 
+    def stop_timed_out(self, peer: str, leader: Pid) -> asyncio.Task:
+        """Kill on ``peer`` what a timed-out call (group leader ``leader``) left running;
+        close() lets it finish (see rpc.stop_calls_led_by)."""
+        from .rpc import stop_calls_led_by
+
+        return self.spawn(stop_calls_led_by(self, peer, leader), finish=True)
+
     def deadlines(self, loop: asyncio.AbstractEventLoop) -> Deadlines:
         d = self._deadlines
         if d is None or d.loop is not loop:
             d = self._deadlines = Deadlines(loop)
         return d
-
-    def apply(self, effects: Any) -> None:
-        """Carry out what the process table decided: deliveries and control messages."""
-        for e in effects:
-            t = type(e)
-            if t is Deliver:
-                e.to.deliver(e.msg)
-            elif t is ExitMsg:
-                e.to.exit_signal(e.from_pid, e.reason)
-            else:
-                conn = self._conns.get(e.node)
-                if conn is not None:
-                    c, payload = e.control(conn.exit_payload)
-                    self._try_send_control(conn, c, payload)
-
-    def on_connection_lost(self, conn: Connection, reason: str) -> None:
-        """Called by the connection once it is lost: our monitors and links on that peer fire."""
-        if self._conns.get(conn.peer) is conn:
-            del self._conns[conn.peer]
-        log.debug("connection to %s lost: %s", conn.peer, reason)
-        self.apply(self.table.node_down(conn.peer))
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -375,34 +283,6 @@ class LocalNode:
         if conn.write_paused:
             await conn.drain()
 
-    def send_nowait(self, to: Pid, msg: Any, sender: Pid | None = None) -> None:
-        """Send on an existing connection, or drop (used from inside frame dispatch)."""
-        if to.node == self.table.node:
-            proc = self.table.lookup(to)
-            if proc is not None:
-                proc.deliver(msg)
-            return
-        conn = self._conns.get(str(to.node))
-        if conn is None:
-            return  # the peer is gone; so is whoever would read this
-        if sender is not None and conn.send_sender:
-            self._try_send_control(conn, ctl.SendSender(sender, to), msg)
-        else:
-            self._try_send_control(conn, ctl.Send(to), msg)
-
-    _send_nowait = send_nowait
-
-    def _try_send_control(self, conn: Connection, c: ctl.Control, payload: Any = NO_PAYLOAD) -> None:
-        if conn.closed:
-            return
-        try:
-            if payload is NO_PAYLOAD:
-                conn.send_control(c)
-            else:
-                conn.send_control(c, payload)
-        except Exception as exc:
-            log.debug("could not send %s to %s: %s", type(c).__name__, conn.peer, exc)
-
     # --- monitors -----------------------------------------------------------------------------
 
     async def monitor(self, proc: LocalProcess, target: Any) -> Reference:
@@ -429,65 +309,6 @@ class LocalNode:
     def demonitor(self, proc: LocalProcess, ref: Reference) -> None:
         self.apply(self.table.demonitor(proc, ref))
 
-    # --- incoming signals ---------------------------------------------------------------------
-
-    def on_control(self, conn: Connection, c: ctl.Control, payload: Any) -> None:
-        """Called by the connection for each control message other than SEND."""
-        handler = _HANDLERS.get(type(c))
-        if handler is not None:
-            handler(self, conn, c, payload)
-
-    def _on_send(self, conn: Connection, c: Any, msg: Any) -> None:
-        proc = self.table.lookup(c.to_pid)
-        if proc is not None:
-            proc.deliver(msg)
-
-    def _on_reg_send(self, conn: Connection, c: Any, msg: Any) -> None:
-        proc = self.table.names.get(c.to_name)
-        if proc is not None:
-            proc.deliver(msg)
-        else:
-            log.debug("%s sent to unregistered name %s", conn.peer, c.to_name)
-
-    def _on_alias_send(self, conn: Connection, c: Any, msg: Any) -> None:
-        proc = self.table.aliases.get(c.alias)
-        if proc is not None:
-            proc.deliver(msg)
-
-    def _on_altact_sig(self, conn: Connection, c: ctl.AltactSigSend, payload: Any) -> None:
-        # OTP 28's op 37: handled as the older op of the same meaning
-        legacy = c.legacy()
-        if legacy is not None:
-            self.on_control(conn, legacy, payload)
-            return
-        proc = self.table.aliases.get(c.to)  # exit/2 to an alias
-        if proc is not None:
-            proc.exit_signal(c.from_pid, payload)
-
-    def _on_link(self, conn: Connection, c: ctl.Link, _: Any) -> None:
-        self.apply(self.table.peer_link(c.from_pid, c.to_pid))
-
-    def _on_unlink(self, conn: Connection, c: Any, _: Any) -> None:
-        self.table.peer_unlink(c.from_pid, c.to_pid)
-        if isinstance(c, ctl.UnlinkId):
-            # must reach the peer before any later signal from us: write it now
-            self._try_send_control(conn, ctl.UnlinkIdAck(c.id, c.to_pid, c.from_pid))
-
-    def _on_exit(self, conn: Connection, c: Any, payload: Any) -> None:
-        reason = payload if c.PAYLOAD else c.reason
-        link = isinstance(c, (ctl.Exit, ctl.ExitTT, ctl.PayloadExit, ctl.PayloadExitTT))
-        self.apply(self.table.peer_exit(c.from_pid, c.to_pid, reason, link=link))
-
-    def _on_monitor(self, conn: Connection, c: ctl.MonitorP, _: Any) -> None:
-        self.apply(self.table.peer_monitor(c.from_pid, c.to_proc, c.ref))
-
-    def _on_demonitor(self, conn: Connection, c: ctl.DemonitorP, _: Any) -> None:
-        self.table.peer_demonitor(c.to_proc, c.ref)
-
-    def _on_monitor_exit(self, conn: Connection, c: Any, payload: Any) -> None:
-        reason = payload if c.PAYLOAD else c.reason
-        self.apply(self.table.peer_down(c.ref, reason))
-
     # --- rpc -----------------------------------------------------------------------------------
 
     # ``await node.rpc(peer, module, function, args=(), *, timeout=30.0, io=None)``:
@@ -498,34 +319,3 @@ class LocalNode:
     rpc_future = _rpc_future
 
 
-def _stdout_sink(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-_HANDLERS: dict[type, Callable[..., None]] = {
-    ctl.Send: LocalNode._on_send,
-    ctl.SendTT: LocalNode._on_send,
-    ctl.SendSender: LocalNode._on_send,
-    ctl.SendSenderTT: LocalNode._on_send,
-    ctl.RegSend: LocalNode._on_reg_send,
-    ctl.RegSendTT: LocalNode._on_reg_send,
-    ctl.AliasSend: LocalNode._on_alias_send,
-    ctl.AliasSendTT: LocalNode._on_alias_send,
-    ctl.AltactSigSend: LocalNode._on_altact_sig,
-    ctl.Link: LocalNode._on_link,
-    ctl.Unlink: LocalNode._on_unlink,
-    ctl.UnlinkId: LocalNode._on_unlink,
-    ctl.Exit: LocalNode._on_exit,
-    ctl.ExitTT: LocalNode._on_exit,
-    ctl.PayloadExit: LocalNode._on_exit,
-    ctl.PayloadExitTT: LocalNode._on_exit,
-    ctl.Exit2: LocalNode._on_exit,
-    ctl.Exit2TT: LocalNode._on_exit,
-    ctl.PayloadExit2: LocalNode._on_exit,
-    ctl.PayloadExit2TT: LocalNode._on_exit,
-    ctl.MonitorP: LocalNode._on_monitor,
-    ctl.DemonitorP: LocalNode._on_demonitor,
-    ctl.MonitorPExit: LocalNode._on_monitor_exit,
-    ctl.PayloadMonitorPExit: LocalNode._on_monitor_exit,
-}

@@ -8,20 +8,22 @@ messages, like a process that traps exits.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ..errors import MailboxClosed, NodeDown, ReceiveTimeout
 from ..term.types import Atom, Pid, Reference
+from .debuglog import get_logger
 from .proctable import DOWN, NORMAL, PROCESS  # noqa: F401 (DOWN, PROCESS: re-exported)
 
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
 if TYPE_CHECKING:
+    import asyncio
+    from typing import Any
+
     from .node import LocalNode
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 EXIT = Atom("EXIT")
 
@@ -126,6 +128,8 @@ class Mailbox(LocalProcess):
         losing the connection to that node ends the wait at once with NodeDown
         (for replies only that node can send).
         """
+        import asyncio  # here, not at the top: the blocking driver's calls are LocalProcesses too
+
         found, msg = self._take(match)
         if found:
             return msg

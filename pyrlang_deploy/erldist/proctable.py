@@ -26,11 +26,20 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Protocol
 
 from ..term.types import Atom, Pid, Reference
 from . import control as ctl
 from . import wire
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Proc(Protocol):
+        """What the table needs of a process: its pid."""
+
+        @property
+        def pid(self) -> Pid: ...
 
 DOWN = Atom("DOWN")
 PROCESS = Atom("process")
@@ -43,13 +52,6 @@ _U32 = struct.Struct(">I")
 PID_ID_LIMIT = 1 << 15  # erl_interface's pid number width; every OTP accepts it
 PID_SERIAL_LIMIT = 1 << 13
 REF_ID0_LIMIT = 1 << 18  # the first word of a reference is 18 bits on the node
-
-
-class Proc(Protocol):
-    """What the table needs of a process: its pid."""
-
-    @property
-    def pid(self) -> Pid: ...
 
 
 # --- effects -----------------------------------------------------------------------------

@@ -23,17 +23,20 @@ the files. Key contents and passwords never appear in messages or reprs.
 from __future__ import annotations
 
 import os
-import ssl
-from typing import Any
 
 from ..errors import TermSyntaxError, UsageError
 from ..record import Record
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    import ssl
+    from typing import Any
 
 # client-section options that change nothing for us, or that only an Erlang VM can run
 _IGNORED = {"reuse_sessions", "secure_renegotiate", "hibernate_after", "erl_dist", "log_level",
             "ktls", "keep_secrets", "honor_cipher_order", "dhfile", "fail_if_no_peer_cert",
             "reuse_session", "session_tickets", "customize_hostname_check", "crl_cache"}
-_VERSIONS = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
+_VERSIONS = ("tlsv1.2", "tlsv1.3")  # ssl.TLSVersion members, by OTP's names (ssl is loaded late)
 
 
 class TlsOptions(Record):
@@ -157,10 +160,12 @@ def merge(base: TlsOptions | None, certfile: str | None = None, keyfile: str | N
 
 def make_context(opts: TlsOptions) -> ssl.SSLContext:
     """An ``ssl.SSLContext`` for the client side; UsageError (exit 2) for unusable files."""
+    import ssl  # only here: the plain-TCP CLI path never pays for it
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if opts.versions:
-        ctx.minimum_version = min(_VERSIONS[v] for v in opts.versions)
-        ctx.maximum_version = max(_VERSIONS[v] for v in opts.versions)
+        ctx.minimum_version = min(_tls_version(v) for v in opts.versions)
+        ctx.maximum_version = max(_tls_version(v) for v in opts.versions)
     else:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # what OTP offers by default
     if opts.ciphers:
@@ -187,6 +192,8 @@ def make_context(opts: TlsOptions) -> ssl.SSLContext:
 
 
 def _load(opts: TlsOptions, what: str, fn) -> None:
+    import ssl
+
     path = getattr(opts, what)
     try:
         fn()
@@ -202,3 +209,9 @@ def _load(opts: TlsOptions, what: str, fn) -> None:
         else:
             detail = path
         raise UsageError(f"TLS {what} {detail}: not usable ({str(reason).lower().replace('_', ' ')})") from None
+
+
+def _tls_version(name: str):
+    import ssl
+
+    return {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}[name]

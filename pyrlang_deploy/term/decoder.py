@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import struct
 import zlib
-from typing import Any
 
 from ..errors import DecodeError
 from .lazy_re import LazyMatch
@@ -30,6 +29,10 @@ from .types import (
     Port,
     Reference,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # Building a big or deep structure (a large input; nesting this deep only comes
 # from odd or hostile input) makes the cyclic GC rescan the growing heap over

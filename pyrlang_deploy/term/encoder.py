@@ -13,7 +13,6 @@ import struct
 import zlib
 from collections.abc import Iterator
 from itertools import chain
-from typing import Any
 
 from ..errors import EncodeError
 from .types import (
@@ -27,6 +26,10 @@ from .types import (
     Port,
     Reference,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # Nesting this deep only comes from odd or hostile input. Millions of live
 # containers make the cyclic GC rescan them over and over (3-5x slower), and

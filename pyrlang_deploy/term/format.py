@@ -7,8 +7,6 @@ back, both with ``parse_term`` and with erl_parse on a node.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import EncodeError
 from .decoder import _decode_body
 from .lazy_re import LazyMatch
@@ -23,6 +21,10 @@ from .types import (
     Port,
     Reference,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # Words erl_scan makes reserved (maybe/else: reserved when the maybe feature is
 # on, the default from OTP 27, so they are quoted to read back everywhere).

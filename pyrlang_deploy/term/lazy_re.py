@@ -6,8 +6,7 @@ CLI start, for patterns a `rpc ... erlang node` mostly never reaches.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
 if TYPE_CHECKING:
     from typing import Any
 

@@ -35,7 +35,10 @@ non-ASCII text is exact both ways.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
+
 
 
 class Atom(str):
