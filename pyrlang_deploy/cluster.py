@@ -176,3 +176,21 @@ class Cluster(Record):
     async def rollback(self, vsn: str | None = None, **options: Any):
         from .release.install import rollback
         return await rollback(self, vsn, **options)
+
+    async def upload(self, tar: str, *, agent: bool = True, delta: bool = False, **options: Any):
+        """Stage a release tarball on every member (release/transfer.py), under the deploy lock."""
+        from pathlib import Path
+
+        from .release.tarball import inspect_tarball
+        from .release.transfer import upload_everywhere
+        return await upload_everywhere(self, inspect_tarball(Path(tar)), agent=agent, delta=delta, **options)
+
+    async def permanent(self, vsn: str):
+        """Make release ``vsn`` permanent on every member (release/manage.py), under the deploy lock."""
+        from .release.manage import make_permanent_everywhere
+        return await make_permanent_everywhere(self, vsn)
+
+    async def remove(self, vsn: str):
+        """Remove release ``vsn`` from every member (release/manage.py), under the deploy lock."""
+        from .release.manage import remove_everywhere
+        return await remove_everywhere(self, vsn)

@@ -61,7 +61,6 @@ async def status(ctx: click.Context, expect: int | None) -> int:
 async def upload(ctx: click.Context, tar: Path, no_agent: bool, delta: bool) -> int:
     """Copy a release tarball to every node's releases dir (checksum verified, atomic; a retry is a no-op)."""
     s = settings_of(ctx)
-    from ..release.lock import deploy_lock
     from ..release.report import Event
     from ..release.tarball import inspect_tarball
     from ..release.transfer import upload_everywhere
@@ -70,7 +69,7 @@ async def upload(ctx: click.Context, tar: Path, no_agent: bool, delta: bool) -> 
     info = inspect_tarball(tar)
     printer = progress_renderer(s, steps=("upload",))
     try:
-        async with open_cluster(s) as c, deploy_lock(c, f"upload {tar.name}"):
+        async with open_cluster(s) as c:   # upload_everywhere holds the deploy lock itself
             res = await upload_everywhere(
                 c, info, agent=not no_agent, delta=delta,
                 progress=lambda node, done, total: printer(Event(node, "upload", "progress", done=done, total=total)))
@@ -251,9 +250,8 @@ async def remove(ctx: click.Context, vsn: str) -> int:
 
 async def _manage(ctx: click.Context, action: str, vsn: str) -> int:
     from ..release import manage
-    from ..release.lock import deploy_lock
 
     s = settings_of(ctx)
-    async with open_cluster(s) as c, deploy_lock(c, f"{ctx.info_name} {vsn}"):
+    async with open_cluster(s) as c:   # the operation holds the deploy lock itself
         res = await getattr(manage, action)(c, vsn)
     return report_per_node(s, res, str)

@@ -1,4 +1,7 @@
-"""`permanent` and `remove`: small release_handler operations, checked on every node first."""
+"""`permanent` and `remove`: small release_handler operations, checked on every node first.
+
+Both hold the deploy lock (lock.py) from the check to the last node, whether called
+by the CLI or through the API, so they can never interleave with another run."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import PreflightError, ReleaseError
 from .boot import keep_in_step
+from .lock import deploy_lock
 from .status import cluster_status
 from .steps import make_permanent
 from .terms import show
@@ -14,7 +18,17 @@ if TYPE_CHECKING:
     from ..cluster import Cluster, NodeResult
 
 
-async def make_permanent_everywhere(c: Cluster, vsn: str) -> dict[str, NodeResult[str]]:
+async def make_permanent_everywhere(c: Cluster, vsn: str) -> dict[str, NodeResult]:
+    async with deploy_lock(c, f"permanent {vsn}"):
+        return await _make_permanent(c, vsn)
+
+
+async def remove_everywhere(c: Cluster, vsn: str) -> dict[str, NodeResult]:
+    async with deploy_lock(c, f"remove {vsn}"):
+        return await _remove(c, vsn)
+
+
+async def _make_permanent(c: Cluster, vsn: str) -> dict[str, NodeResult]:
     st = await cluster_status(c, c.members, full=False)
     problems = []
     for n in st.nodes:
@@ -36,7 +50,7 @@ async def make_permanent_everywhere(c: Cluster, vsn: str) -> dict[str, NodeResul
     return await c.each(one)
 
 
-async def remove_everywhere(c: Cluster, vsn: str) -> dict[str, NodeResult[str]]:
+async def _remove(c: Cluster, vsn: str) -> dict[str, NodeResult]:
     st = await cluster_status(c, c.members, full=False)
     problems = []
     for n in st.nodes:

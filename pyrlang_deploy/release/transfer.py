@@ -21,6 +21,16 @@ async def upload_everywhere(c: Cluster, tar: TarballInfo, *, agent: bool = True,
                             progress: Callable[[str, int, int], None] | None = None,
                             on_delivery: Callable[[Delivery], None] | None = None
                             ) -> dict[str, NodeResult]:
+    """Stage ``tar`` in every member's releases dir, holding the deploy lock (lock.py)."""
+    from .lock import deploy_lock
+
+    async with deploy_lock(c, f"upload {tar.path.name}"):
+        return await _upload(c, tar, agent, delta, progress, on_delivery)
+
+
+async def _upload(c: Cluster, tar: TarballInfo, agent: bool, delta: bool,
+                  progress: Callable[[str, int, int], None] | None,
+                  on_delivery: Callable[[Delivery], None] | None) -> dict[str, NodeResult]:
     if agent:
         from ..cluster import NodeResult
         from .agent import AgentClient
