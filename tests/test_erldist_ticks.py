@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 
 from pyrlang_deploy.erldist.node import LocalNode
@@ -60,3 +61,42 @@ async def test_tick_time_given_by_the_caller_is_used(erl_node, epmd):
         assert conn.tick_time == TICK and conn.tick_time_known
         await asyncio.sleep(2 * TICK)
         assert await node.rpc(t.node, "erlang", "node", []) == t.node
+
+
+# --- the blocking driver (erldist/blocking.py): it does not ask the ticktime up front ---
+
+
+def test_blocking_driver_drops_a_frozen_peer(erl_node, epmd):
+    from pyrlang_deploy.erldist.blocking import BlockingNode
+
+    t = erl_node(net_ticktime=TICK)
+    node = BlockingNode(cookie=t.cookie, epmd_port=epmd.port, net_ticktime=TICK)
+    assert node.call(t.node, "erlang", "node", []) == t.node
+    pid = t.pid
+    freeze = threading.Timer(0.3, lambda: os.kill(pid, signal.SIGSTOP))
+    freeze.start()
+    t0 = time.monotonic()
+    try:
+        try:
+            node.call(t.node, "timer", "sleep", [60000], timeout=None)
+        except NodeDown as e:
+            assert "went down during the call" in str(e) and "net_ticktime" in str(e), str(e)
+        else:
+            raise AssertionError("the call returned from a frozen node")
+        # silent for TICK, then asked, with TICK/4 to answer
+        assert TICK * 0.9 <= time.monotonic() - t0 <= TICK * 1.25 + 1.5
+    finally:
+        freeze.cancel()
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_blocking_driver_asks_a_quiet_peer_and_keeps_it(erl_node, epmd):
+    """A node whose ticktime is longer than ours is silent longer than we expect: it is
+    asked, answers, and the call (longer than our ticktime) completes."""
+    from pyrlang_deploy.erldist.blocking import BlockingNode
+
+    t = erl_node(net_ticktime=4 * TICK)           # it ticks every 2 s
+    node = BlockingNode(cookie=t.cookie, epmd_port=epmd.port, net_ticktime=TICK / 2)  # we expect 1 s
+    assert node.call(t.node, "timer", "sleep", [int(3.5 * TICK * 1000)], timeout=30) == "ok"
+    conn = node.connection(t.node)
+    assert conn is not None and not conn.closed and conn._silence_limit == 1.25 * 4 * TICK

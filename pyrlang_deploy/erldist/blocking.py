@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ..errors import ConnectError, HandshakeError, NodeDown
+from ..errors import ConnectError, ErldeployError, HandshakeError, NodeDown
 from ..syncdrive import run_sync
 from ..term import encode
 from . import control as ctl
@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-TICK_TIME = 60.0  # OTP's default net_ticktime: we tick and expect data at its pace
+TICK_TIME = 60.0  # OTP's default net_ticktime: we tick at its pace
+PROBE_TIMEOUT = 15.0  # how long a silent peer has to answer "are you there" before it is gone
 _READ = 262144
 
 
@@ -107,6 +108,12 @@ class BlockingConnection(InboundFrames):
         self._waiters: set[Any] = set()
         self._reads = 0
         self._last_read = self._last_write = time.monotonic()
+        # Silence longer than this means the peer is gone. We do not ask the peer's
+        # net_ticktime up front (a round trip on every CLI command): an alive node
+        # ticks every quarter of it, so at OTP's default we hear from it every 15 s;
+        # a node with a longer ticktime is asked once it has been silent this long.
+        self._silence_limit = self._tick_time = node.net_ticktime or TICK_TIME
+        self._probing = False
         if hs.leftover:
             self._take(hs.leftover)
 
@@ -159,12 +166,13 @@ class BlockingConnection(InboundFrames):
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return False
-            if now - self._last_read > TICK_TIME:
-                self.abort(f"no data for {TICK_TIME:g}s (net_ticktime)")
+            if now - self._last_read > self._silence_limit and not self._probing:
+                self._probe()
                 continue
-            if now - self._last_write >= TICK_TIME / 4:
+            quarter = self._tick_time / 4
+            if now - self._last_write >= quarter:
                 self._write_now(TICK_FRAME)
-            wait = TICK_TIME / 4 if deadline is None else min(deadline - now, TICK_TIME / 4)
+            wait = quarter if deadline is None else min(deadline - now, quarter)
             if not self._poll.poll(max(wait, 0.0) * 1000.0):
                 continue
             try:
@@ -179,6 +187,24 @@ class BlockingConnection(InboundFrames):
                 continue
             self._take(data)
         return True
+
+    def _probe(self) -> None:
+        """Silent too long: ask the node its net_ticktime; its answer proves it alive and
+        sets how long it may be silent, no answer within PROBE_TIMEOUT ends the connection."""
+        silent = time.monotonic() - self._last_read
+        self._probing = True
+        try:
+            t = self.node.call(self.peer, "net_kernel", "get_net_ticktime", [],
+                               timeout=min(PROBE_TIMEOUT, self._tick_time / 4), stop_on_timeout=False)
+        except ErldeployError:
+            self.abort(f"no data for {silent:.0f}s (net_ticktime)")
+            return
+        finally:
+            self._probing = False
+        if isinstance(t, tuple) and len(t) == 2:  # {ongoing_change_to, T}
+            t = t[1]
+        if isinstance(t, int) and t > 0:
+            self._silence_limit = max(self._tick_time, 1.25 * t)
 
     def _take(self, data: bytes) -> None:
         self._last_read = time.monotonic()
@@ -217,13 +243,16 @@ class BlockingNode(NodeCore):
     """A hidden node for one peer at a time, over blocking sockets (see the module doc).
 
     ``reach``: None, or a carrier.Reach without TLS (ports given per node or the
-    cluster's one port); cli/fastpath.py never hands it a TLS one.
+    cluster's one port); cli/fastpath.py never hands it a TLS one. ``net_ticktime``:
+    how often we tick and how long a peer may stay silent before it is asked whether
+    it is there (default OTP's 60 s; see BlockingConnection._probe).
     """
 
     def __init__(self, name: str | None = None, cookie: str | None = None, *, epmd_port: int | None = None,
                  reach: Any = None, io_sink: Callable[[str], Any] | None = None,
-                 max_frame: int | None = None) -> None:
+                 max_frame: int | None = None, net_ticktime: float | None = None) -> None:
         NodeCore.__init__(self, name, cookie, epmd_port=epmd_port, io_sink=io_sink, max_frame=max_frame)
+        self.net_ticktime = net_ticktime
         if reach is not None and reach.tls is not None:
             raise ValueError("the blocking driver does not do TLS")
         self.reach = reach
