@@ -1,6 +1,7 @@
 """Preflight refusals of issue 8 on a real demo cluster: a stale unpacked release (and
 --replace-unpacked), a tarball with entries leaving the release root, an unwritable
-releases dir. Every refusal happens before any node changes."""
+releases dir, a releases dir without room for the release (a small tmpfs mounted there).
+Every refusal happens before any node changes."""
 
 from __future__ import annotations
 
@@ -86,6 +87,36 @@ def test_unwritable_releases_dir_is_refused_naming_the_node(cli, demo, demo_buil
     for n in demo.nodes:       # refused before the canary was touched
         assert releases_of(demo, n) == {"0.0.1": "permanent"}
         assert not list((demo.root_of(n) / "releases").glob("*.tar.gz*"))
+
+
+def test_releases_dir_without_room_is_refused_naming_the_node(cli, demo, demo_build, tmp_path):
+    """A real full file system: the node's releases dir moved onto a tmpfs (we are root)
+    with room for what is there and 64 KiB more, less than tarball plus unpacked release."""
+    from pyrlang_deploy.release.tarball import inspect_tarball
+
+    node = demo.nodes[1]
+    rdir = demo.root_of(node) / "releases"
+    tar = demo_build.tars["0.0.2"]
+    info = inspect_tarball(tar)
+    used = sum(f.stat().st_size + 4096 for f in rdir.rglob("*")) + 4096
+    size_kib = (used + 64 * 1024) // 1024
+    assert size_kib * 1024 < used + info.size + info.unpacked_size   # the test can fail
+    saved = tmp_path / "releases-saved"
+    shutil.copytree(rdir, saved, symlinks=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(rdir)], check=True)
+    try:
+        subprocess.run(["cp", "-a", f"{saved}/.", str(rdir)], check=True)
+        p = cli("install", "0.0.2", "--tar", str(tar), "--cluster")
+        left = sorted(f.name for f in rdir.iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(rdir)], check=True)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert f"{node}: " in p.stderr and f"KiB free in {rdir}" in p.stderr and "needs" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert left == sorted(f.name for f in saved.iterdir())   # nothing staged on the small fs
+    for n in demo.nodes:       # refused before the canary was touched
+        assert releases_of(demo, n) == {"0.0.1": "permanent"}
+        assert server_of(demo, n)[0] == "0.0.1"
 
 
 def test_failed_unpack_removes_what_was_uploaded(cli, demo, demo_build, tmp_path):
