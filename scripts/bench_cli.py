@@ -8,6 +8,9 @@
                 interpreter: ours <= 4x (issue 14; the interpreter's own start is the floor)
   cli_help      `erldeploy --help`: under 150 ms
   cli_import    `python -X importtime -c 'import pyrlang_deploy.cli.main'` (reported only)
+  cli_instr     instructions executed (valgrind's callgrind) by the rpc and by the bare
+                interpreter: a count other load on this shared machine does not change
+                (reported only; the targets are on wall time)
 
 Runs are interleaved (ours, escript, erl_call, ours, ...) so a busy moment on the
 machine hits every contender alike. Standalone (``python scripts/bench_cli.py``) or
@@ -84,6 +87,17 @@ def import_time_ms() -> tuple[float, str]:
     return total / 1000, ", ".join(f"{name} {cum / 1000:.0f}ms" for cum, _, name in top)
 
 
+def instructions(cmd: list[str], env: dict[str, str]) -> int | None:
+    """User-space instructions of one whole run of ``cmd`` under callgrind (None without valgrind)."""
+    try:
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+                           env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return None
+    m = re.search(r"Collected : (\d+)", p.stderr)
+    return int(m[1]) if m and p.returncode == 0 else None
+
+
 def measure(epmd_port: int, node: str, cookie_file: Path, runs: int = RUNS) -> list[dict]:
     env = {**os.environ, "ERL_EPMD_PORT": str(epmd_port)}
     for k in ("ERLDEPLOY_COOKIE", "ERLDEPLOY_NODE", "ERLDEPLOY_CONFIG"):
@@ -100,6 +114,8 @@ def measure(epmd_port: int, node: str, cookie_file: Path, runs: int = RUNS) -> l
         "help": ([str(ERLDEPLOY), "--help"], env, "Usage"),
     }, runs)
     imp_ms, heaviest = import_time_ms()
+    rpc_cmd = [str(ERLDEPLOY), "rpc", "-n", node, "--cookie-file", str(cookie_file), "erlang", "node"]
+    i_ours, i_bare = instructions(rpc_cmd, env), instructions([str(PYTHON), "-c", "pass"], env)
     ours, esc, ec, bare = times["ours"], times["escript"], times["erl_call"], times["bare"]
     return [
         {"section": "cli", "name": "rpc -n NODE erlang node (wall, median)", "unit": "ms",
@@ -117,6 +133,9 @@ def measure(epmd_port: int, node: str, cookie_file: Path, runs: int = RUNS) -> l
         {"section": "cli", "name": "erldeploy --help (wall, median)", "unit": "ms",
          "ours": times["help"] * 1e3, "native": None, "native_label": None,
          "ratio": None, "target": TARGET_HELP_MS, "cmp": "value<"},
+        {"section": "cli", "name": "same, instructions (callgrind), beside the bare one", "unit": "M",
+         "ours": (i_ours or 0) / 1e6, "native": (i_bare or 0) / 1e6, "native_label": "python -c pass",
+         "ratio": i_ours / i_bare if i_ours and i_bare else None, "target": None, "cmp": None},
         {"section": "cli", "name": "import pyrlang_deploy.cli.main (-X importtime)", "unit": "ms",
          "ours": imp_ms, "native": None, "native_label": None, "ratio": None, "target": None,
          "cmp": None, "note": f"heaviest: {heaviest}"},
