@@ -6,10 +6,11 @@ published tables disagree with it (``MANDATORY_25_DIGEST`` is ``0x4000000``).
 
 from __future__ import annotations
 
-from enum import IntFlag
 
+class DFlag:
+    """The flag bits as plain ints: an IntFlag of these 31 members costs more to create
+    than a one-node CLI command spends on its whole handshake. :func:`describe` names them."""
 
-class DFlag(IntFlag):
     PUBLISHED = 0x01
     ATOM_CACHE = 0x02
     EXTENDED_REFERENCES = 0x04
@@ -96,20 +97,21 @@ CLIENT_FLAGS = (
 REQUIRED_PEER_FLAGS = MANDATORY_25 | DFlag.DIST_MONITOR
 
 
-def missing_flags(peer_flags: int, required: int = REQUIRED_PEER_FLAGS) -> DFlag:
-    """The required flags the peer did not offer (empty flag if none)."""
-    return DFlag(required & ~peer_flags)
+def missing_flags(peer_flags: int, required: int = REQUIRED_PEER_FLAGS) -> int:
+    """The required flags the peer did not offer (0 if none)."""
+    return required & ~peer_flags
 
 
 def describe(flags: int) -> str:
     """``"EXTENDED_REFERENCES|FUN_TAGS|..."`` for logs and error messages."""
-    names = [f.name for f in DFlag if f & flags and f.name]
+    names = [name for bit, name in _BITS if bit & flags]
     unknown = flags & ~_ALL_KNOWN
     if unknown:
         names.append(hex(unknown))
     return "|".join(names) or "0"
 
 
+_BITS = [(bit, name) for name, bit in vars(DFlag).items() if name.isupper()]
 _ALL_KNOWN = 0
-for _f in DFlag:
-    _ALL_KNOWN |= _f
+for _bit, _ in _BITS:
+    _ALL_KNOWN |= _bit

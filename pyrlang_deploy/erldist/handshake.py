@@ -51,9 +51,9 @@ class HandshakeResult(Record):  # not a dataclass: this loads at every CLI start
     __slots__ = _fields_ = ("peer_name", "peer_flags", "peer_creation", "our_flags", "status")
     _frozen = True
     peer_name: str
-    peer_flags: DFlag
+    peer_flags: int
     peer_creation: int
-    our_flags: DFlag
+    our_flags: int
     status: str  # "ok", "ok_simultaneous", "alive" or "named:"
 
 
@@ -95,7 +95,7 @@ class ClientHandshake:
         self.peer_name = peer_name
         self._cookie = cookie
         self.creation = creation
-        self.flags = DFlag(flags)
+        self.flags = flags
         self.required_peer_flags = required_peer_flags
         self.our_challenge = int.from_bytes(os.urandom(4), "big") if challenge is None else challenge
         self.alive_answer = alive_answer
@@ -104,7 +104,7 @@ class ClientHandshake:
         self.result: HandshakeResult | None = None
         self._buf = bytearray()
         self._status = ""
-        self._peer_flags = DFlag(0)
+        self._peer_flags = 0
         self._peer_creation = 0
         self.leftover = b""  # bytes after the final ack: the first distribution frames
         self.error: HandshakeError | None = None  # set when the bytes returned are a farewell
@@ -250,7 +250,7 @@ class ClientHandshake:
         lacking = missing_flags(flags, self.required_peer_flags)
         if lacking:
             raise self._fail(f"{peer} lacks required distribution capabilities {describe(lacking)} (OTP 25+ needed)")
-        self._peer_flags = DFlag(flags)
+        self._peer_flags = flags
         self._peer_creation = creation
         self.state = State.AWAIT_ACK
         digest = gen_digest(challenge, self._cookie)
