@@ -84,10 +84,15 @@ def relup_site(to: str, cur: str, to_relup: Relup | None, cur_relup: Relup | Non
     return (cur, to) if downgrade else (to, cur)
 
 
+def new_emulator(instrs: list) -> bool:
+    """The script starts with restart_new_emulator (systools: ERTS or kernel/stdlib/sasl changed)."""
+    return bool(instrs) and instrs[0] == "restart_new_emulator"
+
+
 def restarts(instrs: list) -> bool:
     """An entry's script restarts the node: restart_emulator anywhere (systools puts it
     last in a core-app downgrade), or restart_new_emulator first."""
-    return any(i == "restart_emulator" for i in instrs) or bool(instrs) and instrs[0] == "restart_new_emulator"
+    return any(i == "restart_emulator" for i in instrs) or new_emulator(instrs)
 
 
 def restarts_both_ways(relup: Relup, from_vsn: str) -> bool:
@@ -104,6 +109,11 @@ def relup_note(relups: Relups, vsn: str, from_vsn: str | None, direction: str = 
     own = to if site == vsn else cur
     entry = f"releases/{site}/relup's entry for {other}"
     if own is not None and own.vsn == site and from_vsn and restarts_both_ways(own, other):
+        if site == vsn and new_emulator(own.up_from.get(other, [])):
+            how = (f"restart_new_emulator: each node in turn: drain (if given), install_release answers "
+                   f"continue_after_restart and heart reboots the node into {vsn}'s emulator and kernel/stdlib/sasl "
+                   f"(release_handler's temporary release __new_emulator__{from_vsn}), whose boot runs the rest "
+                   f"of the relup; wait until it is back on {vsn}, verify")
         return f"restart mode: {entry} restarts the emulator already ({how})"
     if own is None or own.vsn != site:
         have = "the tarball has no relup; " if site == vsn and to is None and direction == "up" else ""
@@ -242,7 +252,9 @@ class RestartExecutor(PlainExecutor):
             if not await self.steps.restarting_after_error(node):
                 raise ReleaseError(f"{node}: install_release({to}) returned {{error, {ans.detail}}}; "
                                    f"the node was not restarted", node=node)
-        self.emit(node, "wait", "info", f"restarting through heart into {to}; waiting for it to come back")
+        how = (f"rebooting through heart into {to}'s emulator (release_handler's temporary release), which then "
+               f"installs {to}" if ans.kind == "continue_after_restart" else f"restarting through heart into {to}")
+        self.emit(node, "wait", "info", f"{how}; waiting for it to come back")
         await self.steps.wait_back(node, old_pid=text(before))
         cur, perm = await self.steps.current_and_permanent(node)
         if cur != to:
