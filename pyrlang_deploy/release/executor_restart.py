@@ -13,7 +13,7 @@ program that boots the data file it is given (`preflight` checks both).
 
 Per node (the Installer's batches, after upload/unpack/check): the relup entry for this
 transition is written as `[restart_emulator]` both ways (the only instruction needed:
-nothing is hot-loaded), the drain call runs, install_release is called, and the node is
+nothing is hot-loaded) unless it restarts the node both ways already, the drain call runs, install_release is called, and the node is
 waited for until a new emulator (another OS pid) answers with release_handler running;
 it must then run VSN. Rolling back is the same restart aimed at the permanent release
 through the relup's down entry ("rollbacks are just upgrades").
@@ -24,13 +24,24 @@ written where it will be read: TO's file for an install, FROM's down entry for a
 (`rollback --restart` after an `install --restart` finds it written both ways already), so an
 old release's directory never gains an invented upgrade entry.
 
-The relup is written here, not made by systools:make_relup: make_relup derives the
+An emulator-restart relup (systools puts restart_new_emulator first when ERTS or kernel/
+stdlib/sasl change, and restart_emulator last in the way down) is used as it is:
+install_release then answers {continue_after_restart, ...}, writes a temporary release
+__new_emulator__FROM (NEW's emulator and kernel/stdlib/sasl, FROM's other apps) as
+tmp_current and reboots into it; that boot script's last call,
+release_handler:new_emulator_upgrade, runs the rest of the relup, and NEW is current once
+`init` reports started. If that rest fails, release_handler restarts the node, and heart's
+default command boots the permanent release. While waiting, the boot scripts of the
+emulators that answer are noted, so the error can say which of the two went wrong.
+
+A restart relup is written here, not made by systools:make_relup: make_relup derives the
 instructions from the apps' .appup files, which such releases do not have, and a
 restart relup needs none of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -245,24 +256,54 @@ class RestartExecutor(PlainExecutor):
         self.emit(node, "relup", "info", f"{path}: [restart_emulator] up from and down to {other}")
 
     async def restart_into(self, node: str, to: str) -> None:
-        """install_release(to) through a restart_emulator relup, then wait for the new emulator."""
-        before = await self.ops.rpc(node, "os", "getpid", [])
+        """install_release(to) through a relup that restarts the node, then wait for the new emulator."""
+        before = text(await self.ops.rpc(node, "os", "getpid", []))
+        cur_vsn, _ = await self.steps.current_and_permanent(node)
         ans = await self.steps.install(node, to)
         if ans.kind == "error":
             if not await self.steps.restarting_after_error(node):
                 raise ReleaseError(f"{node}: install_release({to}) returned {{error, {ans.detail}}}; "
                                    f"the node was not restarted", node=node)
-        how = (f"rebooting through heart into {to}'s emulator (release_handler's temporary release), which then "
-               f"installs {to}" if ans.kind == "continue_after_restart" else f"restarting through heart into {to}")
+        hybrid = f"__new_emulator__{cur_vsn}" if ans.kind == "continue_after_restart" else None
+        how = (f"rebooting through heart into {to}'s emulator (release_handler's temporary release {hybrid}), "
+               f"whose boot installs {to}" if hybrid else f"restarting through heart into {to}")
         self.emit(node, "wait", "info", f"{how}; waiting for it to come back")
-        await self.steps.wait_back(node, old_pid=text(before))
+        seen: set[str] = set()
+        watch = asyncio.ensure_future(self._watch_boots(node, before, seen)) if hybrid else None
+        try:
+            await self.steps.wait_back(node, old_pid=before)
+        finally:
+            if watch is not None:
+                watch.cancel()
         cur, perm = await self.steps.current_and_permanent(node)
-        if cur != to:
-            prg = await self._start_prg(node)
-            # release_handler turns the tmp_current release back into unpacked on such a boot
-            raise ReleaseError(f"{node}: came back running {cur} (permanent {perm}), not {to}: its start "
-                               f"program {prg} did not boot releases/new_start_erl.data ({to} is left unpacked "
-                               f"there: once fixed, run it again naming {to})", node=node)
+        if cur == to:
+            return
+        # release_handler turns the tmp_current release back into unpacked on such a boot
+        left = f"{to} is left unpacked there"
+        if hybrid in seen:
+            raise ReleaseError(f"{node}: the new emulator booted ({hybrid}) but the rest of the relup failed "
+                               f"there (release_handler:new_emulator_upgrade; its result is in the node's log), "
+                               f"so heart booted the permanent release: it runs {cur} (permanent {perm}), "
+                               f"not {to}; {left}", node=node)
+        prg = await self._start_prg(node)
+        also = (" or the rest of the relup failed on the new emulator (release_handler:new_emulator_upgrade, "
+                "logged on the node)" if hybrid else "")
+        raise ReleaseError(f"{node}: came back running {cur} (permanent {perm}), not {to}: its start "
+                           f"program {prg} did not boot releases/new_start_erl.data{also} ({left}: once "
+                           f"fixed, run it again naming {to})", node=node)
+
+    async def _watch_boots(self, node: str, old_pid: str, seen: set[str]) -> None:
+        """Note the boot script of each new emulator that answers while we wait: a hybrid boot
+        that fails in new_emulator_upgrade never reaches `started`, yet it answers meanwhile."""
+        while True:
+            try:
+                pid = text(await self.ops.rpc(node, "os", "getpid", [], timeout=2.0))
+                if pid != old_pid:
+                    sid = await self.ops.rpc(node, "init", "script_id", [], timeout=2.0)
+                    seen.add(text(sid[1]))
+            except (ConnectError, NodeDown, RpcError, TypeError, IndexError):
+                pass
+            await asyncio.sleep(0.2)
 
     async def _start_prg(self, node: str) -> str:
         if node not in self.start_prg:

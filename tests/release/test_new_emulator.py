@@ -20,15 +20,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.release.test_restart import HOOK, HERE, _running_apps, _wait_new_emulator, hook_log, run_cli
+from tests.release.conftest import HOOK
+from tests.release.test_restart import _running_apps, _wait_new_emulator, hook_log, run_cli
 from tests.support.heartnodes import HeartCluster, bumped_core_release
 
 
-@pytest.fixture(scope="module")
-def hook_beam(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("hookbeam")
-    subprocess.run(["erlc", "-o", str(out), str(HERE / "hooks" / f"{HOOK}.erl")], check=True, timeout=120)
-    return out / f"{HOOK}.beam"
+def make_relup(old: Path, new: Path, out: Path) -> subprocess.CompletedProcess:
+    """`erldeploy relup OLD NEW -o OUT`, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ERLDEPLOY_")}
+    p = subprocess.run([sys.executable, "-m", "pyrlang_deploy.cli.main", "relup", str(old), str(new), "-o", str(out)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    return p
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +40,7 @@ def new_emulator_tar(demo_build, hook_beam, tmp_path_factory) -> tuple[Path, str
     work = tmp_path_factory.mktemp("newemu")
     new, stdlib = bumped_core_release(demo_build, work / "build", app="stdlib", extra_beams=[hook_beam])
     out = work / "out" / "demo-0.0.2.tar.gz"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ERLDEPLOY_")}
-    p = subprocess.run([sys.executable, "-m", "pyrlang_deploy.cli.main", "relup", str(demo_build.tars["0.0.1"]),
-                        str(new), "-o", str(out)], capture_output=True, text=True, env=env, timeout=300)
-    assert p.returncode == 0, p.stderr
-    return out, stdlib, p
+    return out, stdlib, make_relup(demo_build.tars["0.0.1"], new, out)
 
 
 def test_relup_says_it_restarts_the_emulator_and_generates_it(new_emulator_tar):
@@ -117,5 +116,38 @@ def test_new_emulator_upgrade_through_heart_and_back(demo_build, hook_beam, new_
             apps = _running_apps(n)
             assert apps["stdlib"] == "4.2" and apps["demo"] == "0.0.1"
             assert n.eval_py("code:which(lists)").endswith("/lib/stdlib-4.2/ebin/lists.beam")
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def broken_new_emulator_tar(demo_build, tmp_path_factory) -> Path:
+    """demo 0.0.4 (its code_change crashes) with stdlib bumped: the new emulator boots, then the
+    rest of the relup fails in release_handler:new_emulator_upgrade."""
+    work = tmp_path_factory.mktemp("newemu_broken")
+    new, _ = bumped_core_release(demo_build, work / "build", app="stdlib", vsn="0.0.4")
+    out = work / "out" / "demo-0.0.4.tar.gz"
+    make_relup(demo_build.tars["0.0.1"], new, out)
+    return out
+
+
+def test_new_emulator_upgrade_failing_after_the_reboot_stops_naming_the_node(demo_build, broken_new_emulator_tar,
+                                                                              tmp_path):
+    c = HeartCluster(demo_build, tmp_path / "hc", n=2)
+    try:
+        n1, n2 = c.nodes
+        pids = {n.node: n.os_pid() for n in c.nodes}
+        p, rep = run_cli(c, "install", "0.0.4", "--tar", str(broken_new_emulator_tar), "--restart")
+        assert p.returncode == 1, rep["message"]
+        res = {o["node"]: o for o in rep["nodes"]}
+        assert res[n1.node]["result"] in ("failed", "rolled_back") and res[n2.node]["result"] == "untouched"
+        assert rep["message"].startswith(f"install of 0.0.4 failed: {n1.node}: ")
+        assert "not 0.0.4" in rep["message"] and "release_handler:new_emulator_upgrade" in rep["message"]
+        assert "0.0.4 is left unpacked there" in rep["message"]
+        # the code_change crash after the reboot made release_handler restart it: heart booted 0.0.1
+        assert n1.os_pid() != pids[n1.node] and n1.script_id() == ("demo", "0.0.1")
+        assert n1.releases() == {"0.0.1": "permanent", "0.0.4": "unpacked"}    # no temporary release left
+        assert _running_apps(n1)["stdlib"] == "4.2" and n1.eval_py("demo_server:version()") == "0.0.1"
+        assert n2.os_pid() == pids[n2.node] and n2.releases() == {"0.0.1": "permanent"}
     finally:
         c.close()

@@ -25,13 +25,9 @@ from pyrlang_deploy.release.hooks import HookCall, failed, parse_hook
 from pyrlang_deploy.release.plan import PlanOptions, Relups, plan
 from pyrlang_deploy.release.relup import Relup, parse_relup
 from pyrlang_deploy.term import Atom
-from tests.release.conftest import releases_of
+from tests.release.conftest import HOOK, releases_of
 from tests.release.test_plan import ON_001, tar
 from tests.support.heartnodes import HeartCluster
-
-HERE = Path(__file__).resolve().parent
-HOOK = "erldeploy_hooktest"
-
 
 # --- pure: the relup, the start program, the plan, the hook specs --------------------------
 
@@ -93,13 +89,6 @@ def test_environment_keys(tmp_path, monkeypatch):
 
 
 # --- real nodes --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def hook_beam(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("hookbeam")
-    subprocess.run(["erlc", "-o", str(out), str(HERE / "hooks" / f"{HOOK}.erl")], check=True, timeout=120)
-    return out / f"{HOOK}.beam"
-
 
 @pytest.fixture(scope="module")
 def norelup_tar(demo_build, hook_beam, tmp_path_factory) -> Path:

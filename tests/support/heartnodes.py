@@ -148,8 +148,8 @@ class HeartCluster:
 
 
 def bumped_core_release(build, workdir: Path, *, app: str = "stdlib", suffix: str = ".0.1",
-                        extra_beams: list[Path] = ()) -> tuple[Path, str]:
-    """demo 0.0.2 as a user's systools build would make it, but with `app` (a core app: kernel,
+                        extra_beams: list[Path] = (), vsn: str = "0.0.2") -> tuple[Path, str]:
+    """demo VSN as a user's systools build would make it, but with `app` (a core app: kernel,
     stdlib or sasl) under a bumped version: a copy of the target's OTP lib dir with its .app
     vsn raised by `suffix`, so systools:make_relup has to restart the emulator into it
     (restart_new_emulator). No relup: `erldeploy relup` makes it. -> (tarball, bumped vsn)."""
@@ -167,26 +167,26 @@ def bumped_core_release(build, workdir: Path, *, app: str = "stdlib", suffix: st
     if after == before:
         raise RuntimeError(f"no {{vsn,\"{old_vsn}\"}} in {dot_app}")
     dot_app.write_text(after)
-    demo = work / "lib" / "demo-0.0.2"
-    shutil.copytree(build.root / "lib" / "demo-0.0.2", demo)
+    demo = work / "lib" / f"demo-{vsn}"
+    shutil.copytree(build.root / "lib" / f"demo-{vsn}", demo)
     for beam in extra_beams:
         shutil.copy(beam, demo / "ebin")
     rel_dir = work / "rel"
     rel_dir.mkdir(parents=True)
     vsns = {a: (new_vsn if a == app else p.name.split("-", 1)[1]) for a, p in libs.items() if a != "demo"}
     apps = ", ".join(f'{{{a}, "{vsns[a]}"}}' for a in ("kernel", "stdlib", "sasl"))
-    (rel_dir / "demo-0.0.2.rel").write_text(
-        f'{{release, {{"demo", "0.0.2"}}, {{erts, "{build.erts_vsn}"}}, [{apps}, {{demo, "0.0.2"}}]}}.\n')
+    (rel_dir / f"demo-{vsn}.rel").write_text(
+        f'{{release, {{"demo", "{vsn}"}}, {{erts, "{build.erts_vsn}"}}, [{apps}, {{demo, "{vsn}"}}]}}.\n')
     (rel_dir / "sys.config").write_text("[].\n")
     path = [str(bumped / "ebin"), str(demo / "ebin")] + \
         [str(p / "ebin") for a, p in libs.items() if a not in (app, "demo")]
     opts = f'[{{path, {_erl_strings(path)}}}, {{outdir, "{rel_dir}"}}]'
     tar_opts = f'[{{path, {_erl_strings(path)}}}, {{outdir, "{work}"}}]'
-    rel = str(rel_dir / "demo-0.0.2")
+    rel = str(rel_dir / f"demo-{vsn}")
     _run(["erl", "-noshell", "-eval",
           f'ok = systools:make_script("{rel}", {opts}), ok = systools:make_tar("{rel}", {tar_opts}), halt().'],
-         f"building demo 0.0.2 with {app} {new_vsn}", timeout=120)
-    return work / "demo-0.0.2.tar.gz", new_vsn
+         f"building demo {vsn} with {app} {new_vsn}", timeout=120)
+    return work / f"demo-{vsn}.tar.gz", new_vsn
 
 
 def _erl_strings(items: list[str]) -> str:
