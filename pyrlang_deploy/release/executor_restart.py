@@ -13,18 +13,35 @@ program that boots the data file it is given (`preflight` checks both).
 
 Per node (the Installer's batches, after upload/unpack/check): the relup entry for this
 transition is written as `[restart_emulator]` both ways (the only instruction needed:
-nothing is hot-loaded), the drain call runs, install_release is called, and the node is
+nothing is hot-loaded) unless it restarts the node both ways already, the drain call runs, install_release is called, and the node is
 waited for until a new emulator (another OS pid) answers with release_handler running;
 it must then run VSN. Rolling back is the same restart aimed at the permanent release
 through the relup's down entry ("rollbacks are just upgrades").
 
-The relup is written here, not made by systools:make_relup: make_relup derives the
+Which relup file: release_handler (do_get_rh_script) reads releases/TO/relup for an entry up
+from the running release first, then releases/FROM/relup for one down to TO. The restart is
+written where it will be read: TO's file for an install, FROM's down entry for a rollback
+(`rollback --restart` after an `install --restart` finds it written both ways already), so an
+old release's directory never gains an invented upgrade entry.
+
+An emulator-restart relup (systools puts restart_new_emulator first when ERTS or kernel/
+stdlib/sasl change, and restart_emulator last in the way down) is used as it is:
+install_release then answers {continue_after_restart, ...}, writes a temporary release
+__new_emulator__FROM (NEW's emulator and kernel/stdlib/sasl, FROM's other apps) as
+tmp_current and reboots into it; that boot script's last call,
+release_handler:new_emulator_upgrade, runs the rest of the relup, and NEW is current once
+`init` reports started. If that rest fails, release_handler restarts the node, and heart's
+default command boots the permanent release. While waiting, the boot scripts of the
+emulators that answer are noted, so the error can say which of the two went wrong.
+
+A restart relup is written here, not made by systools:make_relup: make_relup derives the
 instructions from the apps' .appup files, which such releases do not have, and a
 restart relup needs none of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +49,7 @@ from ..errors import ConnectError, NodeDown, PreflightError, ReleaseError, RpcEr
 from ..term.types import Atom
 from .executor_plain import PlainExecutor
 from .plan import REFUSED
-from .relup import parse_relup
+from .relup import Relup, parse_relup
 from .terms import error_reason, is_tagged, show, text
 
 if TYPE_CHECKING:
@@ -40,8 +57,7 @@ if TYPE_CHECKING:
     from .install import Emit
     from .nodeops import NodeOps
     from .outcome import NodeOutcome
-    from .plan import Plan
-    from .relup import Relup
+    from .plan import Plan, Relups
     from .steps import NodeSteps
 
 RESTART = [Atom("restart_emulator")]
@@ -67,23 +83,53 @@ def restart_relup(existing: Any, vsn: str, from_vsn: str) -> tuple:
     return (vsn, [(from_vsn, descr, RESTART)] + ups, [(from_vsn, descr, RESTART)] + downs)
 
 
+def relup_site(to: str, cur: str, to_relup: Relup | None, cur_relup: Relup | None,
+               downgrade: bool) -> tuple[str, str]:
+    """(the release whose relup file release_handler will read to go cur -> to, the other
+    version of its entry), mirroring do_get_rh_script: TO's entry up from cur first, then
+    cur's entry down to TO; with neither, TO's file for an upgrade, cur's for a downgrade."""
+    if to_relup is not None and to_relup.vsn == to and cur in to_relup.up_from:
+        return to, cur
+    if cur_relup is not None and cur_relup.vsn == cur and to in cur_relup.down_to:
+        return cur, to
+    return (cur, to) if downgrade else (to, cur)
+
+
+def new_emulator(instrs: list) -> bool:
+    """The script starts with restart_new_emulator (systools: ERTS or kernel/stdlib/sasl changed)."""
+    return bool(instrs) and instrs[0] == "restart_new_emulator"
+
+
+def restarts(instrs: list) -> bool:
+    """An entry's script restarts the node: restart_emulator anywhere (systools puts it
+    last in a core-app downgrade), or restart_new_emulator first."""
+    return any(i == "restart_emulator" for i in instrs) or new_emulator(instrs)
+
+
 def restarts_both_ways(relup: Relup, from_vsn: str) -> bool:
     """The relup restarts the emulator up from from_vsn and down to it: used as it is."""
-    return "restart_emulator" in relup.up_from.get(from_vsn, ()) and \
-        "restart_emulator" in relup.down_to.get(from_vsn, ())
+    return restarts(relup.up_from.get(from_vsn, [])) and restarts(relup.down_to.get(from_vsn, []))
 
 
-def relup_note(relup: Relup | None, vsn: str, from_vsn: str | None) -> str:
+def relup_note(relups: Relups, vsn: str, from_vsn: str | None, direction: str = "up") -> str:
     """What restart mode does with the relup, for the plan's notes."""
     how = ("each node in turn: drain (if given), install_release, heart restarts it into "
            f"{vsn} by sasl's start_prg with releases/new_start_erl.data, wait until it is back on {vsn}, verify")
-    if relup is None:
-        return f"restart mode: the tarball has no relup; releases/{vsn}/relup is written as " \
-               f"[restart_emulator] both ways ({how})"
-    if from_vsn and restarts_both_ways(relup, from_vsn):
-        return f"restart mode: the relup's entry for {from_vsn} restarts the emulator already ({how})"
-    return f"restart mode: the relup's entries for {from_vsn} are replaced by [restart_emulator] " \
-           f"on the nodes ({how})"
+    to, cur = relups.target, relups.running
+    site, other = relup_site(vsn, from_vsn or "", to, cur, downgrade=direction == "down")
+    own = to if site == vsn else cur
+    entry = f"releases/{site}/relup's entry for {other}"
+    if own is not None and own.vsn == site and from_vsn and restarts_both_ways(own, other):
+        if site == vsn and new_emulator(own.up_from.get(other, [])):
+            how = (f"restart_new_emulator: each node in turn: drain (if given), install_release answers "
+                   f"continue_after_restart and heart reboots the node into {vsn}'s emulator and kernel/stdlib/sasl "
+                   f"(release_handler's temporary release __new_emulator__{from_vsn}), whose boot runs the rest "
+                   f"of the relup; wait until it is back on {vsn}, verify")
+        return f"restart mode: {entry} restarts the emulator already ({how})"
+    if own is None or own.vsn != site:
+        have = "the tarball has no relup; " if site == vsn and to is None and direction == "up" else ""
+        return f"restart mode: {have}{entry} is written as [restart_emulator] both ways ({how})"
+    return f"restart mode: {entry} is replaced by [restart_emulator] on the nodes ({how})"
 
 
 def start_prg_problem(content: bytes | None, path: str) -> str | None:
@@ -189,40 +235,75 @@ class RestartExecutor(PlainExecutor):
         await self.restart_into(node, back_to)
 
     async def write_relup(self, node: str, releases_dir: str, from_vsn: str) -> None:
-        path = f"{releases_dir}/{self.vsn}/relup"
-        existing = await self.steps.read_term_file(node, path)
-        if existing is not None:
-            try:
-                own = parse_relup(existing)
-            except (TypeError, ValueError, IndexError):
-                existing = None     # not a relup: replaced
-            else:
-                if restarts_both_ways(own, from_vsn):
-                    return      # the release's own restart relup
-        term = restart_relup(existing, self.vsn, from_vsn)
+        """Make the relup entry release_handler will use for from_vsn -> VSN restart the node
+        (kept when it does already: the release's own, or one written by an earlier run)."""
+        to_path, cur_path = f"{releases_dir}/{self.vsn}/relup", f"{releases_dir}/{from_vsn}/relup"
+        read = {p: await self.steps.read_term_file(node, p) for p in (to_path, cur_path)}
+        parsed = {p: _parsed(t) for p, t in read.items()}
+        site, other = relup_site(self.vsn, from_vsn, parsed[to_path], parsed[cur_path],
+                                 downgrade=self.plan.direction == "down")
+        path = to_path if site == self.vsn else cur_path
+        own = parsed[path]
+        if own is not None and own.vsn == site and restarts_both_ways(own, other):
+            return
+        term = restart_relup(read[path] if own is not None else None, site, other)
         # formatted by the node itself, so file:consult reads back exactly this term
         chars = await self.ops.rpc(node, "io_lib", "format", ["%% coding: utf-8\n~tp.~n", [term]])
         data = _flatten(chars).encode("utf-8")
         r = await self.ops.rpc(node, "file", "write_file", [path, data])
         if r != "ok":
             raise ReleaseError(f"{node}: writing {path} failed: {show(error_reason(r))}", node=node)
-        self.emit(node, "relup", "info", f"{path}: [restart_emulator] up from and down to {from_vsn}")
+        self.emit(node, "relup", "info", f"{path}: [restart_emulator] up from and down to {other}")
 
     async def restart_into(self, node: str, to: str) -> None:
-        """install_release(to) through a restart_emulator relup, then wait for the new emulator."""
-        before = await self.ops.rpc(node, "os", "getpid", [])
+        """install_release(to) through a relup that restarts the node, then wait for the new emulator."""
+        before = text(await self.ops.rpc(node, "os", "getpid", []))
+        cur_vsn, _ = await self.steps.current_and_permanent(node)
         ans = await self.steps.install(node, to)
         if ans.kind == "error":
             if not await self.steps.restarting_after_error(node):
                 raise ReleaseError(f"{node}: install_release({to}) returned {{error, {ans.detail}}}; "
                                    f"the node was not restarted", node=node)
-        self.emit(node, "wait", "info", f"restarting through heart into {to}; waiting for it to come back")
-        await self.steps.wait_back(node, old_pid=text(before))
+        hybrid = f"__new_emulator__{cur_vsn}" if ans.kind == "continue_after_restart" else None
+        how = (f"rebooting through heart into {to}'s emulator (release_handler's temporary release {hybrid}), "
+               f"whose boot installs {to}" if hybrid else f"restarting through heart into {to}")
+        self.emit(node, "wait", "info", f"{how}; waiting for it to come back")
+        seen: set[str] = set()
+        watch = asyncio.ensure_future(self._watch_boots(node, before, seen)) if hybrid else None
+        try:
+            await self.steps.wait_back(node, old_pid=before)
+        finally:
+            if watch is not None:
+                watch.cancel()
         cur, perm = await self.steps.current_and_permanent(node)
-        if cur != to:
-            prg = await self._start_prg(node)
-            raise ReleaseError(f"{node}: came back running {cur} (permanent {perm}), not {to}: its start "
-                               f"program {prg} did not boot releases/new_start_erl.data", node=node)
+        if cur == to:
+            return
+        # release_handler turns the tmp_current release back into unpacked on such a boot
+        left = f"{to} is left unpacked there"
+        if hybrid in seen:
+            raise ReleaseError(f"{node}: the new emulator booted ({hybrid}) but the rest of the relup failed "
+                               f"there (release_handler:new_emulator_upgrade; its result is in the node's log), "
+                               f"so heart booted the permanent release: it runs {cur} (permanent {perm}), "
+                               f"not {to}; {left}", node=node)
+        prg = await self._start_prg(node)
+        also = (" or the rest of the relup failed on the new emulator (release_handler:new_emulator_upgrade, "
+                "logged on the node)" if hybrid else "")
+        raise ReleaseError(f"{node}: came back running {cur} (permanent {perm}), not {to}: its start "
+                           f"program {prg} did not boot releases/new_start_erl.data{also} ({left}: once "
+                           f"fixed, run it again naming {to})", node=node)
+
+    async def _watch_boots(self, node: str, old_pid: str, seen: set[str]) -> None:
+        """Note the boot script of each new emulator that answers while we wait: a hybrid boot
+        that fails in new_emulator_upgrade never reaches `started`, yet it answers meanwhile."""
+        while True:
+            try:
+                pid = text(await self.ops.rpc(node, "os", "getpid", [], timeout=2.0))
+                if pid != old_pid:
+                    sid = await self.ops.rpc(node, "init", "script_id", [], timeout=2.0)
+                    seen.add(text(sid[1]))
+            except (ConnectError, NodeDown, RpcError, TypeError, IndexError):
+                pass
+            await asyncio.sleep(0.2)
 
     async def _start_prg(self, node: str) -> str:
         if node not in self.start_prg:
@@ -232,6 +313,16 @@ class RestartExecutor(PlainExecutor):
             except (ConnectError, NodeDown, RpcError):
                 return "(unknown)"
         return self.start_prg[node]
+
+
+def _parsed(term: Any) -> Relup | None:
+    """A relup file's term, or None when there is none or it is not a relup (then replaced)."""
+    if term is None:
+        return None
+    try:
+        return parse_relup(term)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _flatten(chars: Any) -> str:

@@ -216,7 +216,10 @@ class Installer:
                 raise ReleaseError(f"{node}: application versions differ from the release: {', '.join(wrong)}",
                                    node=node)
         if self.opts.verify:
-            await self.steps.health(node, self.opts.verify)
+            # its io output streams like a hook's (stderr with --json: stdout stays JSON)
+            out = self.opts.on_output
+            io = (lambda text: out("verify", node, text)) if out is not None else None
+            await self.steps.health(node, self.opts.verify, io=io)
 
     async def install_batches(self) -> None:
         for node in self.plan.installed_not_permanent:   # a previous run got this far: check it

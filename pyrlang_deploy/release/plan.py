@@ -259,17 +259,17 @@ def plan(statuses: Sequence[NodeStatus], tarball: TarballInfo | None, relups: Re
         try:    # a restart needs no relup of its own: the direction is only reported
             direction = _direction(vsn, sv.from_vsn, relups)
         except PreflightError:
-            direction = "up"
-        notes.append(relup_note(relups.target, vsn, sv.from_vsn))
+            direction = "down" if _is_old(statuses, vsn) else "up"
+        notes.append(relup_note(relups, vsn, sv.from_vsn, direction))
     elif sv.todo and sv.from_vsn is not None:
         direction = _direction(vsn, sv.from_vsn, relups)
+        restarting = _restarting_entry(vsn, sv.from_vsn, relups, direction)
+        if restarting:
+            # every node reboots through heart: only restart mode checks first that it comes back
+            raise PreflightError(f"{REFUSED}{restarting}: each node reboots through heart (release_handler's "
+                                 f"start_prg with new_start_erl.data); run it with --restart, which checks "
+                                 f"heart and the start program on every node first")
     agent = options.agent and not options.restart
-    if agent and tar is not None and tar.relup is not None and sv.from_vsn \
-            and tar.relup.restarts_emulator(sv.from_vsn):
-        # nothing on the node survives the emulator restart to hold a lease
-        agent = False
-        notes.append("the relup restarts the emulator: installing with plain RPC, "
-                     "no on-node lease across the reboot")
     first = by[statuses[0].node] if statuses else None
     if tar is not None and first is not None and tar.erts != first.erts_version:
         notes.append(f"release {vsn} needs ERTS {tar.erts}, the nodes run "
@@ -306,6 +306,25 @@ def plan(statuses: Sequence[NodeStatus], tarball: TarballInfo | None, relups: Re
                 expected_apps=tuple(sorted(tar.apps.items())) if tar is not None else (),
                 restart=options.restart,
                 warnings=tuple(f"{n.node}: {w}" for n in statuses for w in (advice or {}).get(n.node, ())))
+
+
+def _is_old(statuses: Sequence[NodeStatus], vsn: str) -> bool:
+    """vsn was permanent once on some node (state old): going there is going back."""
+    return any(r.vsn == vsn and r.state == "old" for n in statuses for r in n.releases)
+
+
+def _restarting_entry(vsn: str, from_vsn: str, relups: Relups, direction: str) -> str | None:
+    """What the relup entry release_handler will use restarts the emulator with, said in a
+    few words, or None for a hot entry."""
+    from .executor_restart import restarts
+
+    relup, instrs = ((relups.target, relups.target.up_from.get(from_vsn, [])) if direction == "up" and relups.target
+                     else (relups.running, relups.running.down_to.get(vsn, []) if relups.running else []))
+    if not restarts(instrs):
+        return None
+    how = "restart_new_emulator" if instrs and instrs[0] == "restart_new_emulator" else "restart_emulator"
+    where = f"releases/{relup.vsn}/relup" if relup else "the relup"
+    return f"{where}'s entry {from_vsn} -> {vsn} restarts the emulator ({how})"
 
 
 def _direction(vsn: str, from_vsn: str, relups: Relups) -> str:

@@ -19,6 +19,8 @@ from ..term.types import Atom
 from .terms import current_and_permanent, error_reason, is_tagged, show, text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .layouts import Layout
     from .nodeops import NodeOps
 
@@ -220,10 +222,12 @@ class NodeSteps:
         apps = await self.c.rpc(node, "application", "which_applications", [])
         return {str(a[0]): text(a[2]) for a in apps}
 
-    async def health(self, node: str, verify: tuple[str, str, list[Any]]) -> None:
+    async def health(self, node: str, verify: tuple[str, str, list[Any]],
+                     io: Callable[[str], None] | None = None) -> None:
+        """--verify's call; its io output goes to `io` (the default sink is stdout)."""
         m, f, a = verify
         try:
-            r = await self.c.rpc(node, m, f, a)
+            r = await self.c.rpc(node, m, f, a, io=io)
         except RpcError as e:
             raise ReleaseError(f"{node}: health check {m}:{f}/{len(a)} failed: {e}", node=node) from None
         if r not in ("ok", True) and not is_tagged(r, "ok"):

@@ -49,7 +49,8 @@ def release_warnings(name: str, old_vsn: str, new_vsn: str, old_erts: str, new_e
         what += [f"{a} {old_apps[a]} -> {new_apps[a]}" for a in core]
         out.append(Warning("restart_new_emulator", None,
                            f"{', '.join(what)}: the relup restarts the emulator (restart_new_emulator); "
-                           "nodes need heart or a supervisor that restarts them"))
+                           "nodes need heart and a start program that boots the data file it is given "
+                           "(install with --restart, which checks both first)"))
     for app, why in UNSAFE_APPS.items():
         if app in new_apps and old_apps.get(app) not in (None, new_apps[app]) and not restart:
             out.append(Warning("unsafe_app", app, f"{app} {old_apps[app]} -> {new_apps[app]}: {why}"))

@@ -135,3 +135,14 @@ class RelCli:
     def json(self, *args: str, **kw) -> tuple[int, dict]:
         p = self(*args, "--json", **kw)
         return p.returncode, json.loads(p.stdout)
+
+
+HOOK = "erldeploy_hooktest"     # tests/release/hooks/erldeploy_hooktest.erl: a user's release hooks
+
+
+@pytest.fixture(scope="session")
+def hook_beam(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("hookbeam")
+    subprocess.run(["erlc", "-o", str(out), str(Path(__file__).resolve().parent / "hooks" / f"{HOOK}.erl")],
+                   check=True, timeout=120)
+    return out / f"{HOOK}.beam"

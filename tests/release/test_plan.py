@@ -125,11 +125,27 @@ def test_downgrade_through_the_running_release_relup():
     assert p.direction == "down" and p.need_unpack == () and p.batches == (("n1",),)
 
 
-def test_emulator_restart_chooses_plain_rpc_and_says_so():
-    p = plan(ON_001, tar(instrs=["restart_emulator"], erts="14.0"), Relups(), OPTS)
-    assert not p.agent
-    assert any("restarts the emulator: installing with plain RPC" in n for n in p.notes)
-    assert any("needs ERTS 14.0" in n for n in p.notes)
+def test_a_relup_that_restarts_the_emulator_needs_restart_mode():
+    """A hot install whose relup entry reboots the node is refused with the hint; --restart takes it."""
+    for instrs, how in ((["restart_emulator"], "restart_emulator"),
+                        (["restart_new_emulator", ("load_module", "m")], "restart_new_emulator")):
+        with pytest.raises(PreflightError, match=rf"releases/0.0.2/relup's entry 0.0.1 -> 0.0.2 restarts the "
+                                                 rf"emulator \({how}\).*run it with --restart"):
+            plan(ON_001, tar(instrs=instrs, erts="14.0"), Relups(), OPTS)
+        p = plan(ON_001, tar(instrs=instrs, erts="14.0"), Relups(), PlanOptions(vsn="0.0.2", restart=True))
+        assert p.restart and not p.agent and any("needs ERTS 14.0" in n for n in p.notes)
+        assert any("releases/0.0.2/relup's entry for 0.0.1 restarts the emulator already" in n for n in p.notes)
+    # going back through a down entry that restarts (an earlier `install --restart` wrote it)
+    sts = [node("n1", ("0.0.2", "permanent"), ("0.0.1", "old"))]
+    running = Relup("0.0.2", {"0.0.1": ["restart_emulator"]}, {"0.0.1": ["restart_emulator"]})
+    with pytest.raises(PreflightError, match=r"releases/0.0.2/relup's entry 0.0.2 -> 0.0.1 restarts"):
+        plan(sts, None, Relups(running=running), PlanOptions(vsn="0.0.1"))
+    p = plan(sts, None, Relups(running=running), PlanOptions(vsn="0.0.1", restart=True))
+    assert p.direction == "down" and any("releases/0.0.2/relup's entry for 0.0.1 restarts" in n for n in p.notes)
+    # no relup either way: an old release is gone back to through the running release's file
+    p = plan(sts, None, Relups(), PlanOptions(vsn="0.0.1", restart=True))
+    assert p.direction == "down"
+    assert any("releases/0.0.2/relup's entry for 0.0.1 is written as [restart_emulator]" in n for n in p.notes)
 
 
 def test_dry_run_notes_where_check_install_runs_later():

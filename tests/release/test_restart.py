@@ -25,13 +25,9 @@ from pyrlang_deploy.release.hooks import HookCall, failed, parse_hook
 from pyrlang_deploy.release.plan import PlanOptions, Relups, plan
 from pyrlang_deploy.release.relup import Relup, parse_relup
 from pyrlang_deploy.term import Atom
-from tests.release.conftest import releases_of
+from tests.release.conftest import HOOK, releases_of
 from tests.release.test_plan import ON_001, tar
 from tests.support.heartnodes import HeartCluster
-
-HERE = Path(__file__).resolve().parent
-HOOK = "erldeploy_hooktest"
-
 
 # --- pure: the relup, the start program, the plan, the hook specs --------------------------
 
@@ -67,7 +63,7 @@ def test_plan_in_restart_mode_needs_no_relup():
     with pytest.raises(Exception, match="--restart installs it"):
         plan(ON_001, t, Relups(), PlanOptions(vsn="0.0.2"))
     hot = Relup("0.0.2", {"0.0.1": [("load_module", "m")]}, {"0.0.1": []})
-    assert "replaced by [restart_emulator]" in relup_note(hot, "0.0.2", "0.0.1")
+    assert "replaced by [restart_emulator]" in relup_note(Relups(target=hot), "0.0.2", "0.0.1")
 
 
 def test_hook_specs():
@@ -93,13 +89,6 @@ def test_environment_keys(tmp_path, monkeypatch):
 
 
 # --- real nodes --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def hook_beam(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("hookbeam")
-    subprocess.run(["erlc", "-o", str(out), str(HERE / "hooks" / f"{HOOK}.erl")], check=True, timeout=120)
-    return out / f"{HOOK}.beam"
-
 
 @pytest.fixture(scope="module")
 def norelup_tar(demo_build, hook_beam, tmp_path_factory) -> Path:
@@ -252,3 +241,105 @@ def test_refusals_and_hooks_on_the_stock_demo_cluster(demo, cli, demo_build, nor
     written = {n: (demo.root_of(n) / "before.log").read_text() for n in demo.nodes
                if (demo.root_of(n) / "before.log").exists()}
     assert list(written.values()) == ["x"]      # once, on one node
+
+
+# --- going back on restart-upgraded nodes (`rollback --restart`) ---------------------------
+
+def _running_apps(n) -> dict[str, str]:
+    return dict(n.eval_py("[[atom_to_list(A), V] || {A, _, V} <- application:which_applications()]"))
+
+
+@pytest.fixture
+def restarted_to_002(demo_build, norelup_tar, tmp_path):
+    """Two heart nodes moved 0.0.1 -> 0.0.2 by `install --restart` (a relup of [restart_emulator])."""
+    c = HeartCluster(demo_build, tmp_path / "hc", n=2)
+    try:
+        p, rep = run_cli(c, "install", "0.0.2", "--tar", str(norelup_tar), "--restart")
+        assert p.returncode == 0, (rep["message"], p.stderr)
+        assert all(n.releases() == {"0.0.2": "permanent", "0.0.1": "old"} for n in c.nodes)
+        yield c
+    finally:
+        c.close()
+
+
+def test_rollback_restart_goes_back_node_by_node_through_heart(restarted_to_002):
+    c = restarted_to_002
+    n1, n2 = c.nodes
+    on_002 = {n.node: n.os_pid() for n in c.nodes}
+
+    # a hot rollback would reboot every node through the down entry [restart_emulator]: refused
+    p, rep = run_cli(c, "rollback")
+    msg = rep["error"]["message"]
+    assert p.returncode == 1 and "\n" not in msg.strip() and "\n" not in p.stderr.strip(), p.stderr
+    assert "releases/0.0.2/relup's entry 0.0.2 -> 0.0.1 restarts the emulator (restart_emulator)" in msg
+    assert "run it with --restart" in msg
+    assert {n.node: n.os_pid() for n in c.nodes} == on_002
+
+    p, rep = run_cli(c, "rollback", "--restart", "--verify", "application:ensure_started(demo)")
+    assert p.returncode == 0, (rep["message"], p.stderr)
+    assert rep["action"] == "rollback" and rep["plan"]["direction"] == "down"
+    assert rep["plan"]["batches"] == [[n1.node], [n2.node]]       # one node at a time
+    assert [o["result"] for o in rep["nodes"]] == ["permanent"] * 2
+    for n in c.nodes:   # a new emulator, booted from 0.0.1, which is permanent again
+        assert n.os_pid() != on_002[n.node]
+        assert n.script_id() == ("demo", "0.0.1")
+        assert n.releases() == {"0.0.1": "permanent", "0.0.2": "old"}
+        assert _running_apps(n)["demo"] == "0.0.1" and n.eval_py("demo_server:version()") == "0.0.1"
+        assert (n.root / "releases" / "start_erl.data").read_text().split()[1] == "0.0.1"
+        # the down entry the install wrote was used as it is; 0.0.1 gained no invented relup
+        assert not (n.root / "releases" / "0.0.1" / "relup").exists()
+    # a further restart (a crash: heart runs bin/start with no argument) boots 0.0.1
+    old = n2.os_pid()
+    n2.kill_emulator()
+    _wait_new_emulator(n2, old, c.epmd_port)
+    assert n2.script_id() == ("demo", "0.0.1") and n2.releases()["0.0.1"] == "permanent"
+
+
+LIAR = """#!/bin/sh
+# reads its argument, then boots the permanent release whatever it was given
+DATA_FILE="$1"
+exec {root}/bin/start.real
+"""
+
+
+def test_rollback_restart_failures_name_the_node(restarted_to_002):
+    c = restarted_to_002
+    n1, n2 = c.nodes
+    pids = {n.node: n.os_pid() for n in c.nodes}
+
+    # n2's start program never reads its argument: refused before any node changes
+    start = n2.root / "bin" / "start"
+    good = start.read_text()
+    start.write_text(good.replace("${1:-$RELDIR/start_erl.data}", "$RELDIR/start_erl.data"))
+    p, rep = run_cli(c, "rollback", "--restart")
+    msg = rep["error"]["message"]
+    assert p.returncode == 1 and "\n" not in p.stderr.strip(), p.stderr
+    assert f"{n2.node}: its start program {start} never reads its first argument" in msg
+    assert n1.node not in msg.split("restart mode needs heart:")[1].split(". To fix")[0]
+    assert {n.node: n.os_pid() for n in c.nodes} == pids
+    assert all(n.releases() == {"0.0.2": "permanent", "0.0.1": "old"} for n in c.nodes)
+    start.write_text(good)
+
+    # n1's start program passes the check but boots the permanent release: n1 comes back on
+    # 0.0.2, the run stops there, n2 is not touched
+    (n1.root / "bin" / "start").rename(n1.root / "bin" / "start.real")
+    (n1.root / "bin" / "start").write_text(LIAR.format(root=n1.root))
+    (n1.root / "bin" / "start").chmod(0o755)
+    p, rep = run_cli(c, "rollback", "--restart")
+    assert p.returncode == 1, rep["message"]
+    res = {o["node"]: o for o in rep["nodes"]}
+    assert f"{n1.node}: came back running 0.0.2 (permanent 0.0.2), not 0.0.1" in rep["message"]
+    assert "did not boot releases/new_start_erl.data" in res[n1.node]["error"]
+    assert res[n2.node]["result"] == "untouched"
+    assert n1.os_pid() != pids[n1.node] and n1.script_id() == ("demo", "0.0.2")
+    # release_handler's tmp_current 0.0.1 became unpacked when another release booted
+    assert n1.releases() == {"0.0.2": "permanent", "0.0.1": "unpacked"}
+    assert "0.0.1 is left unpacked there: once fixed, run it again naming 0.0.1" in res[n1.node]["error"]
+    assert n2.os_pid() == pids[n2.node] and n2.releases() == {"0.0.2": "permanent", "0.0.1": "old"}
+
+    # the start program fixed, the retry naming 0.0.1 takes both nodes back
+    (n1.root / "bin" / "start.real").rename(n1.root / "bin" / "start")
+    p, rep = run_cli(c, "rollback", "0.0.1", "--restart")
+    assert p.returncode == 0, (rep["message"], p.stderr)
+    for n in c.nodes:
+        assert n.script_id() == ("demo", "0.0.1") and n.releases() == {"0.0.1": "permanent", "0.0.2": "old"}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -144,3 +145,49 @@ class HeartCluster:
             hn.kill()
         _cluster.kill_proc(self.epmd)
         _cluster.reap_helpers(self.workdir)
+
+
+def bumped_core_release(build, workdir: Path, *, app: str = "stdlib", suffix: str = ".0.1",
+                        extra_beams: list[Path] = (), vsn: str = "0.0.2") -> tuple[Path, str]:
+    """demo VSN as a user's systools build would make it, but with `app` (a core app: kernel,
+    stdlib or sasl) under a bumped version: a copy of the target's OTP lib dir with its .app
+    vsn raised by `suffix`, so systools:make_relup has to restart the emulator into it
+    (restart_new_emulator). No relup: `erldeploy relup` makes it. -> (tarball, bumped vsn)."""
+    from tests.support.realrel import _run
+
+    work = Path(workdir).resolve()
+    libs = {p.name.split("-")[0]: p for p in (build.target / "lib").iterdir()}
+    old_vsn = libs[app].name.split("-", 1)[1]
+    new_vsn = old_vsn + suffix
+    bumped = work / "lib" / f"{app}-{new_vsn}"
+    shutil.copytree(libs[app] / "ebin", bumped / "ebin")
+    dot_app = bumped / "ebin" / f"{app}.app"
+    before = dot_app.read_text()
+    after = re.sub(rf'{{vsn,\s*"{re.escape(old_vsn)}"}}', f'{{vsn,"{new_vsn}"}}', before)
+    if after == before:
+        raise RuntimeError(f"no {{vsn,\"{old_vsn}\"}} in {dot_app}")
+    dot_app.write_text(after)
+    demo = work / "lib" / f"demo-{vsn}"
+    shutil.copytree(build.root / "lib" / f"demo-{vsn}", demo)
+    for beam in extra_beams:
+        shutil.copy(beam, demo / "ebin")
+    rel_dir = work / "rel"
+    rel_dir.mkdir(parents=True)
+    vsns = {a: (new_vsn if a == app else p.name.split("-", 1)[1]) for a, p in libs.items() if a != "demo"}
+    apps = ", ".join(f'{{{a}, "{vsns[a]}"}}' for a in ("kernel", "stdlib", "sasl"))
+    (rel_dir / f"demo-{vsn}.rel").write_text(
+        f'{{release, {{"demo", "{vsn}"}}, {{erts, "{build.erts_vsn}"}}, [{apps}, {{demo, "{vsn}"}}]}}.\n')
+    (rel_dir / "sys.config").write_text("[].\n")
+    path = [str(bumped / "ebin"), str(demo / "ebin")] + \
+        [str(p / "ebin") for a, p in libs.items() if a not in (app, "demo")]
+    opts = f'[{{path, {_erl_strings(path)}}}, {{outdir, "{rel_dir}"}}]'
+    tar_opts = f'[{{path, {_erl_strings(path)}}}, {{outdir, "{work}"}}]'
+    rel = str(rel_dir / f"demo-{vsn}")
+    _run(["erl", "-noshell", "-eval",
+          f'ok = systools:make_script("{rel}", {opts}), ok = systools:make_tar("{rel}", {tar_opts}), halt().'],
+         f"building demo {vsn} with {app} {new_vsn}", timeout=120)
+    return work / f"demo-{vsn}.tar.gz", new_vsn
+
+
+def _erl_strings(items: list[str]) -> str:
+    return "[" + ", ".join(f'"{s}"' for s in items) + "]"
