@@ -53,6 +53,8 @@ from .relup import Relup, parse_relup
 from .terms import error_reason, is_tagged, show, text
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from .hooks import HookCall, HookRunner
     from .install import Emit
     from .nodeops import NodeOps
@@ -214,11 +216,14 @@ class RestartExecutor(PlainExecutor):
     between releases by rebooting through heart instead of a hot install."""
 
     def __init__(self, ops: NodeOps, steps: NodeSteps, emit: Emit, plan: Plan,
-                 hooks: HookRunner | None = None, drain: HookCall | None = None):
+                 hooks: HookRunner | None = None, drain: HookCall | None = None,
+                 relock: Callable[[str], Awaitable[None]] | None = None):
         super().__init__(ops, steps, emit, plan.to_vsn)
         self.plan = plan
         self.hooks = hooks
         self.drain = drain
+        # the run's deploy lock on a node dies with its old emulator: taken again once it is back
+        self.relock = relock
         self.start_prg: dict[str, str] = {}
 
     async def install(self, node: str, outcome: NodeOutcome, expected_apps: dict[str, str]) -> None:
@@ -275,6 +280,8 @@ class RestartExecutor(PlainExecutor):
         finally:
             if watch is not None:
                 watch.cancel()
+        if self.relock is not None:
+            await self.relock(node)
         cur, perm = await self.steps.current_and_permanent(node)
         if cur == to:
             return

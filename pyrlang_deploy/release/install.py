@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import ConnectError, ErldeployError, NodeDown, ReleaseError
 from . import adopt, boot, consolidated
 from .converge import converge_hint
-from .lock import deploy_lock
+from .lock import DeployLock, deploy_lock
 from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
 from .preflight import check_where_unpacked, prepare, previous_release
@@ -119,10 +119,12 @@ class Executor(Protocol):
 
 
 def executor_for(plan: Plan, ops: NodeOps, local: LocalNode, steps: NodeSteps, emit: Emit,
-                 opts: InstallOptions, hooks: HookRunner | None = None) -> Executor:
+                 opts: InstallOptions, hooks: HookRunner | None = None, lock: DeployLock | None = None
+                 ) -> Executor:
     if plan.restart:
         from .executor_restart import RestartExecutor
-        return RestartExecutor(ops, steps, emit, plan, hooks=hooks, drain=opts.drain)
+        return RestartExecutor(ops, steps, emit, plan, hooks=hooks, drain=opts.drain,
+                               relock=lock.retake if lock is not None else None)
     if plan.agent:
         from .executor_agent import AgentExecutor
         return AgentExecutor(ops, local, steps, emit, plan.to_vsn, opts,
@@ -463,12 +465,12 @@ async def transition(cluster: Cluster, vsn: str, opts: InstallOptions, *, action
     emit = emitter(opts.on_event)
     if opts.dry_run:       # changes nothing: no lock, and it may run beside a live install
         return await _transition(cluster, vsn, opts, action, emit)
-    async with deploy_lock(cluster, f"{action} {vsn}", on_wait=lambda n, why: emit(n, "lock", "info", why)):
-        return await _transition(cluster, vsn, opts, action, emit)
+    async with deploy_lock(cluster, f"{action} {vsn}", on_wait=lambda n, why: emit(n, "lock", "info", why)) as lock:
+        return await _transition(cluster, vsn, opts, action, emit, lock)
 
 
-async def _transition(cluster: Cluster, vsn: str, opts: InstallOptions, action: str, emit: Emit
-                      ) -> InstallReport:
+async def _transition(cluster: Cluster, vsn: str, opts: InstallOptions, action: str, emit: Emit,
+                      lock: DeployLock | None = None) -> InstallReport:
     steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
     plan = await prepare(cluster, steps, cluster.members, cluster.unreachable, opts.plan_options(vsn), opts.tar)
     verb = _verb(action)
@@ -495,7 +497,7 @@ async def _transition(cluster: Cluster, vsn: str, opts: InstallOptions, action: 
         if not r.ok:
             return _report(action, plan, outcomes_of(plan), False, f"the --before hook {r.call} failed on "
                            f"{first}: {r.error}; nothing was changed", hooks=hooks.results)
-    executor = executor_for(plan, cluster, cluster.node, steps, emit, opts, hooks=hooks)
+    executor = executor_for(plan, cluster, cluster.node, steps, emit, opts, hooks=hooks, lock=lock)
     installer = Installer(cluster, plan, executor, steps, opts, emit=emit, action=action)
     try:
         report = await installer.run()

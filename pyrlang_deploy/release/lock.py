@@ -181,12 +181,13 @@ class DeployLock:
         self.doing = doing
         self.on_wait = on_wait
         self._owner = None
+        self._info: dict[str, Any] | None = None
         self._held: dict[str, Any] = {}      # node -> our lock process
 
     async def acquire(self) -> None:
         local = self.c.node
         self._owner = local.mailbox()
-        info = holder_info(str(local.name), self.doing)
+        info = self._info = holder_info(str(local.name), self.doing)
         guards: dict[str, float] = {}
         try:
             for node in self.nodes:
@@ -204,6 +205,21 @@ class DeployLock:
         except BaseException:
             await self.release()
             raise
+
+    async def retake(self, node: str) -> None:
+        """Take ``node``'s lock again after it rebooted (a restart upgrade): its lock process
+        died with the old emulator. LockHeld if another run took it in between."""
+        if self._info is None or node not in self._held:
+            return
+        state, pid, lock, _, _ = await self._take(node, self._info)
+        if state == "locked":
+            self._held[node] = pid
+            return
+        del self._held[node]
+        if state == "taken" and isinstance(lock, tuple):
+            raise LockHeld(Holder.of(node, lock[0], lock[1]))
+        raise ReleaseError(f"{node}: could not take the deploy lock again after its restart ({text(state)})",
+                           node=node)
 
     async def _take(self, node: str, info: dict[str, Any]) -> Any:
         """One node's lock; a transient holder (the agent's own unload, a few ms) is waited for."""

@@ -143,7 +143,7 @@ def test_rolling_restart_into_a_release_without_relup_with_hooks(heart3, norelup
     pids = {n.node: n.os_pid() for n in c.nodes}
     p, rep = run_cli(c, "install", "0.0.2", "--tar", str(norelup_tar), "--restart",
                      "--before", f"{HOOK}:run(before)", "--after", f"{HOOK}:run(after)",
-                     "--drain", f"{HOOK}:run(drain)", "--verify", "application:ensure_started(demo)")
+                     "--drain", f"{HOOK}:run(drain)", "--verify", f"{HOOK}:locked()")
     assert p.returncode == 0, (rep["message"], p.stderr)
     assert rep["plan"]["restart"] is True and rep["plan"]["batches"] == [[n1.node], [n2.node], [n3.node]]
     assert [o["result"] for o in rep["nodes"]] == ["permanent"] * 3
@@ -165,6 +165,9 @@ def test_rolling_restart_into_a_release_without_relup_with_hooks(heart3, norelup
     # drain: once per node, on the old emulator, with 0.0.2 unpacked and not yet running
     assert sorted(drains) == sorted(("drain", n.node, pids[n.node], [("0.0.1", "permanent"), ("0.0.2", "unpacked")])
                                     for n in c.nodes)
+    # the deploy lock died with each old emulator and was taken again before the verify
+    locked = sorted(r for rows in logs.values() for r in rows if r[0] == "locked")
+    assert locked == sorted(("locked", n.node, n.os_pid(), [("lock", "held")]) for n in c.nodes), locked
     assert [h["slot"] for h in rep["hooks"]] == ["before", "drain", "drain", "drain", "after"]
     # the hooks' io output streamed back (stderr with --json) and is in the report
     assert f"{n1.node} before| hook before ran on {n1.node}" in p.stderr

@@ -2,7 +2,7 @@
 %% term to hooks.log in the node's cwd (its release root, so the file outlives restarts)
 %% and prints one line through its group leader (erldeploy streams it back).
 -module(erldeploy_hooktest).
--export([run/1, run/2]).
+-export([run/1, run/2, locked/0]).
 
 run(Slot) -> run(Slot, none).
 
@@ -16,3 +16,10 @@ run(Slot, FailOn) ->
         true -> {error, {refused_on, FailOn}};
         false -> ok
     end.
+
+%% As a --verify: whether this run's deploy lock is held on this (restarted) node.
+locked() ->
+    Lock = case whereis(erldeploy_lock) of undefined -> free; _ -> held end,
+    Line = io_lib:format("~p.~n", [{locked, node(), os:getpid(), [{"lock", Lock}]}]),
+    ok = file:write_file("hooks.log", Line, [append]),
+    ok.
