@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .nodeops import NodeOps
 
 LOST_NODE_WAIT = 15.0      # seconds a node found down during clean-up may take to come back
+STAGE_AHEAD = 8            # nodes of later waves unpacking at once while a wave installs
 
 Emit = Callable[..., None]     # emit(node, step, state, detail="", seconds=0.0, **progress)
 
@@ -165,11 +166,14 @@ class Installer:
         self.outcomes = outcomes_of(plan)
         self.expected_apps: dict[str, str] = dict(plan.expected_apps)
         self.delivered: set[str] = set()     # nodes the tarball (or their delta) reached before the waves
+        self._staging: dict[str, asyncio.Task[None]] = {}   # node -> its stage(), started ahead of its wave
+        self._ahead = asyncio.Semaphore(STAGE_AHEAD)
+        self._stop_staging = False
 
     # --- staging ------------------------------------------------------------
 
     async def stage(self, node: str) -> None:
-        """Upload, unpack and check_install_release on one node; it still runs its old code after this."""
+        """Upload and unpack on one node; it still runs its old code after this."""
         plan, t, out = self.plan, self.plan.target(node), self.outcomes[node]
         if not t.cwd_ok:
             # relative "./lib/..." paths in RELEASES resolve against the cwd (relx, Distillery)
@@ -195,12 +199,39 @@ class Installer:
             self.emit(node, "unpack", "ok", seconds=out.steps["unpack"])
         if not self.expected_apps:
             self.expected_apps = await self.steps.release_apps(node, t.releases_dir, self.vsn)
+
+    def may_stage_ahead(self, node: str) -> bool:
+        """Staging (upload, unpack) changes no running code, so later waves do it while
+        earlier ones install; not where it would first change the node in other ways
+        (its cwd, a stale release removed) or in restart mode."""
+        return not self.plan.restart and self.plan.target(node).cwd_ok and node not in self.plan.replace_unpacked
+
+    def stage_ahead(self, nodes: tuple[str, ...]) -> None:
+        """Start stage() for these nodes (in this order, STAGE_AHEAD at a time); the node's
+        wave awaits it. A failure is kept in its task and raised in that wave."""
+        async def one(node: str) -> None:
+            async with self._ahead:
+                if not self._stop_staging:      # a wave failed meanwhile: not started at all
+                    await self.stage(node)
+
+        for n in nodes:
+            if n not in self._staging and self.may_stage_ahead(n):
+                task = asyncio.ensure_future(one(n))
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())   # seen in its wave
+                self._staging[n] = task
+
+    async def _staged(self, node: str) -> None:
+        task = self._staging.get(node)
+        await (task if task is not None else self.stage(node))
+
+    async def check(self, node: str) -> None:
+        """check_install_release where the agent's guard does not run it itself (plain RPC)."""
         if self.executor.verifies_on_node:
-            return   # the agent's guard runs check_install_release itself, first
+            return
         t0 = time.perf_counter()
         await self.steps.check_install(node, self.vsn)
-        out.steps["check"] = time.perf_counter() - t0
-        self.emit(node, "check", "ok", "check_install_release passed", seconds=out.steps["check"])
+        self.outcomes[node].steps["check"] = time.perf_counter() - t0
+        self.emit(node, "check", "ok", "check_install_release passed", seconds=self.outcomes[node].steps["check"])
 
     # --- install / verify / rollback ------------------------------------------
 
@@ -222,11 +253,35 @@ class Installer:
         for node in self.plan.installed_not_permanent:   # a previous run got this far: check it
             await self._verify_step(node)
             self.outcomes[node].apply(Change.INSTALLED)
+        # The first wave stages alone; then every later wave unpacks while the earlier ones
+        # install (wave order, a few at a time). Installing, the only change to running code,
+        # still goes wave by wave, each verified before the next.
+        if self.plan.batches:
+            first = self.plan.batches[0]
+            self.stage_ahead(first)
+            await asyncio.gather(*(self._staging[n] for n in first if n in self._staging), return_exceptions=True)
+            self.stage_ahead(tuple(n for b in self.plan.batches[1:] for n in b))
         for batch in self.plan.batches:
             res = await self.c.each(self._install_one, batch)
             failed = [r for r in res.values() if not r.ok]
             if failed:
                 raise _InstallFailed("; ".join(str(r.error) for r in failed))
+
+    async def unstage_unused(self) -> None:
+        """After a failure: nodes staged ahead whose wave never came had the release unpacked
+        for nothing; remove it (release_handler:remove_release), so they are left as they were."""
+        # one already unpacking is let finish (release_handler would finish it anyway), then undone
+        self._stop_staging = True
+        await asyncio.gather(*self._staging.values(), return_exceptions=True)
+        left = [n for n, o in self.outcomes.items()
+                if n in self._staging and o.result is NodeState.UNTOUCHED and "unpack" in o.steps]
+        if left:
+            res = await self.c.each(lambda n: self.steps.remove_release(n, self.vsn), left)
+            for r in res.values():
+                if r.ok:
+                    self.emit(r.node, "unpack", "info", f"removed {self.vsn}, unpacked ahead of a wave that never came")
+                else:
+                    self.outcomes[r.node].add_error(f"clean-up: {r.error}")
 
     async def _verify_step(self, node: str) -> None:
         t0 = time.perf_counter()
@@ -243,7 +298,8 @@ class Installer:
     async def _install_one(self, node: str) -> None:
         out = self.outcomes[node]
         try:
-            await self.stage(node)
+            await self._staged(node)
+            await self.check(node)
         except ErldeployError as e:
             out.apply(Change.FAILED, str(e))
             self.emit(node, "stage", "fail", str(e))
@@ -368,7 +424,7 @@ class Installer:
 
     async def clean_up(self) -> None:
         """Roll back and read the final states; nothing that fails here may hide the report."""
-        for stage in (self.roll_back_changed, self.remove_unused_uploads, self.final_states):
+        for stage in (self.roll_back_changed, self.unstage_unused, self.remove_unused_uploads, self.final_states):
             try:
                 await stage()
             except ErldeployError as e:

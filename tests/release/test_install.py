@@ -67,6 +67,9 @@ def test_broken_release_fails_on_the_canary_only(cli, demo, demo_build):
     for n in others:                                               # never touched
         assert releases_of(demo, n) == {"0.0.1": "permanent"}
         assert not list((demo.root_of(n) / "releases").glob("*.tar.gz*"))
+        # unpacked ahead of their wave while the canary installed, then removed again
+        assert not (demo.root_of(n) / "releases" / demo_build.broken).exists()
+        assert not (demo.root_of(n) / "lib" / f"demo-{demo_build.broken}").exists()
     assert "untouched" in out
 
 
