@@ -51,6 +51,7 @@ class AgentExecutor:
         self.plain = PlainExecutor(ops, steps, emit, vsn)    # where no guard holds the node
         self.guarded: set[str] = set()        # nodes whose guard waits for commit
         self.touched: set[str] = set()        # nodes the agent was loaded on
+        self._closed = False
         self.renewer = LeaseRenewer(lambda n: self.client.renew(n, vsn), lambda: self.guarded, opts.lease,
                                     lambda n, e: emit(n, "lease", "info", f"renewal failed: {e}"))
 
@@ -161,6 +162,11 @@ class AgentExecutor:
             await self.plain.abort(node, back_to)
 
     async def close(self) -> None:
+        """Idempotent: the Installer closes early on success (beside reading the final
+        states), install.transition always closes once more."""
+        if self._closed:
+            return
+        self._closed = True
         await self.renewer.stop()
         # leave nothing behind, on every node at once; a node with a live guard keeps it
         # (its lease still protects it)

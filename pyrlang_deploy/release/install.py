@@ -461,7 +461,8 @@ class Installer:
             return self.report(False, f"{verb} {self.vsn} interrupted; the upgraded nodes were rolled back. "
                                f"Now: {self.final_summary()}")
         errors = await self.make_permanent()
-        await self.final_states()
+        # the agent leaves the nodes (nothing more to guard) while their final states are read
+        await asyncio.gather(self.final_states(), self.executor.close())
         if errors:
             return self.report(False, f"{verb} {self.vsn} verified everywhere but make_permanent failed: "
                                + "; ".join(errors) + f". Now: {self.final_summary()}")

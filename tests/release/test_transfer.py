@@ -30,7 +30,8 @@ def members_on(c, node, path) -> set[str]:
     return {m.split("/")[0] + "/" + m.split("/")[1] for m in out.strip("[]").replace('"', "").split(",")}
 
 
-async def test_delta_install_and_rollback_keep_state(demo, demo_build):
+async def test_delta_install_and_rollback_keep_state(demo, demo_build, monkeypatch):
+    monkeypatch.setattr(ship_mod, "DIRECT_BYTES", 0)      # a delta this small would go to all from here
     tar = demo_build.tars["0.0.2"]
     for n in demo.nodes:
         bump(demo, n, 3)
@@ -135,6 +136,18 @@ async def test_nodes_sharing_a_root_get_one_copy(demo, demo_build):
         assert md5_on(demo, twin, path) == info.md5.upper()
     finally:
         demo_cluster.kill_proc(proc)
+
+
+async def test_a_small_delta_goes_to_every_node_from_the_controller(demo, demo_build):
+    info = inspect_tarball(demo_build.tars["0.0.2"])
+    deliveries = []
+    async with api(demo) as c:
+        got = await upload_everywhere(c, info, delta=True, on_delivery=deliveries.append)
+    assert all(r.ok for r in got.values()), got
+    assert {d.node: d.source for d in deliveries} == {n: "controller" for n in demo.nodes}
+    assert all(0 < d.bytes < info.size // 50 for d in deliveries)       # kilobytes each
+    md5s = {md5_on(demo, n, f"{demo.root_of(n)}/releases/{info.layout.upload_name}") for n in demo.nodes}
+    assert len(md5s) == 1                                               # one delta, the same everywhere
 
 
 def test_delta_payload_is_a_tarball_release_handler_reads(demo_build, tmp_path):

@@ -76,8 +76,9 @@ class AgentClient:
         Refuses while a guard holds an install on the node (removing it would kill
         the guard and with it the lease's rollback), unless ``force``.
         """
-        self._loaded_via.pop(node, None)
-        have = await beams_.loaded_md5(self._rpc, node)
+        conn, via = self.local.connection(node), self._loaded_via.pop(node, None)
+        ours = conn is not None and via is conn       # our beams, loaded over this very connection
+        have = {m: "loaded" for m in MODULES} if ours else await beams_.loaded_md5(self._rpc, node)
         if not any(have.values()):
             return False
         if not force and have.get("erldeploy_guard"):
