@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..erldist.node import LocalNode
     from .hooks import HookCall, HookRunner, Output
     from .nodeops import NodeOps
+    from .ship import Prefetch
 
 LOST_NODE_WAIT = 15.0      # seconds a node found down during clean-up may take to come back
 STAGE_AHEAD = 8            # nodes of later waves unpacking at once while a wave installs
@@ -120,14 +121,15 @@ class Executor(Protocol):
 
 
 def executor_for(plan: Plan, ops: NodeOps, local: LocalNode, steps: NodeSteps, emit: Emit,
-                 opts: InstallOptions, hooks: HookRunner | None = None) -> Executor:
+                 opts: InstallOptions, hooks: HookRunner | None = None, prefetch: Prefetch | None = None
+                 ) -> Executor:
     if plan.restart:
         from .executor_restart import RestartExecutor
         return RestartExecutor(ops, steps, emit, plan, hooks=hooks, drain=opts.drain)
     if plan.agent:
         from .executor_agent import AgentExecutor
         return AgentExecutor(ops, local, steps, emit, plan.to_vsn, opts,
-                             nodes=[n for batch in plan.batches for n in batch])
+                             nodes=[n for batch in plan.batches for n in batch], prefetch=prefetch)
     from .executor_plain import PlainExecutor
     return PlainExecutor(ops, steps, emit, plan.to_vsn)
 
@@ -523,6 +525,27 @@ async def transition(cluster: Cluster, vsn: str, opts: InstallOptions, *, action
 
 async def _transition(cluster: Cluster, vsn: str, opts: InstallOptions, action: str, emit: Emit
                       ) -> InstallReport:
+    prefetch = _prefetch(cluster, opts)
+    try:
+        return await _transition_with(cluster, vsn, opts, action, emit, prefetch)
+    finally:
+        if prefetch is not None and not prefetch.taken:
+            await prefetch.discard()      # refused, a no-op, or stopped before the run: agent removed
+
+
+def _prefetch(cluster: Cluster, opts: InstallOptions) -> Prefetch | None:
+    """While preflight reads, the agent is loaded and every node's inventory taken (ship.py's
+    Prefetch): a hot install with the agent and a tarball, not a dry run."""
+    if opts.dry_run or not opts.agent or opts.restart or opts.tar is None or not cluster.members:
+        return None
+    from .agent import AgentClient
+    from .ship import Prefetch
+    path = opts.tar.path if isinstance(opts.tar, TarballInfo) else Path(opts.tar)
+    return Prefetch(cluster, AgentClient(cluster.node), cluster.members, path)
+
+
+async def _transition_with(cluster: Cluster, vsn: str, opts: InstallOptions, action: str, emit: Emit,
+                           prefetch: Prefetch | None) -> InstallReport:
     steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
     plan = await prepare(cluster, steps, cluster.members, cluster.unreachable, opts.plan_options(vsn), opts.tar)
     verb = _verb(action)
@@ -549,7 +572,7 @@ async def _transition(cluster: Cluster, vsn: str, opts: InstallOptions, action: 
         if not r.ok:
             return _report(action, plan, outcomes_of(plan), False, f"the --before hook {r.call} failed on "
                            f"{first}: {r.error}; nothing was changed", hooks=hooks.results)
-    executor = executor_for(plan, cluster, cluster.node, steps, emit, opts, hooks=hooks)
+    executor = executor_for(plan, cluster, cluster.node, steps, emit, opts, hooks=hooks, prefetch=prefetch)
     installer = Installer(cluster, plan, executor, steps, opts, emit=emit, action=action)
     try:
         report = await installer.run()

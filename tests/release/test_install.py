@@ -85,6 +85,9 @@ def _unchanged(demo):
         assert releases_of(demo, n) == {"0.0.1": "permanent"}
         assert server_of(demo, n)[0] == "0.0.1"
         assert not list((demo.root_of(n) / "releases").glob("*.tar.gz*"))
+        # the agent loaded while preflight ran (to take inventories) is gone again
+        assert demo.eval(n, "[M || {M, _} <- code:all_loaded(), "
+                            "lists:prefix(\"erldeploy\", atom_to_list(M))]") == "[]"
 
 
 def test_corrupt_tarball_is_refused_before_any_change(cli, demo, demo_build, tmp_path):
