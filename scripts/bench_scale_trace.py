@@ -9,7 +9,8 @@ installer (scripts/native/install.escript), run back to back so both see the sam
 the median of the per-round ratios is printed. With --trace, one more fresh cluster per N
 runs the same install in this process through the Python API with every phase timed
 (wall and this process's CPU) and every progress event stamped: the timeline.
-Load averages are printed beside each round: this machine is shared.
+Load averages are printed beside each round: this machine is shared. --base DIR runs
+another checkout too (`git archive main | tar -x -C DIR`), in the same rounds: an A/B.
 """
 
 from __future__ import annotations
@@ -50,15 +51,29 @@ def node_cpu(pids: list[int]) -> float:
     return total / tick
 
 
-def one_round(demo, tar: Path, work: Path, n: int, tag: str) -> tuple[float, float, str]:
+def ours_on_fresh(demo, tar: Path, work: Path, n: int, tag: str, tree: Path | None = None
+                  ) -> tuple[float, float, float]:
+    """(wall, controller cpu, nodes' cpu) of one CLI install on a fresh cluster; tree: another
+    checkout of erldeploy to run instead of this one (an A/B against main)."""
     with ExitStack() as stack:
         ours = start_cluster(demo, work / f"o{n}{tag}", n=n, name_prefix=f"to{n}{tag}x", erl_flags=bs.SMALL_NODE)
         stack.callback(ours.stop)
         c0 = node_cpu(ours.pids)
-        m, cpu, _ = bs.measured(bs._erldeploy(ours, "install", bs.VSN, "--tar", str(tar), "--cluster", "-q"),
-                                bs._env(ours))
+        cmd = bs._erldeploy(ours, "install", bs.VSN, "--tar", str(tar), "--cluster", "-q")
+        if tree is not None:
+            cmd[1] = str(tree / "scripts" / "bench_controller.py")
+        m, cpu, _ = bs.measured(cmd, bs._env(ours))
         ncpu = node_cpu(ours.pids) - c0
         bs.check_on_all(ours, bs.VSN)
+    return m.wall, cpu, ncpu
+
+
+def one_round(demo, tar: Path, work: Path, n: int, tag: str, base: Path | None = None
+              ) -> tuple[float, float, str, float | None]:
+    bwall = None
+    if base is not None:
+        bwall, bcpu, bncpu = ours_on_fresh(demo, tar, work, n, tag + "b", base)
+    wall, cpu, ncpu = ours_on_fresh(demo, tar, work, n, tag)
     with ExitStack() as stack:
         nat = start_cluster(demo, work / f"n{n}{tag}", n=n, name_prefix=f"tn{n}{tag}x", erl_flags=bs.SMALL_NODE)
         stack.callback(nat.stop)
@@ -69,7 +84,9 @@ def one_round(demo, tar: Path, work: Path, n: int, tag: str) -> tuple[float, flo
         bs.check_on_all(nat, bs.VSN)
     cpu_note = (f"cpu: ours controller {cpu:.2f}s + nodes {ncpu:.2f}s; "
                 f"native escript {ncpu_ctl:.2f}s + nodes {nncpu:.2f}s")
-    return m.wall, nm.wall, cpu_note
+    if bwall is not None:
+        cpu_note += f"; base {bwall:.2f}s ({bwall / nm.wall:.2f}x), cpu {bcpu:.2f}s + nodes {bncpu:.2f}s"
+    return wall, nm.wall, cpu_note, bwall
 
 
 # --- the traced run ---------------------------------------------------------------------
@@ -220,6 +237,7 @@ def main() -> int:
     ap.add_argument("--nodes", default="16,32")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--base", help="another erldeploy checkout (e.g. `git archive main`) run in each round too")
     ap.add_argument("--cli", action="store_true", help="with --trace: through the CLI's main(), in process")
     ap.add_argument("--events", action="store_true", help="with --trace: print every progress event")
     args = ap.parse_args()
@@ -241,16 +259,19 @@ def main() -> int:
                         for w, what in tl.events:
                             print(f"  {w:7.3f}s     {what}")
                     bs.check_on_all(c, bs.VSN)
+        base = Path(args.base).resolve() if args.base else None
         for n in sizes:
-            ratios = []
+            ratios, bratios = [], []
             for r in range(args.rounds):
-                ours, nat, note = one_round(demo, tar, work, n, f"r{r}")
+                ours, nat, note, bwall = one_round(demo, tar, work, n, f"r{r}", base)
                 ratios.append(ours / nat)
+                if bwall is not None:
+                    bratios.append(bwall / nat)
                 print(f"N={n} round {r}: ours {ours:.2f}s native {nat:.2f}s ratio {ours / nat:.2f}x "
                       f"(load {load()}); {note}", flush=True)
             if ratios:
-                print(f"N={n}: median ratio {statistics.median(ratios):.2f}x over {len(ratios)} rounds",
-                      flush=True)
+                print(f"N={n}: median ratio {statistics.median(ratios):.2f}x over {len(ratios)} rounds"
+                      + (f" (base: {statistics.median(bratios):.2f}x)" if bratios else ""), flush=True)
     return 0
 
 

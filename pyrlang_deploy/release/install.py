@@ -29,7 +29,6 @@ from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
 from .preflight import check_where_unpacked, prepare, previous_release
 from .report import Event, InstallReport
-from .status import statuses
 from .steps import NodeSteps
 from .tarball import TarballInfo
 
@@ -171,6 +170,7 @@ class Installer:
         self._staging: dict[str, asyncio.Task[None]] = {}   # node -> its stage(), started ahead of its wave
         self._ahead = asyncio.Semaphore(STAGE_AHEAD)
         self._stop_staging = False
+        self._shared: frozenset[str] | None = None
 
     # --- staging ------------------------------------------------------------
 
@@ -205,8 +205,21 @@ class Installer:
     def may_stage_ahead(self, node: str) -> bool:
         """Staging (upload, unpack) changes no running code, so later waves do it while
         earlier ones install; not where it would first change the node in other ways
-        (its cwd, a stale release removed) or in restart mode."""
-        return not self.plan.restart and self.plan.target(node).cwd_ok and node not in self.plan.replace_unpacked
+        (its cwd, a stale release removed), in restart mode, or where another node of the
+        run shares its releases dir (one unpack there consumes the file of both)."""
+        t = self.plan.target(node)
+        return (not self.plan.restart and t.cwd_ok and node not in self.plan.replace_unpacked
+                and node not in self._shared_dirs)
+
+    @property
+    def _shared_dirs(self) -> frozenset[str]:
+        """Nodes of this run whose releases dir on their host is another node's too."""
+        if self._shared is None:
+            seen: dict[tuple[str, str], list[str]] = {}
+            for t in self.plan.nodes:
+                seen.setdefault((t.node.partition("@")[2], t.releases_dir.rstrip("/")), []).append(t.node)
+            self._shared = frozenset(n for group in seen.values() if len(group) > 1 for n in group)
+        return self._shared
 
     def stage_ahead(self, nodes: tuple[str, ...]) -> None:
         """Start stage() for these nodes (in this order, STAGE_AHEAD at a time); the node's
@@ -435,13 +448,16 @@ class Installer:
                         o.add_error(f"clean-up: {e}")
 
     async def final_states(self) -> None:
-        for n in await statuses(self.c, list(self.outcomes), full=False):
-            o = self.outcomes[n.node]
-            if n.reachable:
-                o.current, o.permanent = n.current, n.permanent
+        """Each node's current and permanent release as it reports them (which_releases: one
+        call to release_handler, no status snapshot to evaluate)."""
+        res = await self.c.each(self.steps.current_and_permanent, list(self.outcomes))
+        for node, r in res.items():
+            o = self.outcomes[node]
+            if r.ok:
+                o.current, o.permanent = r.value
             else:
                 o.current = o.permanent = None
-                o.add_error(f"unreachable afterwards: {n.error}")
+                o.add_error(f"unreachable afterwards: {r.error}")
 
     # --- the whole run ---------------------------------------------------------
 
