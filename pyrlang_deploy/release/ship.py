@@ -128,9 +128,16 @@ class Prefetch:
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> Inventories:
-        contents = await asyncio.to_thread(contents_of, self.path)
-        res = await self.ops.each(self.client.ensure_loaded, self.nodes)
+        # the tarball read here (a thread) while the agent loads there; both finish before
+        # anything is decided, so discard() knows every node the agent went to
+        contents, res = await asyncio.gather(asyncio.to_thread(contents_of, self.path),
+                                             self.ops.each(self.client.ensure_loaded, self.nodes),
+                                             return_exceptions=True)
+        if isinstance(res, BaseException):
+            raise res
         self.loaded = {n for n, r in res.items() if r.ok}
+        if isinstance(contents, BaseException):
+            raise contents
         got = await self.ops.each(lambda n: inventory(self.ops.rpc, n, contents), sorted(self.loaded))
         return Inventories(self.path, contents, {n: r.value for n, r in got.items() if r.ok})
 
