@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .nodeops import NodeOps
     from .outcome import NodeOutcome
     from .relay import Delivery
+    from .ship import Prefetch
     from .steps import NodeSteps
     from .tarball import TarballInfo
 
@@ -35,7 +36,7 @@ class AgentExecutor:
     verifies_on_node = True
 
     def __init__(self, ops: NodeOps, local: LocalNode, steps: NodeSteps, emit: Emit, vsn: str,
-                 opts: InstallOptions, nodes: list[str] | None = None):
+                 opts: InstallOptions, nodes: list[str] | None = None, prefetch: Prefetch | None = None):
         self.ops = ops
         self.local = local
         self.nodes = list(nodes or [])        # every node a guard may hold in this run
@@ -47,10 +48,14 @@ class AgentExecutor:
         self.emit = emit
         self.vsn = vsn
         self.opts = opts
-        self.client = AgentClient(local)
+        self.prefetch = prefetch              # agent loaded, inventories taken during preflight
+        if prefetch is not None:
+            prefetch.taken = True
+        self.client = prefetch.client if prefetch is not None else AgentClient(local)
         self.plain = PlainExecutor(ops, steps, emit, vsn)    # where no guard holds the node
         self.guarded: set[str] = set()        # nodes whose guard waits for commit
         self.touched: set[str] = set()        # nodes the agent was loaded on
+        self._closed = False
         self.renewer = LeaseRenewer(lambda n: self.client.renew(n, vsn), lambda: self.guarded, opts.lease,
                                     lambda n, e: emit(n, "lease", "info", f"renewal failed: {e}"))
 
@@ -68,6 +73,7 @@ class AgentExecutor:
         from .ship import ship
 
         self.touched.update(nodes)
+        known = await self.prefetch.result() if self.prefetch is not None else None
 
         def shown(d: Delivery) -> None:
             # bytes per node and where they came from; a miss uploads again in the node's stage
@@ -75,7 +81,7 @@ class AgentExecutor:
 
         return await ship(self.ops, self.client, nodes, tar, name, full_for=full_for, on_delivery=shown,
                           progress=lambda n, done, total: self.emit(n, "upload", "progress", done=done,
-                                                                    total=total))
+                                                                    total=total), known=known)
 
     async def install(self, node: str, out: NodeOutcome, expected_apps: dict[str, str]) -> None:
         self.touched.add(node)
@@ -161,7 +167,15 @@ class AgentExecutor:
             await self.plain.abort(node, back_to)
 
     async def close(self) -> None:
+        """Idempotent: the Installer closes early on success (beside reading the final
+        states), install.transition always closes once more."""
+        if self._closed:
+            return
+        self._closed = True
         await self.renewer.stop()
+        if self.prefetch is not None:
+            await self.prefetch.result()
+            self.touched |= self.prefetch.loaded
         # leave nothing behind, on every node at once; a node with a live guard keeps it
         # (its lease still protects it)
         await self.ops.each(self.client.unload, sorted(self.touched - self.guarded))

@@ -29,7 +29,6 @@ from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
 from .preflight import check_where_unpacked, prepare, previous_release
 from .report import Event, InstallReport
-from .status import statuses
 from .steps import NodeSteps
 from .tarball import TarballInfo
 
@@ -38,8 +37,10 @@ if TYPE_CHECKING:
     from ..erldist.node import LocalNode
     from .hooks import HookCall, HookRunner, Output
     from .nodeops import NodeOps
+    from .ship import Prefetch
 
 LOST_NODE_WAIT = 15.0      # seconds a node found down during clean-up may take to come back
+STAGE_AHEAD = 8            # nodes of later waves unpacking at once while a wave installs
 
 Emit = Callable[..., None]     # emit(node, step, state, detail="", seconds=0.0, **progress)
 
@@ -119,7 +120,8 @@ class Executor(Protocol):
 
 
 def executor_for(plan: Plan, ops: NodeOps, local: LocalNode, steps: NodeSteps, emit: Emit,
-                 opts: InstallOptions, hooks: HookRunner | None = None, lock: DeployLock | None = None
+                 opts: InstallOptions, hooks: HookRunner | None = None, prefetch: Prefetch | None = None,
+                 lock: DeployLock | None = None
                  ) -> Executor:
     if plan.restart:
         from .executor_restart import RestartExecutor
@@ -128,7 +130,7 @@ def executor_for(plan: Plan, ops: NodeOps, local: LocalNode, steps: NodeSteps, e
     if plan.agent:
         from .executor_agent import AgentExecutor
         return AgentExecutor(ops, local, steps, emit, plan.to_vsn, opts,
-                             nodes=[n for batch in plan.batches for n in batch])
+                             nodes=[n for batch in plan.batches for n in batch], prefetch=prefetch)
     from .executor_plain import PlainExecutor
     return PlainExecutor(ops, steps, emit, plan.to_vsn)
 
@@ -167,11 +169,15 @@ class Installer:
         self.outcomes = outcomes_of(plan)
         self.expected_apps: dict[str, str] = dict(plan.expected_apps)
         self.delivered: set[str] = set()     # nodes the tarball (or their delta) reached before the waves
+        self._staging: dict[str, asyncio.Task[None]] = {}   # node -> its stage(), started ahead of its wave
+        self._ahead = asyncio.Semaphore(STAGE_AHEAD)
+        self._stop_staging = False
+        self._shared: frozenset[str] | None = None
 
     # --- staging ------------------------------------------------------------
 
     async def stage(self, node: str) -> None:
-        """Upload, unpack and check_install_release on one node; it still runs its old code after this."""
+        """Upload and unpack on one node; it still runs its old code after this."""
         plan, t, out = self.plan, self.plan.target(node), self.outcomes[node]
         if not t.cwd_ok:
             # relative "./lib/..." paths in RELEASES resolve against the cwd (relx, Distillery)
@@ -197,12 +203,52 @@ class Installer:
             self.emit(node, "unpack", "ok", seconds=out.steps["unpack"])
         if not self.expected_apps:
             self.expected_apps = await self.steps.release_apps(node, t.releases_dir, self.vsn)
+
+    def may_stage_ahead(self, node: str) -> bool:
+        """Staging (upload, unpack) changes no running code, so later waves do it while
+        earlier ones install; not where it would first change the node in other ways
+        (its cwd, a stale release removed), in restart mode, or where another node of the
+        run shares its releases dir (one unpack there consumes the file of both)."""
+        t = self.plan.target(node)
+        return (not self.plan.restart and t.cwd_ok and node not in self.plan.replace_unpacked
+                and node not in self._shared_dirs)
+
+    @property
+    def _shared_dirs(self) -> frozenset[str]:
+        """Nodes of this run whose releases dir on their host is another node's too."""
+        if self._shared is None:
+            seen: dict[tuple[str, str], list[str]] = {}
+            for t in self.plan.nodes:
+                seen.setdefault((t.node.partition("@")[2], t.releases_dir.rstrip("/")), []).append(t.node)
+            self._shared = frozenset(n for group in seen.values() if len(group) > 1 for n in group)
+        return self._shared
+
+    def stage_ahead(self, nodes: tuple[str, ...]) -> None:
+        """Start stage() for these nodes (in this order, STAGE_AHEAD at a time); the node's
+        wave awaits it. A failure is kept in its task and raised in that wave."""
+        async def one(node: str) -> None:
+            async with self._ahead:
+                if not self._stop_staging:      # a wave failed meanwhile: not started at all
+                    await self.stage(node)
+
+        for n in nodes:
+            if n not in self._staging and self.may_stage_ahead(n):
+                task = asyncio.ensure_future(one(n))
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())   # seen in its wave
+                self._staging[n] = task
+
+    async def _staged(self, node: str) -> None:
+        task = self._staging.get(node)
+        await (task if task is not None else self.stage(node))
+
+    async def check(self, node: str) -> None:
+        """check_install_release where the agent's guard does not run it itself (plain RPC)."""
         if self.executor.verifies_on_node:
-            return   # the agent's guard runs check_install_release itself, first
+            return
         t0 = time.perf_counter()
         await self.steps.check_install(node, self.vsn)
-        out.steps["check"] = time.perf_counter() - t0
-        self.emit(node, "check", "ok", "check_install_release passed", seconds=out.steps["check"])
+        self.outcomes[node].steps["check"] = time.perf_counter() - t0
+        self.emit(node, "check", "ok", "check_install_release passed", seconds=self.outcomes[node].steps["check"])
 
     # --- install / verify / rollback ------------------------------------------
 
@@ -227,11 +273,35 @@ class Installer:
         for node in self.plan.installed_not_permanent:   # a previous run got this far: check it
             await self._verify_step(node)
             self.outcomes[node].apply(Change.INSTALLED)
+        # The first wave stages alone; then every later wave unpacks while the earlier ones
+        # install (wave order, a few at a time). Installing, the only change to running code,
+        # still goes wave by wave, each verified before the next.
+        if self.plan.batches:
+            first = self.plan.batches[0]
+            self.stage_ahead(first)
+            await asyncio.gather(*(self._staging[n] for n in first if n in self._staging), return_exceptions=True)
+            self.stage_ahead(tuple(n for b in self.plan.batches[1:] for n in b))
         for batch in self.plan.batches:
             res = await self.c.each(self._install_one, batch)
             failed = [r for r in res.values() if not r.ok]
             if failed:
                 raise _InstallFailed("; ".join(str(r.error) for r in failed))
+
+    async def unstage_unused(self) -> None:
+        """After a failure: nodes staged ahead whose wave never came had the release unpacked
+        for nothing; remove it (release_handler:remove_release), so they are left as they were."""
+        # one already unpacking is let finish (release_handler would finish it anyway), then undone
+        self._stop_staging = True
+        await asyncio.gather(*self._staging.values(), return_exceptions=True)
+        left = [n for n, o in self.outcomes.items()
+                if n in self._staging and o.result is NodeState.UNTOUCHED and "unpack" in o.steps]
+        if left:
+            res = await self.c.each(lambda n: self.steps.remove_release(n, self.vsn), left)
+            for r in res.values():
+                if r.ok:
+                    self.emit(r.node, "unpack", "info", f"removed {self.vsn}, unpacked ahead of a wave that never came")
+                else:
+                    self.outcomes[r.node].add_error(f"clean-up: {r.error}")
 
     async def _verify_step(self, node: str) -> None:
         t0 = time.perf_counter()
@@ -248,7 +318,8 @@ class Installer:
     async def _install_one(self, node: str) -> None:
         out = self.outcomes[node]
         try:
-            await self.stage(node)
+            await self._staged(node)
+            await self.check(node)
         except ErldeployError as e:
             out.apply(Change.FAILED, str(e))
             self.emit(node, "stage", "fail", str(e))
@@ -373,7 +444,7 @@ class Installer:
 
     async def clean_up(self) -> None:
         """Roll back and read the final states; nothing that fails here may hide the report."""
-        for stage in (self.roll_back_changed, self.remove_unused_uploads, self.final_states):
+        for stage in (self.roll_back_changed, self.unstage_unused, self.remove_unused_uploads, self.final_states):
             try:
                 await stage()
             except ErldeployError as e:
@@ -382,13 +453,16 @@ class Installer:
                         o.add_error(f"clean-up: {e}")
 
     async def final_states(self) -> None:
-        for n in await statuses(self.c, list(self.outcomes), full=False):
-            o = self.outcomes[n.node]
-            if n.reachable:
-                o.current, o.permanent = n.current, n.permanent
+        """Each node's current and permanent release as it reports them (which_releases: one
+        call to release_handler, no status snapshot to evaluate)."""
+        res = await self.c.each(self.steps.current_and_permanent, list(self.outcomes))
+        for node, r in res.items():
+            o = self.outcomes[node]
+            if r.ok:
+                o.current, o.permanent = r.value
             else:
                 o.current = o.permanent = None
-                o.add_error(f"unreachable afterwards: {n.error}")
+                o.add_error(f"unreachable afterwards: {r.error}")
 
     # --- the whole run ---------------------------------------------------------
 
@@ -410,7 +484,8 @@ class Installer:
             return self.report(False, f"{verb} {self.vsn} interrupted; the upgraded nodes were rolled back. "
                                f"Now: {self.final_summary()}")
         errors = await self.make_permanent()
-        await self.final_states()
+        # the agent leaves the nodes (nothing more to guard) while their final states are read
+        await asyncio.gather(self.final_states(), self.executor.close())
         if errors:
             return self.report(False, f"{verb} {self.vsn} verified everywhere but make_permanent failed: "
                                + "; ".join(errors) + f". Now: {self.final_summary()}")
@@ -471,6 +546,27 @@ async def transition(cluster: Cluster, vsn: str, opts: InstallOptions, *, action
 
 async def _transition(cluster: Cluster, vsn: str, opts: InstallOptions, action: str, emit: Emit,
                       lock: DeployLock | None = None) -> InstallReport:
+    prefetch = _prefetch(cluster, opts)
+    try:
+        return await _transition_with(cluster, vsn, opts, action, emit, prefetch, lock)
+    finally:
+        if prefetch is not None and not prefetch.taken:
+            await prefetch.discard()      # refused, a no-op, or stopped before the run: agent removed
+
+
+def _prefetch(cluster: Cluster, opts: InstallOptions) -> Prefetch | None:
+    """While preflight reads, the agent is loaded and every node's inventory taken (ship.py's
+    Prefetch): a hot install with the agent and a tarball, not a dry run."""
+    if opts.dry_run or not opts.agent or opts.restart or opts.tar is None or not cluster.members:
+        return None
+    from .agent import AgentClient
+    from .ship import Prefetch
+    path = opts.tar.path if isinstance(opts.tar, TarballInfo) else Path(opts.tar)
+    return Prefetch(cluster, AgentClient(cluster.node), cluster.members, path)
+
+
+async def _transition_with(cluster: Cluster, vsn: str, opts: InstallOptions, action: str, emit: Emit,
+                           prefetch: Prefetch | None, lock: DeployLock | None) -> InstallReport:
     steps = NodeSteps(cluster, install_timeout=opts.install_timeout, restart_wait=opts.restart_wait)
     plan = await prepare(cluster, steps, cluster.members, cluster.unreachable, opts.plan_options(vsn), opts.tar)
     verb = _verb(action)
@@ -497,7 +593,8 @@ async def _transition(cluster: Cluster, vsn: str, opts: InstallOptions, action: 
         if not r.ok:
             return _report(action, plan, outcomes_of(plan), False, f"the --before hook {r.call} failed on "
                            f"{first}: {r.error}; nothing was changed", hooks=hooks.results)
-    executor = executor_for(plan, cluster, cluster.node, steps, emit, opts, hooks=hooks, lock=lock)
+    executor = executor_for(plan, cluster, cluster.node, steps, emit, opts, hooks=hooks, prefetch=prefetch,
+                            lock=lock)
     installer = Installer(cluster, plan, executor, steps, opts, emit=emit, action=action)
     try:
         report = await installer.run()

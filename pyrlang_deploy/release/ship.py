@@ -7,7 +7,8 @@
   2. nodes grouped by what they lack (delta.py, pure); nodes sharing a releases dir on one
      host are one receiver
   3. one payload per group (payload.py: the original tarball, or a delta of it), uploaded
-     by the controller to the group's seed, then relayed node to node (relay.py)
+     by the controller to the group's seed (a small one: to a few seeds, DIRECT_SEEDS),
+     then relayed node to node (relay.py)
 
 The file lands as ``name`` in every releases dir, verified there (size and digest) before
 its atomic rename, so unpack_release sees it as if the whole tarball had been uploaded.
@@ -19,14 +20,14 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ErldeployError
 from ..term.types import Atom
 from . import payload as payload_
-from .delta import Delta, plan_deltas, share_roots
+from .delta import Contents, Delta, Inventory, plan_deltas, share_roots
 from .inventory import contents_of, inventory
 from .relay import CONTROLLER, Delivery, SourceLost, TargetFailed, spread
 from .terms import show
@@ -37,6 +38,12 @@ if TYPE_CHECKING:
     from .tarball import TarballInfo
 
 COPY_TIMEOUT = 600.0
+# A small payload is uploaded from here to up to DIRECT_SEEDS nodes (as many as fit in
+# DIRECT_BYTES) before the relay takes over: an 8 KB delta to 32 nodes takes three rounds
+# of relaying instead of five, and the controller's link still carries a fraction of one
+# tarball. More direct uploads cost the controller more CPU than the rounds they save.
+DIRECT_BYTES = 512 * 1024
+DIRECT_SEEDS = 4
 BUSY_RETRIES = 20          # a target's previous upload process may still be going away
 
 Progress = Callable[[str, int, int], None]
@@ -45,10 +52,12 @@ Progress = Callable[[str, int, int], None]
 async def ship(ops: NodeOps, client: AgentClient, nodes: Iterable[str], tar: TarballInfo, name: str, *,
                delta: bool = True, full_for: Iterable[str] = (), seeds: int = 1,
                on_delivery: Callable[[Delivery], None] | None = None,
-               progress: Progress | None = None) -> dict[str, Delivery]:
+               progress: Progress | None = None, known: Inventories | None = None) -> dict[str, Delivery]:
     """full_for: nodes that get the whole tarball whatever they have (a stale release
-    about to be removed there takes its lib dirs with it)."""
+    about to be removed there takes its lib dirs with it). known: inventories taken
+    already (Prefetch, during preflight); the other nodes are asked here."""
     targets = list(nodes)
+    have = dict(known.nodes) if known is not None and known.path == Path(tar.path).resolve() else {}
     out: dict[str, Delivery] = {}
 
     def fail(node: str, why: str) -> None:
@@ -61,11 +70,13 @@ async def ship(ops: NodeOps, client: AgentClient, nodes: Iterable[str], tar: Tar
         if not r.ok:
             fail(r.node, str(r.error))
     ready = [n for n in targets if loaded[n].ok]
-    contents = contents_of(tar.path)
-    got = await ops.each(lambda n: inventory(ops.rpc, n, contents), ready)
+    contents = known.contents if have else contents_of(tar.path)
+    got = await ops.each(lambda n: inventory(ops.rpc, n, contents), [n for n in ready if n not in have])
     invs = []
     for n in ready:
-        if got[n].ok:
+        if n in have:
+            invs.append(have[n])
+        elif got[n].ok:
             invs.append(got[n].value)
         else:
             fail(n, str(got[n].error))
@@ -96,6 +107,51 @@ async def ship(ops: NodeOps, client: AgentClient, nodes: Iterable[str], tar: Tar
             for n in targets if n in out}
 
 
+@dataclass(frozen=True)
+class Inventories:
+    path: Path                       # the tarball they were taken against (resolved)
+    contents: Contents
+    nodes: dict[str, Inventory]
+
+
+class Prefetch:
+    """The agent loaded and every node's inventory taken while preflight still runs: both
+    only read (the deploy lock is held, nothing changes meanwhile). A failure here is no
+    failure: ship() asks the nodes it has no answer for. discard() unloads the agent
+    where preflight refused or nothing is to be done."""
+
+    def __init__(self, ops: NodeOps, client: AgentClient, nodes: Iterable[str], path: Path):
+        self.ops, self.client, self.nodes = ops, client, list(nodes)
+        self.path = Path(path).resolve()
+        self.loaded: set[str] = set()
+        self.taken = False            # an executor took it over (it unloads the agent when done)
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> Inventories:
+        # the tarball read here (a thread) while the agent loads there; both finish before
+        # anything is decided, so discard() knows every node the agent went to
+        contents, res = await asyncio.gather(asyncio.to_thread(contents_of, self.path),
+                                             self.ops.each(self.client.ensure_loaded, self.nodes),
+                                             return_exceptions=True)
+        if isinstance(res, BaseException):
+            raise res
+        self.loaded = {n for n, r in res.items() if r.ok}
+        if isinstance(contents, BaseException):
+            raise contents
+        got = await self.ops.each(lambda n: inventory(self.ops.rpc, n, contents), sorted(self.loaded))
+        return Inventories(self.path, contents, {n: r.value for n, r in got.items() if r.ok})
+
+    async def result(self) -> Inventories | None:
+        try:
+            return await self._task
+        except Exception:     # an unreadable tarball, a node gone: preflight or ship() says so
+            return None
+
+    async def discard(self) -> None:
+        await self.result()
+        await self.ops.each(self.client.unload, sorted(self.loaded))
+
+
 class _Sender:
     def __init__(self, ops: NodeOps, client: AgentClient, name: str, progress: Progress | None,
                  on_delivery: Callable[[Delivery], None] | None):
@@ -103,7 +159,8 @@ class _Sender:
         self.progress, self.on_delivery = progress, on_delivery
 
     async def send(self, p: payload_.Payload, seeds: int) -> dict[str, Delivery]:
-        first, later = p.delta.nodes[:max(1, seeds)], p.delta.nodes[max(1, seeds):]
+        seeds = max(1, seeds, min(DIRECT_SEEDS, DIRECT_BYTES // max(1, p.size)))
+        first, later = p.delta.nodes[:seeds], p.delta.nodes[seeds:]
         out: dict[str, Delivery] = {}
         direct = await asyncio.gather(*(self._direct_or_error(p, n) for n in first))
         for d in direct:

@@ -67,6 +67,9 @@ def test_broken_release_fails_on_the_canary_only(cli, demo, demo_build):
     for n in others:                                               # never touched
         assert releases_of(demo, n) == {"0.0.1": "permanent"}
         assert not list((demo.root_of(n) / "releases").glob("*.tar.gz*"))
+        # unpacked ahead of their wave while the canary installed, then removed again
+        assert not (demo.root_of(n) / "releases" / demo_build.broken).exists()
+        assert not (demo.root_of(n) / "lib" / f"demo-{demo_build.broken}").exists()
     assert "untouched" in out
 
 
@@ -82,6 +85,9 @@ def _unchanged(demo):
         assert releases_of(demo, n) == {"0.0.1": "permanent"}
         assert server_of(demo, n)[0] == "0.0.1"
         assert not list((demo.root_of(n) / "releases").glob("*.tar.gz*"))
+        # the agent loaded while preflight ran (to take inventories) is gone again
+        assert demo.eval(n, "[M || {M, _} <- code:all_loaded(), "
+                            "lists:prefix(\"erldeploy\", atom_to_list(M))]") == "[]"
 
 
 def test_corrupt_tarball_is_refused_before_any_change(cli, demo, demo_build, tmp_path):

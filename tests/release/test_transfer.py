@@ -30,7 +30,8 @@ def members_on(c, node, path) -> set[str]:
     return {m.split("/")[0] + "/" + m.split("/")[1] for m in out.strip("[]").replace('"', "").split(",")}
 
 
-async def test_delta_install_and_rollback_keep_state(demo, demo_build):
+async def test_delta_install_and_rollback_keep_state(demo, demo_build, monkeypatch):
+    monkeypatch.setattr(ship_mod, "DIRECT_BYTES", 0)      # a delta this small would go to 3 nodes from here
     tar = demo_build.tars["0.0.2"]
     for n in demo.nodes:
         bump(demo, n, 3)
@@ -137,6 +138,18 @@ async def test_nodes_sharing_a_root_get_one_copy(demo, demo_build):
         demo_cluster.kill_proc(proc)
 
 
+async def test_a_small_delta_goes_to_a_few_seeds_from_the_controller(demo, demo_build):
+    info = inspect_tarball(demo_build.tars["0.0.2"])
+    deliveries = []
+    async with api(demo) as c:
+        got = await upload_everywhere(c, info, delta=True, on_delivery=deliveries.append)
+    assert all(r.ok for r in got.values()), got
+    assert {d.node: d.source for d in deliveries} == {n: "controller" for n in demo.nodes}
+    assert all(0 < d.bytes < info.size // 50 for d in deliveries)       # kilobytes each
+    md5s = {md5_on(demo, n, f"{demo.root_of(n)}/releases/{info.layout.upload_name}") for n in demo.nodes}
+    assert len(md5s) == 1                                               # one delta, the same everywhere
+
+
 def test_delta_payload_is_a_tarball_release_handler_reads(demo_build, tmp_path):
     """The payload keeps the original headers and bytes of what it carries."""
     from pyrlang_deploy.release import payload
@@ -152,3 +165,19 @@ def test_delta_payload_is_a_tarball_release_handler_reads(demo_build, tmp_path):
                 assert t.extractfile(m).read() == orig.extractfile(m.name).read()
     assert {n for n in info.members if not n.startswith("lib/") or n.startswith("lib/demo")} <= names
     assert payload.build(info.path, d, tmp_path, 0, sha256="", md5="").md5 == p.md5   # same bytes each time
+
+
+async def test_inventories_taken_during_preflight_leave_no_agent_when_nothing_runs(demo, demo_build):
+    """The agent is loaded (inventories) while preflight reads; a run that stops before any
+    change (here the --before hook fails) removes it again, in this very process too."""
+    from pyrlang_deploy.release.hooks import parse_hook
+
+    tar = demo_build.tars["0.0.2"]
+    async with api(demo) as c:
+        r = await c.install("0.0.2", tar=tar, before=parse_hook("before", "erlang:error(refused_by_test)"))
+        assert not r.ok and "nothing was changed" in r.message, r.message
+        await asyncio.sleep(0.5)      # a clean-up forgotten would let a late load through here
+    for n in demo.nodes:
+        assert demo.eval(n, "[M || {M, _} <- code:all_loaded(), "
+                            "lists:prefix(\"erldeploy\", atom_to_list(M))]") == "[]"
+        assert releases_of(demo, n) == {"0.0.1": "permanent"}

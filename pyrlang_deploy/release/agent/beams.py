@@ -3,7 +3,6 @@ loading them into a node with code:load_binary (never onto its disk) or removing
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -53,19 +52,29 @@ def shipped_beams() -> AgentBeams:
 
 
 async def loaded_md5(rpc: Rpc, node: str) -> dict[str, str | None]:
-    """module -> the md5 of what the node has loaded (None: not loaded)."""
-    async def one(m: str) -> str | None:
-        if await rpc(node, "erlang", "module_loaded", [Atom(m)]) is not True:
-            return None
-        return replies.md5_hex(await rpc(node, "erlang", "get_module_info", [Atom(m), Atom("md5")]))
-
-    values = await asyncio.gather(*(one(m) for m in MODULES))
-    return dict(zip(MODULES, values))
+    """module -> the md5 of what the node has loaded (None: not loaded), in at most two
+    round trips: lists:map(fun erlang:module_loaded/1, ...), then the md5 of the loaded ones."""
+    flags = await rpc(node, "lists", "map", [ExportFun(Atom("erlang"), Atom("module_loaded"), 1),
+                                              [Atom(m) for m in MODULES]])
+    if not isinstance(flags, list) or len(flags) != len(MODULES):
+        raise AgentError(f"{node}: cannot tell which agent modules are loaded: {flags!r}", node=node)
+    loaded = [m for m, f in zip(MODULES, flags) if f is True]
+    md5s = await rpc(node, "lists", "zipwith", [ExportFun(Atom("erlang"), Atom("get_module_info"), 2),
+                                                 [Atom(m) for m in loaded], [Atom("md5")] * len(loaded)]
+                     ) if loaded else []
+    got = dict(zip(loaded, md5s if isinstance(md5s, list) else []))
+    return {m: replies.md5_hex(got[m]) if m in got else None for m in MODULES}
 
 
 async def load(rpc: Rpc, node: str, beams: AgentBeams, have: dict[str, str | None]) -> bool:
-    """Load every module whose loaded md5 differs from ours; True when it loaded something."""
+    """Load every module whose loaded md5 differs from ours; True when it loaded something.
+    A node with none of them loaded gets all in one code:atomic_load round trip."""
     stale = [m for m in MODULES if have.get(m) != beams.md5.get(m)]
+    if stale and not any(have.values()):
+        r = await rpc(node, "code", "atomic_load", [[(Atom(m), LOADED_AS, beams.beams[m]) for m in MODULES]])
+        if r == "ok":
+            return True
+        # fall through: module by module, so the error names the module and its reason
     for m in stale:
         if have.get(m) is not None:
             # Another build is loaded: make room (old code must be gone before

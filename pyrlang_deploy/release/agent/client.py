@@ -44,6 +44,9 @@ class AgentClient:
         self.window = window
         self._guards: dict[str, GuardWatch] = {}
         self._digests = Digests()
+        # node -> the connection over which we found (or made) our beams loaded: a run asks
+        # for the agent at every step, and a node that restarted comes back on another one
+        self._loaded_via: dict[str, object] = {}
 
     # --- loading -----------------------------------------------------------------
 
@@ -58,7 +61,14 @@ class AgentClient:
     async def ensure_loaded(self, node: str) -> bool:
         """Load the agent unless ``node`` already runs exactly these beams.
         Returns True when it loaded something, False when nothing was needed."""
-        return await beams_.load(self._rpc, node, self.beams, await beams_.loaded_md5(self._rpc, node))
+        conn = self.local.connection(node)
+        if conn is not None and self._loaded_via.get(node) is conn:
+            return False
+        did = await beams_.load(self._rpc, node, self.beams, await beams_.loaded_md5(self._rpc, node))
+        conn = self.local.connection(node)
+        if conn is not None:
+            self._loaded_via[node] = conn
+        return did
 
     async def unload(self, node: str, *, force: bool = False) -> bool:
         """Remove every agent module from ``node``; True if something was loaded.
@@ -66,7 +76,9 @@ class AgentClient:
         Refuses while a guard holds an install on the node (removing it would kill
         the guard and with it the lease's rollback), unless ``force``.
         """
-        have = await beams_.loaded_md5(self._rpc, node)
+        conn, via = self.local.connection(node), self._loaded_via.pop(node, None)
+        ours = conn is not None and via is conn       # our beams, loaded over this very connection
+        have = {m: "loaded" for m in MODULES} if ours else await beams_.loaded_md5(self._rpc, node)
         if not any(have.values()):
             return False
         if not force and have.get("erldeploy_guard"):
