@@ -2,6 +2,7 @@
 
     units(members)              -> the tarball's units: lib/APP-VSN and erts-VSN dirs
     lacking(contents, have)     -> the units a node must receive (missing, or content differs)
+    other_builds(contents, have) -> the units a node has from another build (unpack keeps them)
     plan_deltas(contents, invs) -> one Delta per distinct node state (built once, sent to many)
     share_roots(invs)           -> nodes whose releases dir is another node's (same host and root)
 
@@ -89,6 +90,18 @@ class Delta:
 def lacking(contents: Contents, inv: Inventory) -> frozenset[str]:
     """The units a node must receive: the ones it does not have with the same content."""
     return frozenset(u.name for u in contents.units if inv.units.get(u.name) != u.digest_for(inv.algo))
+
+
+def other_builds(contents: Contents, inv: Inventory) -> frozenset[str]:
+    """The units the node has with other content than the tarball's (an app rebuilt under an
+    unchanged version): unpack_release extracts with keep_old_files, so the node would keep
+    its files under the tarball's name whatever is sent. Refused before any change."""
+    out = set()
+    for u in contents.units:
+        got = inv.units.get(u.name)
+        if got is not None and got != "missing" and got != u.digest_for(inv.algo):
+            out.add(u.name)
+    return frozenset(out)
 
 
 def plan_deltas(contents: Contents, invs: Sequence[Inventory]) -> tuple[Delta, ...]:

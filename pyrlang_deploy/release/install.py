@@ -27,7 +27,7 @@ from .converge import converge_hint
 from .lock import DeployLock, deploy_lock
 from .outcome import Change, NodeOutcome, NodeState, may_roll_back
 from .plan import Plan, PlanOptions, check_strategy
-from .preflight import check_where_unpacked, prepare, previous_release
+from .preflight import check_other_builds, check_where_unpacked, prepare, previous_release
 from .report import Event, InstallReport
 from .steps import NodeSteps
 from .tarball import TarballInfo
@@ -580,6 +580,8 @@ async def _transition_with(cluster: Cluster, vsn: str, opts: InstallOptions, act
     if opts.dry_run:
         return _report(action, plan, outcomes_of(plan), True, f"dry run: the {verb} {vsn} passed preflight",
                        dry_run=True)
+    if prefetch is not None:
+        check_other_builds(plan, await prefetch.result())
     from .hooks import HookRunner
 
     hooks = HookRunner(cluster, emit, timeout=opts.install_timeout, on_output=opts.on_output)

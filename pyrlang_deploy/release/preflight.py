@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING
 from ..doctor import doctor_warnings
 from ..errors import PreflightError
 from .layouts import detect
-from .plan import NodeFacts, Plan, PlanOptions, Relups, needs_running_relup, plan, staged_name, survey
+from .plan import REFUSED, NodeFacts, Plan, PlanOptions, Relups, needs_running_relup, plan, staged_name, survey
 from .relup import Relup, parse_relup
 from .status import NodeStatus, statuses
 from .tarball import TarballInfo, inspect_tarball
 
 if TYPE_CHECKING:
     from .nodeops import NodeOps
+    from .ship import Inventories
     from .steps import NodeSteps
 
 
@@ -142,3 +143,23 @@ async def previous_release(ops: NodeOps, members: Iterable[str]) -> str:
         parts = "; ".join(f"{n}: {v}" for n, v in choices.items())
         raise PreflightError(f"the nodes would roll back to different releases ({parts}); name one: rollback VSN")
     return vals.pop()
+
+
+def check_other_builds(plan: Plan, known: Inventories | None) -> None:
+    """Refuse, before any change, where a node that will unpack has one of the tarball's
+    lib/erts dirs from another build (delta.other_builds: unpack would keep that copy)."""
+    if known is None:
+        return
+    from .delta import other_builds
+
+    problems = []
+    for node in plan.need_unpack:
+        inv = known.nodes.get(node)
+        dirs = sorted(other_builds(known.contents, inv)) if inv is not None else []
+        if dirs:
+            problems.append(f"{node}: {', '.join(dirs)} there is another build than the tarball's (same "
+                            "version, other content), and unpack_release keeps existing files: give the "
+                            "rebuilt app a new version, or remove that dir from the node if no release "
+                            "there uses it")
+    if problems:
+        raise PreflightError(REFUSED + "; ".join(problems))

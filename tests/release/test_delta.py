@@ -6,6 +6,7 @@ from pyrlang_deploy.release.delta import (
     Inventory,
     Unit,
     lacking,
+    other_builds,
     plan_deltas,
     share_roots,
     unit_of,
@@ -33,6 +34,15 @@ def test_only_missing_or_different_content_is_sent():
     sizes_differ = Inventory("c", "h", "/r", "/r/releases", {**have_all, "lib/kernel-8.5": "differs"})
     assert lacking(C, sizes_differ) == {"lib/kernel-8.5"}
     assert lacking(C, Inventory("d", "h", "/r", "/r/releases", {})) == {u.name for u in C.units}
+
+
+def test_dirs_from_another_build_are_named():
+    """unpack_release keeps existing files: a dir present with other content cannot be fixed by sending it."""
+    have_all = {"erts-13.1": b"E" * 16, "lib/demo-0.0.2": b"D" * 16, "lib/kernel-8.5": b"K" * 16}
+    assert other_builds(C, Inventory("a", "h", "/r", "/r/releases", have_all)) == frozenset()
+    mixed = {**have_all, "lib/demo-0.0.2": b"X" * 16, "lib/kernel-8.5": "differs", "erts-13.1": "missing"}
+    assert other_builds(C, Inventory("b", "h", "/r", "/r/releases", mixed)) == {"lib/demo-0.0.2", "lib/kernel-8.5"}
+    assert other_builds(C, Inventory("c", "h", "/r", "/r/releases", {})) == frozenset()   # missing: sent, fine
 
 
 def test_one_delta_per_node_state():

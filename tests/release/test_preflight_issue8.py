@@ -119,6 +119,38 @@ def test_releases_dir_without_room_is_refused_naming_the_node(cli, demo, demo_bu
         assert server_of(demo, n)[0] == "0.0.1"
 
 
+def test_an_app_dir_from_another_build_is_refused_naming_the_node(cli, demo, demo_build):
+    """lib/demo-0.0.2 already on a node, from another build (one beam byte differs): unpack_release
+    extracts with keep_old_files, so that copy would stay. Refused before any change; the same
+    dir with the tarball's own content is fine (the next node)."""
+    import tarfile
+
+    tar = demo_build.tars["0.0.2"]
+    with tarfile.open(tar, "r:gz") as t:
+        files = {m.name: t.extractfile(m).read() for m in t if m.isfile() and m.name.startswith("lib/demo-")}
+    rebuilt, same = demo.nodes[2], demo.nodes[1]
+    for node, change in ((rebuilt, True), (same, False)):
+        for name, data in files.items():
+            if change and name.endswith("demo_server.beam"):
+                data = data[:-1] + bytes([data[-1] ^ 0xFF])
+            p = demo.root_of(node) / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+    p = cli("install", "0.0.2", "--tar", str(tar), "--cluster")
+    assert p.returncode == 1, p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{rebuilt}: lib/demo-0.0.2 there is another build" in lines[0], p.stderr
+    assert same not in lines[0]
+    for n in demo.nodes:
+        assert releases_of(demo, n) == {"0.0.1": "permanent"}
+        assert server_of(demo, n)[0] == "0.0.1"
+    shutil.rmtree(demo.root_of(rebuilt) / "lib" / "demo-0.0.2")    # as the message says
+    p = cli("install", "0.0.2", "--tar", str(tar), "--cluster")
+    assert p.returncode == 0, p.stdout + p.stderr
+    for n in demo.nodes:
+        assert server_of(demo, n)[0] == "0.0.2"
+
+
 def test_failed_unpack_removes_what_was_uploaded(cli, demo, demo_build, tmp_path):
     # the .rel release_handler reads (releases/demo-0.0.2.rel) is broken, the one preflight reads
     # (releases/0.0.2/demo-0.0.2.rel) is fine: unpack_release refuses it after the upload
