@@ -3,7 +3,9 @@
 `erldeploy rpc -n NODE erlang node` is mostly interpreter start-up and imports; asyncclick
 (and anyio under it) was a third of it. For ping, rpc, eval and nodes this module reads
 the same options into the same `given` dict that settings._remember fills on the click
-path, then runs the same code (dist_ops.py). Anything it does not know for certain -
+path, then runs the same code (dist_ops.py); relup likewise runs relup_ops.py, with no
+event loop at all unless it falls back to a cluster node (issue 9's bench: its erl is
+started before anything heavy is imported). Anything it does not know for certain -
 --help, --version, an unknown or misspelt option, `-nNODE`, a value click would refuse,
 a wrong number of arguments - returns None, and the click path decides (and words the
 usage error). ERLDEPLOY_NO_FAST=1 forces the click path (the tests compare the two).
@@ -31,25 +33,34 @@ _COMMANDS: dict[str, tuple[dict[str, str], int, bool]] = {
     "eval": ({"--elixir": "elixir"}, 1, False),
     "ping": ({}, 0, False),
     "nodes": ({}, 0, False),
+    "relup": ({"--show": "show", "--restart": "restart", "--full": "full"}, 2, False),
+}
+# command -> its own options that take a value
+_COMMAND_VALUES: dict[str, dict[str, str]] = {
+    "relup": {"-o": "out", "--out": "out", "--appup-dir": "appup_dir"},
 }
 
 
 class Plan:
     """A command ready to run: `run()` returns the exit code."""
 
-    __slots__ = ("command", "given", "positional", "flags", "json")
+    __slots__ = ("command", "given", "positional", "flags", "values", "json")
 
     def __init__(self, command: str, given: dict[str, Any], positional: list[str],
-                 flags: dict[str, bool], json: bool) -> None:
+                 flags: dict[str, bool], json: bool, values: dict[str, str] | None = None) -> None:
         self.command, self.given, self.positional, self.flags, self.json = command, given, positional, flags, json
+        self.values = values or {}
 
     def run(self) -> int:
+        if self.command == "relup":
+            return self._relup()
         from . import dist_ops
         from .settings import print_warnings, resolve_given
 
         s = resolve_given(self.given)
         print_warnings(s)
         p = self.positional
+
         calls: dict[str, Callable[..., Any]] = {
             "rpc": lambda: dist_ops.rpc(s, p[0], p[1], p[2:]),
             "eval": lambda: dist_ops.eval_(s, p[0], self.flags.get("elixir", False)),
@@ -59,6 +70,29 @@ class Plan:
         import asyncio
 
         return asyncio.run(calls[self.command]())
+
+    def _relup(self) -> int:
+        from . import relup_ops
+
+        v, f = self.values, self.flags
+        # erl first (its boot is most of the wait); not when the usage error is certain
+        early = relup_ops.boot_erl(f.get("restart", False)) if "out" in v or f.get("show") else None
+        from pathlib import Path
+
+        from .settings import print_warnings, resolve_given
+
+        try:
+            s = resolve_given(self.given)
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
+        print_warnings(s)
+        return relup_ops.run(s, Path(self.positional[0]), Path(self.positional[1]),
+                             Path(v["out"]) if "out" in v else None,
+                             appup_dir=Path(v["appup_dir"]) if "appup_dir" in v else None,
+                             show=f.get("show", False), restart=f.get("restart", False), full=f.get("full", False),
+                             early=early)
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None:
@@ -72,6 +106,7 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None
     side = sides[0]
     command: str | None = None
     flags: dict[str, bool] = {}
+    values: dict[str, str] = {}
     positional: list[str] = []
     i, n = 0, len(argv)
     while i < n:
@@ -101,6 +136,14 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None
                 side[_FLAG_OPTS[name]] = True
             elif command is not None and name in _COMMANDS[command][0] and not eq:
                 flags[_COMMANDS[command][0][name]] = True
+            elif command is not None and name in _COMMAND_VALUES.get(command, {}):
+                if eq:
+                    value = inline
+                elif i < n:
+                    value, i = argv[i], i + 1
+                else:
+                    return None
+                values[_COMMAND_VALUES[command][name]] = value      # later ones win, as in click
             else:
                 return None     # --help, --version, unknown: click's business
         elif command is None:
@@ -114,7 +157,17 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None
     _, count, more = _COMMANDS[command]
     if len(positional) < count or (len(positional) > count and not more):
         return None
-    return Plan(command, _given(sides, env), positional, flags, "--json" in argv)
+    if command == "relup" and not _relup_paths_ok(positional, values):
+        return None
+    return Plan(command, _given(sides, env), positional, flags, "--json" in argv, values)
+
+
+def _relup_paths_ok(positional: list[str], values: dict[str, str]) -> bool:
+    """What relup's click.Path types check (click words the error when one fails)."""
+    out, appup_dir = values.get("out"), values.get("appup_dir")
+    return (all(p and os.access(p, os.R_OK) for p in positional)
+            and (out is None or (out != "" and not os.path.isdir(out)))
+            and (appup_dir is None or os.path.isdir(appup_dir)))
 
 
 def _convert(key: str, value: str) -> Any:
