@@ -47,11 +47,10 @@ class Inputs:
     path: tuple[str, ...] = ("new/ebin", "old/ebin")
 
     def write(self, root: Path) -> None:
-        (root / "out").mkdir(parents=True, exist_ok=True)
+        for d in {"out", *(rel.rpartition("/")[0] for rel in self.files)}:
+            (root / d).mkdir(parents=True, exist_ok=True)
         for rel, data in self.files.items():
-            p = root / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
+            (root / rel).write_bytes(data)
 
 
 def collect_inputs(old: Release, new: Release, appups: dict[str, str]) -> Inputs:

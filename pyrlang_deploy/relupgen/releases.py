@@ -75,7 +75,7 @@ class Files:
     @classmethod
     def from_tar_bytes(cls, origin: Path, raw: bytes) -> Files:
         try:
-            data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+            data = gunzip(raw) if raw[:2] == b"\x1f\x8b" else raw
             tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - kept: members read later
             members = tar.getmembers()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
@@ -86,6 +86,21 @@ class Files:
     def from_dir(cls, root: Path) -> Files:
         names = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
         return cls(root, None, names)
+
+
+def gunzip(raw: bytes) -> bytes:
+    """A tarball's gzip stream: one member (what erl_tar and tar write) in one zlib call,
+    its CRC checked by zlib (a tenth faster than gzip.decompress, which checks it again in
+    a second pass); anything else - several members, a damaged stream - goes to gzip,
+    which also words the error."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = d.decompress(raw)
+    except zlib.error:
+        return gzip.decompress(raw)
+    if d.eof and not d.unused_data.strip(b"\0"):
+        return data
+    return gzip.decompress(raw)
 
 
 def _norm(name: str) -> str:
