@@ -117,13 +117,17 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None
             break
         if a.startswith("-") and a != "-":
             name, eq, inline = a.partition("=") if a.startswith("--") else (a, "", "")
-            if name in _VALUE_OPTS:
+            own_values = _COMMAND_VALUES.get(command, {}) if command is not None else {}
+            if name in _VALUE_OPTS or name in own_values:
                 if eq:
                     value = inline
                 elif i < n:
                     value, i = argv[i], i + 1
                 else:
                     return None
+                if name in own_values:
+                    values[own_values[name]] = value      # later ones win, as in click
+                    continue
                 key = _VALUE_OPTS[name]
                 value = _convert(key, value)
                 if value is None:
@@ -136,14 +140,6 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None
                 side[_FLAG_OPTS[name]] = True
             elif command is not None and name in _COMMANDS[command][0] and not eq:
                 flags[_COMMANDS[command][0][name]] = True
-            elif command is not None and name in _COMMAND_VALUES.get(command, {}):
-                if eq:
-                    value = inline
-                elif i < n:
-                    value, i = argv[i], i + 1
-                else:
-                    return None
-                values[_COMMAND_VALUES[command][name]] = value      # later ones win, as in click
             else:
                 return None     # --help, --version, unknown: click's business
         elif command is None:
