@@ -89,13 +89,29 @@ def render(report: Any, *, show: bool, quiet: bool) -> None:
         print(f"warning: systools: {sw}", file=sys.stderr)
     if report.out is not None:
         what = "all of NEW" if report.full else "what nodes on OLD lack"
+        # a relup that reboots the nodes is installed in restart mode (which checks heart first)
+        restart = " --restart" if upgrade_kind(report) != "hot upgrade" else ""
         w(f"wrote {report.out} ({report.out_size} bytes, {what}): "
-          f"erldeploy install {p.new_vsn} --tar {report.out}\n")
+          f"erldeploy install {p.new_vsn} --tar {report.out}{restart}\n")
+
+
+def upgrade_kind(report: Any) -> str:
+    """hot, or which restart the relup's entry up from OLD makes."""
+    if report.plan.restart:
+        return "restart upgrade (restart_emulator)"
+    if "restart_" not in report.relup.text:     # no restart instruction at all: no need to parse it
+        return "hot upgrade"
+    instrs = report.relup_term.up_from.get(report.plan.old_vsn, [])
+    if instrs and instrs[0] == "restart_new_emulator":
+        return "emulator-restart upgrade (restart_new_emulator: each node reboots into NEW's emulator and core apps)"
+    if "restart_emulator" in instrs:
+        return "restart upgrade (restart_emulator)"
+    return "hot upgrade"
 
 
 def summary_lines(report: Any) -> str:
     p = report.plan
-    kind = "restart upgrade (restart_emulator)" if p.restart else "hot upgrade"
+    kind = upgrade_kind(report)
     head = (f"{p.name} {p.old_vsn} -> {p.new_vsn}: {kind}, {p.layout} layout; "
             f"relup by systools:make_relup, {report.relup.runner}")
     lines = [head]
