@@ -5,7 +5,10 @@
 the same options into the same `given` dict that settings._remember fills on the click
 path, then runs the same code (dist_ops.py). For one plain-TCP node (no --cluster,
 no TLS) that code runs on the blocking driver (erldist/blocking.py), since importing
-asyncio alone costs several bare interpreter starts; anything else on asyncio. Anything it does not know for certain -
+asyncio alone costs several bare interpreter starts; anything else on asyncio. relup
+likewise runs relup_ops.py, with no event loop at all unless it falls back to a cluster
+node (issue 9's bench: its erl is started before anything heavy is imported). Anything
+it does not know for certain -
 --help, --version, an unknown or misspelt option, `-nNODE`, a value click would refuse,
 a wrong number of arguments - returns None, and the click path decides (and words the
 usage error). ERLDEPLOY_NO_FAST=1 forces the click path (the tests compare the two).
@@ -36,19 +39,27 @@ _COMMANDS: dict[str, tuple[dict[str, str], int, bool]] = {
     "eval": ({"--elixir": "elixir"}, 1, False),
     "ping": ({}, 0, False),
     "nodes": ({}, 0, False),
+    "relup": ({"--show": "show", "--restart": "restart", "--full": "full"}, 2, False),
+}
+# command -> its own options that take a value
+_COMMAND_VALUES: dict[str, dict[str, str]] = {
+    "relup": {"-o": "out", "--out": "out", "--appup-dir": "appup_dir"},
 }
 
 
 class Plan:
     """A command ready to run: `run()` returns the exit code."""
 
-    __slots__ = ("command", "given", "positional", "flags", "json")
+    __slots__ = ("command", "given", "positional", "flags", "values", "json")
 
     def __init__(self, command: str, given: dict[str, Any], positional: list[str],
-                 flags: dict[str, bool], json: bool) -> None:
+                 flags: dict[str, bool], json: bool, values: dict[str, str] | None = None) -> None:
         self.command, self.given, self.positional, self.flags, self.json = command, given, positional, flags, json
+        self.values = values or {}
 
     def run(self) -> int:
+        if self.command == "relup":
+            return self._relup()
         from . import dist_ops
         from .settings import print_warnings, resolve_given
 
@@ -69,6 +80,29 @@ class Plan:
         import asyncio
 
         return asyncio.run(calls[self.command]())
+
+    def _relup(self) -> int:
+        from . import relup_ops
+
+        v, f = self.values, self.flags
+        # erl first (its boot is most of the wait); not when the usage error is certain
+        early = relup_ops.boot_erl(f.get("restart", False)) if "out" in v or f.get("show") else None
+        from pathlib import Path
+
+        from .settings import print_warnings, resolve_given
+
+        try:
+            s = resolve_given(self.given)
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
+        print_warnings(s)
+        return relup_ops.run(s, Path(self.positional[0]), Path(self.positional[1]),
+                             Path(v["out"]) if "out" in v else None,
+                             appup_dir=Path(v["appup_dir"]) if "appup_dir" in v else None,
+                             show=f.get("show", False), restart=f.get("restart", False), full=f.get("full", False),
+                             early=early)
 
 
 def _one_plain_node(s: Any) -> bool:
@@ -93,6 +127,7 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None
     side = sides[0]
     command: str | None = None
     flags: dict[str, bool] = {}
+    values: dict[str, str] = {}
     positional: list[str] = []
     i, n = 0, len(argv)
     while i < n:
@@ -103,13 +138,17 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None
             break
         if a.startswith("-") and a != "-":
             name, eq, inline = a.partition("=") if a.startswith("--") else (a, "", "")
-            if name in _VALUE_OPTS:
+            own_values = _COMMAND_VALUES.get(command, {}) if command is not None else {}
+            if name in _VALUE_OPTS or name in own_values:
                 if eq:
                     value = inline
                 elif i < n:
                     value, i = argv[i], i + 1
                 else:
                     return None
+                if name in own_values:
+                    values[own_values[name]] = value      # later ones win, as in click
+                    continue
                 key = _VALUE_OPTS[name]
                 value = _convert(key, value)
                 if value is None:
@@ -135,7 +174,17 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> Plan | None
     _, count, more = _COMMANDS[command]
     if len(positional) < count or (len(positional) > count and not more):
         return None
-    return Plan(command, _given(sides, env), positional, flags, "--json" in argv)
+    if command == "relup" and not _relup_paths_ok(positional, values):
+        return None
+    return Plan(command, _given(sides, env), positional, flags, "--json" in argv, values)
+
+
+def _relup_paths_ok(positional: list[str], values: dict[str, str]) -> bool:
+    """What relup's click.Path types check (click words the error when one fails)."""
+    out, appup_dir = values.get("out"), values.get("appup_dir")
+    return (all(p and os.access(p, os.R_OK) for p in positional)
+            and (out is None or (out != "" and not os.path.isdir(out)))
+            and (appup_dir is None or os.path.isdir(appup_dir)))
 
 
 def _convert(key: str, value: str) -> Any:

@@ -54,7 +54,12 @@ def options() -> list:
 
 
 def resolve_reach(given: dict[str, Any], env: Any, ports: dict[str, int],
-                  warnings: list[str] | None = None) -> Reach:
+                  warnings: list[str] | None = None) -> Reach | None:
+    """None when nothing is set: the node's default Reach (and ssl and asyncio, which
+    carrier.py imports, stay unloaded for commands that may not connect at all: relup)."""
+    if not ports and not os.environ.get("ERL_DIST_PORT") and not any(
+            given.get(k) is not None or (env is not None and getattr(env, k, None) is not None) for k in NAMES):
+        return None
     from ..erldist import tls
     from ..erldist.carrier import Reach
 

@@ -10,6 +10,7 @@ One job per module, pure ones first:
   plan.py        the two releases -> app changes, appups to ship, warnings
   make_relup.py  OTP's systools:make_relup on those inputs (the release's ERTS, erl on
                  PATH, or a cluster node): never a hand-written relup
+  local_erl.py   the emulator that runs it here, booted first and fed the inputs on stdin
   package.py     OUT in NEW's own layout, with the appups and releases/VSN/relup
   run.py         the command's order of work, overlapped where it can be
 """

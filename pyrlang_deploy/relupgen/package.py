@@ -24,6 +24,7 @@ import io
 import os
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ReleaseError
@@ -57,10 +58,12 @@ class OutWriter:
     def write_bulk(self) -> None:
         written: set[str] = set()
         skip = set(self.replaced) | {self.relup_member}
-        for info, data in _members_of(self.new):
+
+        def wanted(name: str) -> bool:
+            return not (name in skip or name in written or (self.have and name.startswith(self.have)))
+
+        for info, data in _members_of(self.new, wanted):
             name = info.name.removeprefix("./")
-            if name in skip or name in written or (self.have and name.startswith(self.have)):
-                continue
             written.add(name)
             info.name = name
             self.tar.addfile(info, io.BytesIO(data) if data is not None else None)
@@ -101,22 +104,24 @@ def already_there(old: Release, new: Release) -> tuple[str, ...]:
     return have + ((f"erts-{new.erts}/",) if old.erts == new.erts else ())
 
 
-def _members_of(rel: Release):
-    """(TarInfo, bytes | None) for every member OUT takes from NEW."""
+def _members_of(rel: Release, wanted: Callable[[str], bool]):
+    """(TarInfo, bytes | None) for every member OUT takes from NEW; the files of names
+    not `wanted` are not read (most of NEW, libs the nodes have)."""
     files = rel.files
-    if files.tar is not None and rel.inner is None:
+    if files.tar is not None:
+        whole = rel.inner is not None       # distillery: the inner tarball is the release
         for m in files.tar.getmembers():
+            if not wanted(m.name.removeprefix("./")):
+                continue
             if m.isfile():
-                yield m, files.tar.extractfile(m).read()
-            elif m.isdir() or m.issym() or m.islnk():
+                yield m, files.read_member(m)
+            elif whole or m.isdir() or m.issym() or m.islnk():
                 yield m, None
-        return
-    if files.tar is not None:       # distillery: the inner tarball is the release
-        for m in files.tar.getmembers():
-            yield m, (files.tar.extractfile(m).read() if m.isfile() else None)
         return
     root = files.origin
     for rel_path in _dir_selection(rel):
+        if not wanted(rel_path):
+            continue
         p = root / rel_path
         info = tarfile.TarInfo(rel_path)
         st = p.lstat()

@@ -43,9 +43,10 @@ class RelApp:
 class Files:
     """The files of a release root: a tarball held in memory, or a directory on disk."""
 
-    def __init__(self, origin: Path, tar: tarfile.TarFile | None, names: list[str]):
+    def __init__(self, origin: Path, tar: tarfile.TarFile | None, names: list[str], data: bytes = b""):
         self.origin = origin
         self.tar = tar
+        self._data = memoryview(data)   # the uncompressed tarball, when held in memory
         self.names = names
         self._set = set(names)
         # tarfile's own lookup by name scans every member
@@ -56,26 +57,50 @@ class Files:
 
     def read(self, name: str) -> bytes:
         if self.tar is not None:
-            f = self.tar.extractfile(self._members.get(name, name))
-            if f is None:
-                raise ReleaseReadError(f"{self.origin.name}: {name} is not a regular file")
-            return f.read()
+            return self.read_member(self._members.get(name) or name)
         return (self.origin / name).read_bytes()
+
+    def read_member(self, m: tarfile.TarInfo | str) -> bytes:
+        """One member of the tarball (a TarInfo, or a name tarfile looks up)."""
+        if isinstance(m, tarfile.TarInfo) and m.isreg() and not m.issparse() \
+                and m.offset_data + m.size <= len(self._data):
+            # a slice of the tarball: extractfile's file object costs more than the copy
+            # (a truncated member goes to extractfile, which says so)
+            return self._data[m.offset_data:m.offset_data + m.size].tobytes()
+        f = self.tar.extractfile(m)
+        if f is None:
+            raise ReleaseReadError(f"{self.origin.name}: {_norm(getattr(m, 'name', m))} is not a regular file")
+        return f.read()
 
     @classmethod
     def from_tar_bytes(cls, origin: Path, raw: bytes) -> Files:
         try:
-            data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+            data = gunzip(raw) if raw[:2] == b"\x1f\x8b" else raw
             tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - kept: members read later
             members = tar.getmembers()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
             raise ReleaseReadError(f"{origin.name}: not a readable tarball ({e})") from None
-        return cls(origin, tar, [_norm(m.name) for m in members if m.isfile() or m.issym()])
+        return cls(origin, tar, [_norm(m.name) for m in members if m.isfile() or m.issym()], data)
 
     @classmethod
     def from_dir(cls, root: Path) -> Files:
         names = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
         return cls(root, None, names)
+
+
+def gunzip(raw: bytes) -> bytes:
+    """A tarball's gzip stream: one member (what erl_tar and tar write) in one zlib call,
+    its CRC checked by zlib (a tenth faster than gzip.decompress, which checks it again in
+    a second pass); anything else - several members, a damaged stream - goes to gzip,
+    which also words the error."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = d.decompress(raw)
+    except zlib.error:
+        return gzip.decompress(raw)
+    if d.eof and not d.unused_data.strip(b"\0"):
+        return data
+    return gzip.decompress(raw)
 
 
 def _norm(name: str) -> str:

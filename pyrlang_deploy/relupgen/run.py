@@ -1,30 +1,52 @@
 """The relup command's work, in order: read OLD and NEW, plan, run systools, write OUT.
 
-Overlaps what can overlap: the two releases are read in threads (zlib lets go of the GIL),
-a local emulator boots meanwhile, and OUT's bulk is written while systools runs; the relup
-is the last member added.
+Plain threads, no event loop (asyncio is the distribution client's, and costs a tenth of
+this command's CPU to import): erl boots from the very start, OLD is read in a thread
+beside NEW (zlib lets go of the GIL), and OUT's bulk is written while systools runs; the
+relup is the last member added. A cluster node runs systools only when no local Erlang
+can (`remote`, which brings its own event loop).
 """
 
 from __future__ import annotations
 
-import asyncio
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ..errors import ReleaseError
-from .make_relup import (
-    LocalErl,
-    RelupResult,
-    carried_erts,
-    collect_inputs,
-    path_erl,
-    run_on_node,
-)
+from .local_erl import LocalErl, RelupResult, path_erl
+from .make_relup import Inputs, carried_erts, collect_inputs
 from .package import OutWriter, already_there
 from .plan import UpgradePlan, build_plan
 from .releases import open_release
+
+
+class Background:
+    """fn(*args) in a daemon thread; result() waits, then returns its value or raises its error."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            self._error = e
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def wait(self) -> None:
+        self._thread.join()
 
 
 @dataclass
@@ -55,21 +77,25 @@ class RelupReport:
                 "systools_warnings": self.relup.warnings, "notes": p.notes, "relup": self.relup.text}
 
 
-async def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appup_dir: Path | None = None,
-                       restart: bool = False, show: bool = False, full: bool = False,
-                       cluster_factory=None, early: LocalErl | None = None) -> RelupReport:
-    """cluster_factory: an async context manager factory giving a connected Cluster, used
-    only when no local Erlang can run systools. early: an erl on PATH the caller booted
-    already (path_erl), else one is booted here."""
+def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appup_dir: Path | None = None,
+                 restart: bool = False, show: bool = False, full: bool = False,
+                 remote: Callable[[Inputs], RelupResult] | None = None,
+                 early: LocalErl | None = None) -> RelupReport:
+    """remote: runs systools on a node of the target cluster, used only when no local
+    Erlang can. early: an erl on PATH the caller booted already (path_erl), else one is
+    booted here."""
     # Boot erl on PATH while the releases are read; swapped for NEW's own ERTS if it has one.
     if early is None:
         early = path_erl(restart)
     local: LocalErl | None = early
     writer: OutWriter | None = None
-    bulk: asyncio.Future | None = None
+    bulk: Background | None = None
     try:
-        old, new = await asyncio.gather(asyncio.to_thread(open_release, old_path),
-                                        asyncio.to_thread(open_release, new_path))
+        reading_old = Background(open_release, old_path)
+        try:
+            new = open_release(new_path)
+        finally:
+            old = reading_old.result()      # OLD's error first: the command line names OLD first
         carried = carried_erts(new, restart)       # boots while we plan
         if carried is not None:
             if early is not None:
@@ -81,25 +107,24 @@ async def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appu
         if not show and out is not None:
             have = () if full else already_there(old, new)
             writer = OutWriter(out, new, texts, have)
-            bulk = asyncio.ensure_future(asyncio.to_thread(writer.write_bulk))
+            bulk = Background(writer.write_bulk)
         if local is not None:
-            relup = await asyncio.to_thread(local.run, inputs)
-        elif cluster_factory is not None:
-            async with cluster_factory() as c:
-                relup = await run_on_node(c, c.members[0], inputs, restart)
+            relup = local.run(inputs)
+        elif remote is not None:
+            relup = remote(inputs)
         else:
             raise ReleaseError("no Erlang to run systools:make_relup: put erl on PATH, "
                                "or give -n NODE of the target cluster")
         report = RelupReport(plan, relup, None, full=full)
         if bulk is not None:
-            await bulk
-            path = await asyncio.to_thread(writer.finish, relup.text)
+            bulk.result()
+            path = writer.finish(relup.text)
             writer = None
             report.out, report.out_size = path, path.stat().st_size
         return report
     finally:
-        if bulk is not None and not bulk.done():
-            await asyncio.wait([bulk])
+        if bulk is not None:
+            bulk.wait()
         if writer is not None:
             writer.abort()
         if local is not None:

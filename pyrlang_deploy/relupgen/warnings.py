@@ -62,9 +62,12 @@ def module_warnings(appup: Appup, old: dict[str, BeamInfo], new: dict[str, BeamI
     out = []
     for m in sorted(set(old) & set(new)):
         o, n = old[m], new[m]
-        if o.digest == n.digest or o.records is None or n.records is None:
+        if o.digest == n.digest:
             continue
+        # processes only, tested before the records: those decode the whole debug info
         if not (n.implements_code_change() or n.behaviours & {"gen_server", "gen_statem", "gen_event"}):
+            continue
+        if o.records is None or n.records is None:
             continue
         for rec in sorted(set(o.records) & set(n.records)):
             if not _is_state_record(rec) or o.records[rec] == n.records[rec]:

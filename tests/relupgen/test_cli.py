@@ -85,3 +85,49 @@ def test_errors_are_one_line(sys_build, tmp_path):
     assert p.returncode == 2 and "needs -o OUT.tar.gz" in p.stderr
     p = erldeploy("relup", str(sys_build.tars["0.0.2"]), str(sys_build.tars["0.0.1"]), "--show")
     assert p.returncode == 0 and "warning: NEW demo 0.0.1 is not newer than OLD 0.0.2" in p.stderr
+
+
+# relup's fast path (cli/fastpath.py -> cli/relup_ops.py) must do what the click path does,
+# without the distribution client's imports: no asyncclick, no asyncio, no ssl.
+NOT_ON_THE_RELUP_PATH = {"asyncclick", "anyio", "asyncio", "ssl", "rich", "pyrlang_deploy.erldist.carrier"}
+
+
+def test_fast_path_matches_click_and_loads_no_event_loop(sys_build, tmp_path):
+    old, new = str(sys_build.tars["0.0.1"]), str(sys_build.tars["0.0.2"])
+    cases = [[old, new, "--show", "--json"], [old, new, "--show"], [old, new],
+             [old, new, "--show", "--appup-dir", str(tmp_path / "nosuch")], [old, str(tmp_path / "nosuch"), "--show"],
+             [new, old, "--show", "-q"]]
+    for args in cases:
+        fast = erldeploy("relup", *args)
+        slow = erldeploy("relup", *args, env={"ERLDEPLOY_NO_FAST": "1"})
+        assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr), args
+    outs = {}
+    for label, env in (("fast", {"PYTHONPROFILEIMPORTTIME": "1"}), ("click", {"ERLDEPLOY_NO_FAST": "1"})):
+        out = tmp_path / label / "demo-0.0.2.tar.gz"
+        p = erldeploy("relup", old, new, "-o", str(out), "--full", env=env)
+        assert p.returncode == 0, p.stderr
+        with tarfile.open(out) as t:
+            outs[label] = {m.name: (m.mode, t.extractfile(m).read() if m.isfile() else None) for m in t.getmembers()}
+        if label == "fast":
+            loaded = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines()
+                      if line.startswith("import time:")}
+            assert "pyrlang_deploy.cli.relup_ops" in loaded and "tarfile" in loaded    # the list is real
+            assert not NOT_ON_THE_RELUP_PATH & loaded, sorted(NOT_ON_THE_RELUP_PATH & loaded)
+    assert outs["fast"] == outs["click"] and "releases/0.0.2/relup" in outs["fast"]
+
+
+def test_fast_path_parses_relup_or_leaves_it_to_click(tmp_path):
+    from pyrlang_deploy.cli.fastpath import parse
+
+    a, b = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    a.write_bytes(b"")
+    b.write_bytes(b"")
+    p = parse(["relup", str(a), str(b), "-o", "x.tar.gz", "--out=y.tar.gz", "--restart", "-q"], {})
+    assert (p.command, p.positional, p.values, p.flags) == \
+        ("relup", [str(a), str(b)], {"out": "y.tar.gz"}, {"restart": True})       # later -o wins, as in click
+    assert p.given["quiet"] is True
+    for argv in (["relup", str(a)], ["relup", str(a), str(tmp_path / "nosuch"), "--show"],
+                 ["relup", str(a), str(b), "-o", str(tmp_path)], ["relup", str(a), str(b), "-o"],
+                 ["relup", str(a), str(b), "--appup-dir", str(a)], ["relup", str(a), str(b), "--show=1"],
+                 ["relup", str(a), str(b), "--help"], ["relup", str(a), str(b), "-ox.tar.gz"]):
+        assert parse(argv, {}) is None, argv

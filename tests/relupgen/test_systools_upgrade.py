@@ -55,11 +55,14 @@ def test_generated_relup_upgrades_and_rolls_back_two_nodes(sys_build, tmp_path):
     try:
         env = cluster_env(c)
         # no Erlang where the command runs: systools runs on a node of the cluster
-        p = erldeploy("relup", *tars, "--show", "--json", "-n", c.nodes[1], env={**env, "PATH": "/nonexistent"})
-        assert p.returncode == 0, p.stderr
-        remote = json.loads(p.stdout)
-        assert remote["relup_by"] == f"on node {c.nodes[1]}"
-        assert remote["relup"] == local["relup"] and remote["appups"] == local["appups"]
+        # (both command-line paths: the fast one runs the node's event loop itself, click's in a thread)
+        for path_env in ({}, {"ERLDEPLOY_NO_FAST": "1"}):
+            p = erldeploy("relup", *tars, "--show", "--json", "-n", c.nodes[1],
+                          env={**env, "PATH": "/nonexistent", **path_env})
+            assert p.returncode == 0, p.stderr
+            remote = json.loads(p.stdout)
+            assert remote["relup_by"] == f"on node {c.nodes[1]}"
+            assert remote["relup"] == local["relup"] and remote["appups"] == local["appups"]
         assert c.eval(c.nodes[1], 'filelib:wildcard("/tmp/erldeploy-relup-node-*")') == "[]"   # cleaned up
         for i, node in enumerate(c.nodes):
             c.eval(node, f"[demo_server:bump() || _ <- lists:seq(1, {3 + i})], ok")

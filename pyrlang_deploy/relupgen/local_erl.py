@@ -1,0 +1,125 @@
+"""The local emulator that runs systools:make_relup, booted before anything else.
+
+Its boot (a quarter of a second) is most of what the command waits for, so it starts
+first - this module imports only os, shutil and subprocess - and waits on stdin for the
+work dir (make_relup.py's Inputs) while systools' own modules load; it prints MARK
+lines (the result, systools' warnings, or its error) and halts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..errors import ReleaseError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .make_relup import Inputs
+
+MARK = "erldeploy-relup:"
+# what make_relup loads beyond a start_clean boot (code:all_loaded() before and after, OTP 25)
+PRELOAD = "[systools, systools_make, systools_relup, systools_rc, systools_lib, digraph, digraph_utils, epp]"
+SCRUBBED_ENV = ("ERL_LIBS", "ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ROOTDIR", "BINDIR", "EMU", "PROGNAME")
+
+
+class MakeRelupError(ReleaseError):
+    """systools:make_relup refused the input (message is systools' own), or could not run."""
+
+
+class RelupResult(NamedTuple):
+    text: str                       # the relup file as systools wrote it
+    warnings: list[str]             # systools' own warnings, formatted by it
+    runner: str                     # which Erlang ran it, for the user
+
+
+def _expr(restart: bool) -> str:
+    """Reads the work dir from stdin, runs make_relup there, prints MARK lines."""
+    extra = ", restart_emulator" if restart else ""
+    return (
+        # systools' modules load while we still read the releases (not on make_relup's clock)
+        'code:ensure_modules_loaded(' + PRELOAD + '), '
+        'Dir = string:trim(io:get_line("")), ok = file:set_cwd(Dir), '
+        'Name = string:trim(io:get_line("")), '
+        'Path = string:lexemes(io:get_line(""), " \\n"), '
+        'Out = fun(Tag, Text) -> io:format("' + MARK + '~s ~s~n", [Tag, '
+        'binary:encode_hex(unicode:characters_to_binary(Text))]) end, '
+        'case catch systools:make_relup("new/" ++ Name, ["old/" ++ Name], ["old/" ++ Name], '
+        '[silent, {path, Path}, {outdir, "out"}' + extra + ']) of '
+        '{ok, _, Mod, Ws} -> [Out("warning", Mod:format_warning(W)) || W <- Ws], Out("ok", ""); '
+        '{error, Mod, E} -> Out("error", Mod:format_error(E)); '
+        'Other -> Out("error", io_lib:format("~0tp", [Other])) end, halt().')
+
+
+def _parse_output(out: str, err: str, runner: str) -> list[str]:
+    warnings, ok = [], False
+    for line in out.splitlines():
+        if not line.startswith(MARK):
+            continue
+        tag, _, hexed = line[len(MARK):].partition(" ")
+        msg = bytes.fromhex(hexed.strip()).decode("utf-8", "replace").strip()
+        if tag == "error":
+            raise MakeRelupError(f"systools:make_relup ({runner}): {' '.join(msg.split())}")
+        if tag == "warning":
+            warnings.append(" ".join(msg.split()))
+        if tag == "ok":
+            ok = True
+    if not ok:
+        tail = " | ".join((err or out).strip().splitlines()[-3:])
+        raise MakeRelupError(f"systools:make_relup did not finish ({runner}): {tail or 'no output'}")
+    return warnings
+
+
+class LocalErl:
+    """An emulator started early, waiting on stdin for the work dir."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], runner: str, restart: bool,
+                 cleanup: Path | None = None):
+        # cleanup: a dir to remove once the emulator is done with it (carried_erts' root)
+        self.runner = runner
+        self.cleanup = cleanup
+        full = [*argv, "-noshell", "-eval", _expr(restart)]
+        self.proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+
+    def run(self, inputs: Inputs, timeout: float = 300.0) -> RelupResult:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="erldeploy-relup-") as tmp:
+            work = Path(tmp)
+            inputs.write(work)
+            try:
+                out, err = self.proc.communicate(f"{work}\n{inputs.name}\n{' '.join(inputs.path)}\n",
+                                                timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.close()
+                raise MakeRelupError(f"systools:make_relup ({self.runner}) took over {timeout:g}s") from None
+            finally:
+                if self.cleanup is not None:
+                    shutil.rmtree(self.cleanup, ignore_errors=True)
+            warnings = _parse_output(out, err, self.runner)
+            return RelupResult((work / "out" / "relup").read_text("utf-8"), warnings, self.runner)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.cleanup is not None:
+            shutil.rmtree(self.cleanup, ignore_errors=True)
+
+
+def erl_env() -> dict[str, str]:
+    # no erl_crash.dump left in the user's cwd when a boot fails
+    return {**{k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}, "ERL_CRASH_DUMP_SECONDS": "0"}
+
+
+def path_erl(restart: bool) -> LocalErl | None:
+    """`erl` on PATH, booted now; None when there is none."""
+    erl = shutil.which("erl")
+    if erl is None:
+        return None
+    return LocalErl([erl, "-boot", "start_clean"], erl_env(), f"erl on PATH ({erl})", restart)
