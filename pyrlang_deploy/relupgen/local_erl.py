@@ -89,7 +89,7 @@ class LocalErl:
         import tempfile
         from pathlib import Path
 
-        with tempfile.TemporaryDirectory(prefix="erldeploy-relup-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="erldeploy-relup-", dir=_memory_dir()) as tmp:
             work = Path(tmp)
             inputs.write(work)
             try:
@@ -110,6 +110,16 @@ class LocalErl:
             self.proc.wait()
         if self.cleanup is not None:
             shutil.rmtree(self.cleanup, ignore_errors=True)
+
+
+def _memory_dir() -> str | None:
+    """Where the work dir goes: /dev/shm when it is there and writable (the few dozen small
+    files systools reads cost ~45 ms to create and remove on this disk, ~6 ms in memory),
+    else the usual temp dir (TMPDIR). An explicit TMPDIR wins."""
+    if os.environ.get("TMPDIR"):
+        return None
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def erl_env() -> dict[str, str]:
