@@ -81,13 +81,15 @@ async def _node_facts(ops: NodeOps, steps: NodeSteps, sts: list[NodeStatus], vsn
         relup = None
         if rel is not None and info is not None:
             relup = _parsed(await steps.read_term_file(n.node, f"{n.releases_dir}/{vsn}/relup"))
-        writable, free = await steps.releases_dir_room(n.node, n.releases_dir)
+        writable = await steps.releases_dir_writable(n.node, n.releases_dir)
         libs = None
         if rel is None and info is not None and info.omitted_libs:    # a partial tarball
             libs = await steps.lib_dirs(n.node, n.root_dir)
-        return NodeFacts(writable=writable, free_bytes=free, unpacked_relup=relup, lib_dirs=libs)
+        return NodeFacts(writable=writable, free_bytes=free.get(n.node), unpacked_relup=relup, lib_dirs=libs)
 
     todo = [n for n in sts if n.current != vsn]
+    unpack = {n.node: n.releases_dir for n in todo if (r := n.release(vsn)) is None or r.state == "unpacked"}
+    free = await steps.free_bytes(unpack) if unpack else {}
     res = await ops.each(lambda node: one(next(n for n in todo if n.node == node)), [n.node for n in todo])
     return {node: r.value for node, r in res.items() if r.ok}
 

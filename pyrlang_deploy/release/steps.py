@@ -191,18 +191,41 @@ class NodeSteps:
                              [tar_path, [(Atom("files"), [member]), Atom("memory"), Atom("compressed")]])
         return r[1][0][1] if is_tagged(r, "ok", 2) and r[1] else None
 
-    async def releases_dir_room(self, node: str, releases_dir: str) -> tuple[bool, int | None]:
-        """(can a file be made in the releases dir, free bytes there or None if unknown).
-
-        Writability is tried, not derived from mode bits (root ignores them; a read-only
-        mount or an immutable dir does not)."""
+    async def releases_dir_writable(self, node: str, releases_dir: str) -> bool:
+        """Can a file be made in the releases dir? Tried, not derived from mode bits (root
+        ignores them; a read-only mount or an immutable dir does not)."""
         probe = f"{releases_dir}/.erldeploy-probe-{time.monotonic_ns()}"
-        r, out = await asyncio.gather(self.c.rpc(node, "file", "write_file", [probe, b""]),
-                                      self.c.rpc(node, "os", "cmd", [f"df -Pk '{releases_dir}' 2>/dev/null"]))
-        writable = r == "ok"
-        if writable:
-            await self.c.rpc(node, "file", "delete", [probe])
-        return writable, _df_free(text(out))
+        if await self.c.rpc(node, "file", "write_file", [probe, b""]) != "ok":
+            return False
+        await self.c.rpc(node, "file", "delete", [probe])
+        return True
+
+    async def free_bytes(self, dirs: dict[str, str]) -> dict[str, int | None]:
+        """Free bytes in each node's releases dir (None: unknown), by `df`: one shell per
+        host, on one of its nodes, since nodes that share a host name share its file systems
+        and a shell started from the VM is the costly part (at 32 nodes on one machine, one
+        per node was a sixth of an install). A dir df cannot read there is asked of its node."""
+        hosts: dict[str, list[str]] = {}
+        for node in dirs:
+            hosts.setdefault(node.partition("@")[2], []).append(node)
+        out: dict[str, int | None] = {}
+
+        async def df(runner: str, nodes: list[str]) -> dict[str, int | None]:
+            loop = " ".join(_sh_quote(dirs[n]) for n in nodes)
+            r = await self.c.rpc(runner, "os", "cmd",
+                                 [f"for d in {loop}; do df -Pk \"$d\" 2>/dev/null | sed -n 2p; echo =; done"])
+            parts = text(r).split("=\n")
+            return {n: _df_line_free(parts[i]) if i < len(parts) else None for i, n in enumerate(nodes)}
+
+        async def host(nodes: list[str]) -> None:
+            got = await df(nodes[0], nodes)
+            out.update(got)
+            again = [n for n in nodes[1:] if got[n] is None]    # not readable from the first node
+            for v in await asyncio.gather(*(df(n, [n]) for n in again)):
+                out.update(v)
+
+        await asyncio.gather(*(host(ns) for ns in hosts.values()))
+        return out
 
     async def lib_dirs(self, node: str, root_dir: str) -> frozenset[str] | None:
         """The names under ROOT/lib (APP-VSN dirs); None when it cannot be listed."""
@@ -234,10 +257,13 @@ class NodeSteps:
             raise ReleaseError(f"{node}: health check {m}:{f}/{len(a)} returned {show(r)}", node=node)
 
 
-def _df_free(out: str) -> int | None:
-    """`df -Pk DIR` -> free bytes (the 4th column of its second line)."""
-    lines = out.strip().splitlines()
+def _df_line_free(line: str) -> int | None:
+    """A `df -Pk` data line -> free bytes (its 4th column: available 1K blocks)."""
     try:
-        return int(lines[1].split()[3]) * 1024
+        return int(line.split()[3]) * 1024
     except (IndexError, ValueError):
         return None
+
+
+def _sh_quote(path: str) -> str:
+    return "'" + path.replace("'", "'\\''") + "'"
