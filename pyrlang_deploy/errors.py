@@ -50,6 +50,16 @@ class TermSyntaxError(TermError):
 
 # --- connecting -----------------------------------------------------------
 
+def os_cause(exc: OSError) -> str:
+    """An OSError in the errno's own words, lower case: asyncio's text ("connect call
+    failed (...)") says less than the socket's, and both drivers must say the same."""
+    import os
+
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
 class ConnectError(ErldeployError):
     """Could not reach or authenticate to a node.
 
@@ -61,11 +71,7 @@ class ConnectError(ErldeployError):
     @classmethod
     def unreachable(cls, peer: str, host: str, port: int, exc: OSError, port_given: bool) -> ConnectError:
         where = " (port given, epmd not asked)" if port_given else ""
-        import os
-
-        # the errno's own words, whichever driver met it (asyncio words it differently)
-        cause = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
-        return cls(f"cannot reach {peer} at {host}:{port}{where} ({cause.lower()})", node=peer)
+        return cls(f"cannot reach {peer} at {host}:{port}{where} ({os_cause(exc)})", node=peer)
 
     @classmethod
     def timed_out(cls, peer: str, timeout: float | None) -> ConnectError:

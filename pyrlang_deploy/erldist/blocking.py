@@ -39,7 +39,7 @@ from .epmd import port_please_blocking
 from .flags import DFlag
 from .framing import TICK_FRAME, FrameReader, FrameTooLarge, data_frame
 from .handshake import ClientHandshake, State
-from .inbound import InboundFrames
+from .inbound import InboundFrames, Waiters
 from .names import split_node
 from .nodecore import NodeCore
 from .proctable import NO_PAYLOAD
@@ -86,7 +86,7 @@ class Outcome:
         return self._value
 
 
-class BlockingConnection(InboundFrames):
+class BlockingConnection(InboundFrames, Waiters):
     """An established connection, read only while its caller waits (:meth:`pump`)."""
 
     def __init__(self, node: BlockingNode, sock: socket.socket, hs: ClientHandshake) -> None:
@@ -118,15 +118,6 @@ class BlockingConnection(InboundFrames):
             self._take(hs.leftover)
 
     # --- what RpcCall and NodeCore use ----------------------------------------------------
-
-    def add_waiter(self, waiter: Any) -> None:
-        if self.closed:
-            waiter.connection_lost(self, self.close_reason)
-        else:
-            self._waiters.add(waiter)
-
-    def remove_waiter(self, waiter: Any) -> None:
-        self._waiters.discard(waiter)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.closed:
@@ -226,9 +217,7 @@ class BlockingConnection(InboundFrames):
         self.closed = True
         self.close_reason = reason
         self._frames.clear()
-        waiters, self._waiters = self._waiters, set()
-        for w in waiters:
-            w.connection_lost(self, reason)
+        self._fail_waiters(reason)
         self.node.on_connection_lost(self, reason)
         self._sock.close()
 

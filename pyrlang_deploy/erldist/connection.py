@@ -36,7 +36,7 @@ from .debuglog import get_logger
 from .flags import DFlag
 from .framing import TICK_FRAME, FrameReader, FrameTooLarge, data_frame
 from .handshake import ClientHandshake, HandshakeResult, State
-from .inbound import InboundFrames
+from .inbound import InboundFrames, Waiters
 
 if TYPE_CHECKING:
     from .node import LocalNode
@@ -55,7 +55,7 @@ class Waiter(Protocol):
     def connection_lost(self, conn: Connection, reason: str) -> None: ...
 
 
-class Connection(InboundFrames):
+class Connection(InboundFrames, Waiters):
     """An established connection to one peer node. Made by ``LocalNode.connect``."""
 
     def __init__(self, node: LocalNode, protocol: _DistProtocol, result: HandshakeResult,
@@ -100,17 +100,6 @@ class Connection(InboundFrames):
     @property
     def is_open(self) -> bool:
         return not self.closed
-
-    # --- waiters ------------------------------------------------------------------
-
-    def add_waiter(self, waiter: Waiter) -> None:
-        if self.closed:
-            waiter.connection_lost(self, self.close_reason)
-        else:
-            self._waiters.add(waiter)
-
-    def remove_waiter(self, waiter: Waiter) -> None:
-        self._waiters.discard(waiter)
 
     # --- writing ----------------------------------------------------------------------
 
@@ -298,12 +287,7 @@ class Connection(InboundFrames):
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
-        waiters, self._waiters = self._waiters, set()
-        for w in waiters:
-            try:
-                w.connection_lost(self, reason)
-            except Exception:
-                log.exception("waiter failed on connection loss")
+        self._fail_waiters(reason)
         self._protocol.fail_drain(NodeDown.lost(self.peer, reason))
         self.node.on_connection_lost(self, reason)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import struct
 
-from ..errors import ConnectError, EpmdUnreachable, NodeNotFound
+from ..errors import ConnectError, EpmdUnreachable, NodeNotFound, os_cause
 from ..record import Record
 from .names import MAX_ALIVE_BYTES as MAX_NAME
 from .names import check_alive
@@ -135,13 +135,13 @@ async def _request(host: str, port: int, request: bytes, timeout: float, limit: 
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (TimeoutError, OSError) as exc:
-        cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else _cause(exc)
+        cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else os_cause(exc)
         raise EpmdUnreachable(f"epmd not reachable on {host}:{port} ({cause})") from None
     try:
         writer.write(request)
         return await asyncio.wait_for(_read_to_eof(reader, limit, host, port), timeout)
     except (TimeoutError, OSError) as exc:
-        cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else _cause(exc)
+        cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else os_cause(exc)
         raise EpmdUnreachable(f"epmd on {host}:{port} did not answer ({cause})") from None
     finally:
         writer.close()
@@ -192,7 +192,7 @@ def _request_blocking(host: str, port: int, request: bytes, timeout: float, limi
     try:
         sock = socket.create_connection((socket_host(host), port), timeout)
     except OSError as exc:
-        cause = "timed out" if isinstance(exc, TimeoutError) else _cause(exc)
+        cause = "timed out" if isinstance(exc, TimeoutError) else os_cause(exc)
         raise EpmdUnreachable(f"epmd not reachable on {host}:{port} ({cause})") from None
     with sock:
         try:
@@ -207,7 +207,7 @@ def _request_blocking(host: str, port: int, request: bytes, timeout: float, limi
                 if len(data) > limit:
                     raise _too_long(host, port, limit)
         except OSError as exc:
-            cause = "timed out" if isinstance(exc, TimeoutError) else _cause(exc)
+            cause = "timed out" if isinstance(exc, TimeoutError) else os_cause(exc)
             raise EpmdUnreachable(f"epmd on {host}:{port} did not answer ({cause})") from None
 
 
@@ -224,13 +224,3 @@ def port_please_blocking(host: str, name: str, port: int | None = None, *, timeo
             known = None
         raise _not_found(host, name, known)
     return found
-
-
-def _cause(exc: OSError) -> str:
-    # the errno's own words: asyncio's text ("connect call failed (...)") says less
-    # than the socket's, and both edges must say the same
-    if exc.errno:
-        return os.strerror(exc.errno).lower()
-    return (exc.strerror or str(exc) or type(exc).__name__).lower()
-
-

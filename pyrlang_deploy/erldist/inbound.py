@@ -10,7 +10,9 @@ one, nothing the peer sends can be trusted).
 
 A class using it provides ``node`` (its ``table`` and ``on_control``),
 ``peer``, ``max_frame``, ``closed``, ``_reads``, ``_write_now(bytes)`` and
-``abort(reason)``.
+``abort(reason)``. :class:`Waiters` is the other half both drivers share: what
+must fail at once when the connection goes (``_waiters``, ``closed``,
+``close_reason``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from . import control as ctl
 from .debuglog import get_logger
 from .framing import TICK_FRAME
 from .wire import send_target
+
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger(__name__)
 
@@ -70,6 +76,29 @@ class InboundFrames:
             return
         payload = decode(frame, off, limit)[0] if c.PAYLOAD and off < len(frame) else None
         node.on_control(self, c, payload)
+
+
+class Waiters:
+    """The calls and receives waiting on a connection: each fails at once when it goes."""
+
+    __slots__ = ()
+
+    def add_waiter(self, waiter: Any) -> None:
+        if self.closed:
+            waiter.connection_lost(self, self.close_reason)
+        else:
+            self._waiters.add(waiter)
+
+    def remove_waiter(self, waiter: Any) -> None:
+        self._waiters.discard(waiter)
+
+    def _fail_waiters(self, reason: str) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for w in waiters:
+            try:
+                w.connection_lost(self, reason)
+            except Exception:
+                log.exception("waiter failed on connection loss")
 
 
 def short_text(exc: BaseException, limit: int = 160) -> str:
