@@ -8,10 +8,15 @@ no TLS) that code runs on the blocking driver (erldist/blocking.py), since impor
 asyncio alone costs several bare interpreter starts; anything else on asyncio. relup
 likewise runs relup_ops.py, with no event loop at all unless it falls back to a cluster
 node (issue 9's bench: its erl is started before anything heavy is imported). Anything
-it does not know for certain -
---help, --version, an unknown or misspelt option, `-nNODE`, a value click would refuse,
-a wrong number of arguments - returns None, and the click path decides (and words the
-usage error). ERLDEPLOY_NO_FAST=1 forces the click path (the tests compare the two).
+it does not know for certain - --help, --version, an unknown or misspelt option,
+`-nNODE`, a value click would refuse, a wrong number of arguments - returns None, and
+the click path decides (and words the usage error). ERLDEPLOY_NO_FAST=1 forces the
+click path (the tests compare the two).
+
+Modules this path loads write ``TYPE_CHECKING = False`` / ``if TYPE_CHECKING: from typing
+import ...`` instead of importing typing (with the ``re`` it pulls in, a tenth of the
+command); annotations are strings (``from __future__ import annotations``), so nothing
+needs it at run time. tests/test_cli_fast.py lists what the path must not load.
 
 Click's rules kept here: global options stand before or after the command name; each
 side is its own set of options, read in order (the group's, then the command's), and a
