@@ -92,6 +92,7 @@ class Plan:
         v, f = self.values, self.flags
         # erl first (its boot is most of the wait); not when the usage error is certain
         early = relup_ops.boot_erl(f.get("restart", False)) if "out" in v or f.get("show") else None
+        pre = relup_ops.prefetch(*self.positional[:2]) if early is not None else None
         from pathlib import Path
 
         from .settings import print_warnings, resolve_given
@@ -107,7 +108,7 @@ class Plan:
                              Path(v["out"]) if "out" in v else None,
                              appup_dir=Path(v["appup_dir"]) if "appup_dir" in v else None,
                              show=f.get("show", False), restart=f.get("restart", False), full=f.get("full", False),
-                             early=early)
+                             early=early, pre=pre)
 
 
 def _one_plain_node(s: Any) -> bool:

@@ -6,14 +6,16 @@ fallback. Like dist_ops.py for the distribution commands.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
 from .output import emit_json
 
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from ..relupgen.local_erl import LocalErl
+    from ..relupgen.tarbytes import Prefetch
     from .settings import Settings
 
 
@@ -25,10 +27,18 @@ def boot_erl(restart: bool) -> LocalErl | None:
     return path_erl(restart)
 
 
+def prefetch(old: Path, new: Path) -> Prefetch:
+    """OLD and NEW read and gunzipped in a thread from now on (beside erl's boot)."""
+    from ..relupgen.tarbytes import Prefetch
+
+    return Prefetch([old, new])
+
+
 def run(s: Settings, old: Path, new: Path, out: Path | None, *, appup_dir: Path | None = None,
         show: bool = False, restart: bool = False, full: bool = False,
-        early: LocalErl | None = None) -> int:
-    """early: boot_erl's emulator when the caller started it; closed here whatever happens."""
+        early: LocalErl | None = None, pre: Prefetch | None = None) -> int:
+    """early: boot_erl's emulator when the caller started it; closed here whatever happens.
+    pre: prefetch()'s reader when the caller started it."""
     import gc
 
     from ..errors import UsageError
@@ -39,6 +49,8 @@ def run(s: Settings, old: Path, new: Path, out: Path | None, *, appup_dir: Path 
         raise UsageError("relup needs -o OUT.tar.gz (or --show to only print the plan)")
     if early is None:
         early = boot_erl(restart)
+    if pre is None:
+        pre = prefetch(old, new)
     # Tar headers, beam chunks and decoded debug info: many small objects freed by their
     # reference counts; the cycle collector's passes over them were ~5% of our CPU.
     gc.disable()
@@ -46,7 +58,8 @@ def run(s: Settings, old: Path, new: Path, out: Path | None, *, appup_dir: Path 
         from ..relupgen.run import make_upgrade
 
         report = make_upgrade(old, new, out, appup_dir=appup_dir, restart=restart, show=show, full=full,
-                              remote=on_cluster(s, restart) if s.nodes else None, early=early)
+                              remote=on_cluster(s, restart) if s.nodes else None, early=early,
+                              prefetch=pre)
     finally:
         gc.enable()
     if s.json:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ReleaseError
 
+TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from .make_relup import Inputs
 
@@ -30,10 +31,13 @@ class MakeRelupError(ReleaseError):
     """systools:make_relup refused the input (message is systools' own), or could not run."""
 
 
-class RelupResult(NamedTuple):
-    text: str                       # the relup file as systools wrote it
-    warnings: list[str]             # systools' own warnings, formatted by it
-    runner: str                     # which Erlang ran it, for the user
+class RelupResult:
+    __slots__ = ("text", "warnings", "runner")
+
+    def __init__(self, text: str, warnings: list[str], runner: str) -> None:
+        self.text = text            # the relup file as systools wrote it
+        self.warnings = warnings    # systools' own warnings, formatted by it
+        self.runner = runner        # which Erlang ran it, for the user
 
 
 def _expr(restart: bool) -> str:
@@ -84,17 +88,33 @@ class LocalErl:
         full = [*argv, "-noshell", "-eval", _expr(restart)]
         self.proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env)
+        self._tmp: Any = None       # the work dir, from start() to result()
+        self._work: Path | None = None
 
     def run(self, inputs: Inputs, timeout: float = 300.0) -> RelupResult:
+        self.start(inputs)
+        return self.result(timeout)
+
+    def start(self, inputs: Inputs) -> None:
+        """Hand systools its inputs; it runs while we do other work (result() waits)."""
         import tempfile
         from pathlib import Path
 
-        with tempfile.TemporaryDirectory(prefix="erldeploy-relup-", dir=_memory_dir()) as tmp:
-            work = Path(tmp)
-            inputs.write(work)
+        self._tmp = tempfile.TemporaryDirectory(prefix="erldeploy-relup-", dir=_memory_dir())
+        self._work = Path(self._tmp.name)
+        inputs.write(self._work)
+        try:
+            # a few hundred bytes: the pipe takes them whole, so this never blocks
+            self.proc.stdin.write(f"{self._work}\n{inputs.name}\n{' '.join(inputs.path)}\n")
+            self.proc.stdin.close()
+        except OSError:
+            pass                    # erl is gone: result() reports what it said
+        self.proc.stdin = None      # communicate() must not touch it again
+
+    def result(self, timeout: float = 300.0) -> RelupResult:
+        try:
             try:
-                out, err = self.proc.communicate(f"{work}\n{inputs.name}\n{' '.join(inputs.path)}\n",
-                                                timeout=timeout)
+                out, err = self.proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.close()
                 raise MakeRelupError(f"systools:make_relup ({self.runner}) took over {timeout:g}s") from None
@@ -102,7 +122,9 @@ class LocalErl:
                 if self.cleanup is not None:
                     shutil.rmtree(self.cleanup, ignore_errors=True)
             warnings = _parse_output(out, err, self.runner)
-            return RelupResult((work / "out" / "relup").read_text("utf-8"), warnings, self.runner)
+            return RelupResult((self._work / "out" / "relup").read_text("utf-8"), warnings, self.runner)
+        finally:
+            self._tmp.cleanup()
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -110,6 +132,8 @@ class LocalErl:
             self.proc.wait()
         if self.cleanup is not None:
             shutil.rmtree(self.cleanup, ignore_errors=True)
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 def _memory_dir() -> str | None:

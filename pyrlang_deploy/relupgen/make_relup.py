@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ReleaseError
 from .local_erl import LocalErl, MakeRelupError, RelupResult, erl_env
 
 if TYPE_CHECKING:
@@ -94,24 +94,27 @@ def carried_erts(new: Release, restart: bool) -> LocalErl | None:
                 str(root / "lib")]
         return LocalErl(argv, env,
                         f"the ERTS {new.erts} that {new.origin.name} carries", restart, cleanup=root)
-    except (OSError, tarfile.TarError):
+    except (OSError, ReleaseError):
         shutil.rmtree(root, ignore_errors=True)
         return None
 
 
 def _extract(rel: Release, names: list[str], root: Path) -> None:
+    """The named files of NEW under root, with their modes (erts needs its executable bits);
+    a member whose path would leave root is refused."""
     files = rel.files
-    if files.tar is None:
-        for n in names:
-            dst = root / n
-            dst.parent.mkdir(parents=True, exist_ok=True)
+    base = root.resolve()
+    for n in names:
+        dst = (root / n).resolve()
+        if not dst.is_relative_to(base):
+            raise OSError(f"{n}: outside the release root")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not files.is_tar:
             shutil.copy2(files.origin / n, dst)
-        return
-    wanted = set(names)
-    members = [m for m in files.tar.getmembers() if m.name.removeprefix("./") in wanted]
-    # "tar" keeps the executable bits erts needs and refuses paths leaving the root
-    kw = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
-    files.tar.extractall(root, members=members, **kw)
+            continue
+        e = files.resolve(n)                    # a link inside the tarball: its target
+        dst.write_bytes(files.read_entry(e))
+        os.chmod(dst, e.mode & 0o755 | 0o600)
 
 
 # --- on a node of the target cluster ---------------------------------------------------

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ReleaseError
+from ..release.tarindex import Entry
 from .releases import Release
 
 COMPRESSLEVEL = 1   # beams compress little more at 6, at 3x the time
@@ -108,15 +109,14 @@ def _members_of(rel: Release, wanted: Callable[[str], bool]):
     """(TarInfo, bytes | None) for every member OUT takes from NEW; the files of names
     not `wanted` are not read (most of NEW, libs the nodes have)."""
     files = rel.files
-    if files.tar is not None:
-        whole = rel.inner is not None       # distillery: the inner tarball is the release
-        for m in files.tar.getmembers():
-            if not wanted(m.name.removeprefix("./")):
+    if files.is_tar:
+        for e in files.entries:
+            if not wanted(e.name):
                 continue
-            if m.isfile():
-                yield m, files.read_member(m)
-            elif whole or m.isdir() or m.issym() or m.islnk():
-                yield m, None
+            if e.kind == "file":
+                yield _info(e), files.read_entry(e)
+            elif e.kind in ("dir", "symlink", "hardlink"):     # not devices or fifos
+                yield _info(e), None
         return
     root = files.origin
     for rel_path in _dir_selection(rel):
@@ -133,6 +133,18 @@ def _members_of(rel: Release, wanted: Callable[[str], bool]):
             data = p.read_bytes()
             info.size = len(data)
             yield info, data
+
+
+_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+          "hardlink": tarfile.LNKTYPE}
+
+
+def _info(e: Entry) -> tarfile.TarInfo:
+    """NEW's member as OUT writes it: name, kind, mode, mtime, link (owners are not kept)."""
+    info = tarfile.TarInfo(e.name)
+    info.type = _TYPES.get(e.kind, tarfile.REGTYPE)
+    info.size, info.mode, info.mtime, info.linkname = e.size, e.mode, e.mtime, e.linkname
+    return info
 
 
 def _dir_selection(rel: Release) -> list[str]:

@@ -48,6 +48,16 @@ class UpgradePlan:
     apps: list[AppChange] = field(default_factory=list)
     warnings: list[warn.Warning] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # module checks not run yet (build_plan's defer): where their warnings go in `warnings`
+    pending: list[tuple[int, Appup, dict[str, BeamInfo], dict[str, BeamInfo]]] = \
+        field(default_factory=list, repr=False)
+
+    def check_modules(self) -> None:
+        """Run the deferred state-record checks (they decode whole debug info: a tenth of
+        the command's CPU, and nothing systools reads depends on them)."""
+        for at, appup, old, new in reversed(self.pending):
+            self.warnings[at:at] = warn.module_warnings(appup, old, new)
+        self.pending = []
 
     @property
     def appups(self) -> dict[str, Appup]:
@@ -87,7 +97,9 @@ def _restart_new_emulator(app: str, old_vsn: str, new_vsn: str) -> Appup:
 
 
 def build_plan(old: Release, new: Release, *, appup_dir: Path | None = None,
-               restart: bool = False) -> UpgradePlan:
+               restart: bool = False, defer: bool = False) -> UpgradePlan:
+    """defer: leave the module checks for plan.check_modules() (make_upgrade runs them
+    while systools works)."""
     if old.name != new.name:
         raise UsageError(f"OLD is release {old.name} and NEW is {new.name}: both must be one release")
     plan = UpgradePlan(new.name, old.vsn, new.vsn, old.erts, new.erts, new.layout, restart)
@@ -106,6 +118,8 @@ def build_plan(old: Release, new: Release, *, appup_dir: Path | None = None,
                 plan.warnings.append(warn.unchanged_vsn_warning(app, nv[app], same))
         else:
             change = _changed_app(plan, old, new, app, ov[app], nv[app], appup_dir, restart, protocols)
+            if not defer:
+                plan.check_modules()
             owned |= protocols & {fn[:-5] for fn in new.ebin(app, nv[app]) if fn.endswith(".beam")}
             plan.apps.append(change)
     if protocols - owned and not restart:
@@ -165,7 +179,7 @@ def _changed_app(plan: UpgradePlan, old: Release, new: Release, app: str, o: str
             raise ReleaseReadError(f"{new.origin.name}: lib/{app}-{n}: {e}") from None
         if restart:
             generated = _emptied(generated)
-        plan.warnings += warn.module_warnings(generated, old_beams, new_beams)
+        plan.pending.append((len(plan.warnings), generated, old_beams, new_beams))
     chosen, note = choose_appup(generated, ebin_term, dir_term, raw)
     if note:
         plan.notes.append(note)

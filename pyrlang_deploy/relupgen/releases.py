@@ -18,16 +18,17 @@ before upload; this one needs every ebin file of both releases and the layout to
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
-import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ReleaseError
+from ..release import tarindex
+from ..release.tarindex import FILE, HARDLINK, SYMLINK, Entry
+from .tarbytes import tar_bytes
 
 
 class ReleaseReadError(ReleaseError):
@@ -41,70 +42,90 @@ class RelApp:
 
 
 class Files:
-    """The files of a release root: a tarball held in memory, or a directory on disk."""
+    """The files of a release root: a tarball held in memory (its members indexed by
+    release/tarindex.py), or a directory on disk."""
 
-    def __init__(self, origin: Path, tar: tarfile.TarFile | None, names: list[str], data: bytes = b""):
+    def __init__(self, origin: Path, entries: list[Entry] | None, data: bytes = b""):
         self.origin = origin
-        self.tar = tar
+        self.entries = entries          # None: a directory
         self._data = memoryview(data)   # the uncompressed tarball, when held in memory
-        self.names = names
-        self._set = set(names)
-        # tarfile's own lookup by name scans every member
-        self._members = {_norm(m.name): m for m in tar.getmembers()} if tar is not None else {}
+        if entries is not None:
+            self._by_name = {e.name: e for e in entries}
+            self.names = [e.name for e in entries if e.kind in (FILE, SYMLINK)]
+        else:
+            self._by_name = {}
+            self.names = [str(p.relative_to(origin)) for p in origin.rglob("*") if p.is_file()]
+        self._set = set(self.names)
+
+    @property
+    def is_tar(self) -> bool:
+        return self.entries is not None
 
     def __contains__(self, name: str) -> bool:
         return name in self._set
 
     def read(self, name: str) -> bytes:
-        if self.tar is not None:
-            return self.read_member(self._members.get(name) or name)
-        return (self.origin / name).read_bytes()
+        if self.entries is None:
+            return (self.origin / name).read_bytes()
+        return self.read_entry(self.resolve(name))
 
-    def read_member(self, m: tarfile.TarInfo | str) -> bytes:
-        """One member of the tarball (a TarInfo, or a name tarfile looks up)."""
-        if isinstance(m, tarfile.TarInfo) and m.isreg() and not m.issparse() \
-                and m.offset_data + m.size <= len(self._data):
-            # a slice of the tarball: extractfile's file object costs more than the copy
-            # (a truncated member goes to extractfile, which says so)
-            return self._data[m.offset_data:m.offset_data + m.size].tobytes()
-        f = self.tar.extractfile(m)
-        if f is None:
-            raise ReleaseReadError(f"{self.origin.name}: {_norm(getattr(m, 'name', m))} is not a regular file")
-        return f.read()
+    def resolve(self, name: str) -> Entry:
+        """The regular file a member name stands for (links inside the tarball followed)."""
+        e = self._by_name.get(name)
+        for _ in range(8):
+            if e is None or e.kind not in (HARDLINK, SYMLINK):
+                break
+            name = e.linkname if e.kind == HARDLINK else _join(name.rpartition("/")[0], e.linkname)
+            e = self._by_name.get(name)
+        if e is None or e.kind != FILE:
+            raise ReleaseReadError(f"{self.origin.name}: {name} is not a regular file")
+        return e
+
+    def read_entry(self, e: Entry) -> bytes:
+        return self._data[e.offset:e.offset + e.size].tobytes()
 
     @classmethod
-    def from_tar_bytes(cls, origin: Path, raw: bytes) -> Files:
+    def from_tar_bytes(cls, origin: Path, raw: bytes, *, gunzipped: bool = False) -> Files:
+        """raw: the file's bytes (gunzipped here when gzip), or the tar itself (gunzipped)."""
         try:
-            data = gunzip(raw) if raw[:2] == b"\x1f\x8b" else raw
-            tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - kept: members read later
-            members = tar.getmembers()
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            data = raw if gunzipped else tar_bytes(raw)
+        except (OSError, EOFError, zlib.error) as e:
             raise ReleaseReadError(f"{origin.name}: not a readable tarball ({e})") from None
-        return cls(origin, tar, [_norm(m.name) for m in members if m.isfile() or m.issym()], data)
+        try:
+            entries = tarindex.scan(data)
+        except tarindex.Unsupported:
+            entries = _tarfile_entries(origin, data)     # tarfile reads it, or words why not
+        if not entries:
+            raise ReleaseReadError(f"{origin.name}: not a readable tarball (no members)")
+        return cls(origin, entries, data)
 
     @classmethod
     def from_dir(cls, root: Path) -> Files:
-        names = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
-        return cls(root, None, names)
+        return cls(root, None)
 
 
-def gunzip(raw: bytes) -> bytes:
-    """A tarball's gzip stream: one member (what erl_tar and tar write) in one zlib call,
-    its CRC checked by zlib (a tenth faster than gzip.decompress, which checks it again in
-    a second pass); anything else - several members, a damaged stream - goes to gzip,
-    which also words the error."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+def _tarfile_entries(origin: Path, data: bytes) -> list[Entry]:
+    import tarfile
+
     try:
-        data = d.decompress(raw)
-    except zlib.error:
-        return gzip.decompress(raw)
-    if d.eof and not d.unused_data.strip(b"\0"):
-        return data
-    return gzip.decompress(raw)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            return tarindex.from_tarfile(tar.getmembers())
+    except (tarfile.TarError, tarindex.Unsupported, OSError, EOFError) as e:
+        raise ReleaseReadError(f"{origin.name}: not a readable tarball ({e})") from None
 
 
-def _norm(name: str) -> str:
-    return name.removeprefix("./")
+def _join(base: str, link: str) -> str:
+    """A symlink's target as a member name (one leaving the root keeps a leading '..')."""
+    parts = [p for p in base.split("/") if p] if not link.startswith("/") else []
+    for p in link.split("/"):
+        if p == "..":
+            if parts:
+                parts.pop()
+            else:
+                return "../" + link
+        elif p not in ("", "."):
+            parts.append(p)
+    return "/".join(parts)
 
 
 @dataclass
@@ -141,9 +162,12 @@ class Release:
         return any(n.startswith(f"erts-{self.erts}/bin/") for n in self.files.names)
 
 
-def open_release(path: Path) -> Release:
+def open_release(path: Path, tar: bytes | None = None) -> Release:
+    """tar: the file's tar bytes already read and gunzipped (tarbytes.Prefetch)."""
     path = Path(path)
-    if path.is_dir():
+    if tar is not None:
+        files = Files.from_tar_bytes(path, tar, gunzipped=True)
+    elif path.is_dir():
         files = Files.from_dir(path)
     elif path.is_file():
         files = Files.from_tar_bytes(path, path.read_bytes())

@@ -22,6 +22,7 @@ from .make_relup import Inputs, carried_erts, collect_inputs
 from .package import OutWriter, already_there
 from .plan import UpgradePlan, build_plan
 from .releases import open_release
+from .tarbytes import Prefetch
 
 
 class Background:
@@ -80,10 +81,10 @@ class RelupReport:
 def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appup_dir: Path | None = None,
                  restart: bool = False, show: bool = False, full: bool = False,
                  remote: Callable[[Inputs], RelupResult] | None = None,
-                 early: LocalErl | None = None) -> RelupReport:
+                 early: LocalErl | None = None, prefetch: Prefetch | None = None) -> RelupReport:
     """remote: runs systools on a node of the target cluster, used only when no local
     Erlang can. early: an erl on PATH the caller booted already (path_erl), else one is
-    booted here."""
+    booted here. prefetch: OLD and NEW being read since the caller started it."""
     # Boot erl on PATH while the releases are read; swapped for NEW's own ERTS if it has one.
     if early is None:
         early = path_erl(restart)
@@ -91,17 +92,21 @@ def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appup_dir:
     writer: OutWriter | None = None
     bulk: Background | None = None
     try:
-        reading_old = Background(open_release, old_path)
-        try:
-            new = open_release(new_path)
-        finally:
-            old = reading_old.result()      # OLD's error first: the command line names OLD first
+        if prefetch is not None:            # zlib in its thread already: parse here, in turn
+            old = open_release(old_path, prefetch.get(old_path))
+            new = open_release(new_path, prefetch.get(new_path))
+        else:
+            reading_old = Background(open_release, old_path)
+            try:
+                new = open_release(new_path)
+            finally:
+                old = reading_old.result()  # OLD's error first: the command line names OLD first
         carried = carried_erts(new, restart)       # boots while we plan
         if carried is not None:
             if early is not None:
                 early.close()
             local = carried
-        plan = build_plan(old, new, appup_dir=appup_dir, restart=restart)
+        plan = build_plan(old, new, appup_dir=appup_dir, restart=restart, defer=True)
         texts = plan.appup_texts()
         inputs = collect_inputs(old, new, texts)
         if not show and out is not None:
@@ -109,8 +114,11 @@ def make_upgrade(old_path: Path, new_path: Path, out: Path | None, *, appup_dir:
             writer = OutWriter(out, new, texts, have)
             bulk = Background(writer.write_bulk)
         if local is not None:
-            relup = local.run(inputs)
+            local.start(inputs)
+            plan.check_modules()            # while systools runs
+            relup = local.result()
         elif remote is not None:
+            plan.check_modules()
             relup = remote(inputs)
         else:
             raise ReleaseError("no Erlang to run systools:make_relup: put erl on PATH, "
