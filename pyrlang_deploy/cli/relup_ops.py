@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from ..release.tarbytes import Prefetch
     from ..relupgen.local_erl import LocalErl
-    from ..relupgen.tarbytes import Prefetch
     from .settings import Settings
 
 
@@ -29,7 +29,7 @@ def boot_erl(restart: bool) -> LocalErl | None:
 
 def prefetch(old: Path, new: Path) -> Prefetch:
     """OLD and NEW read and gunzipped in a thread from now on (beside erl's boot)."""
-    from ..relupgen.tarbytes import Prefetch
+    from ..release.tarbytes import Prefetch
 
     return Prefetch([old, new])
 

@@ -12,38 +12,91 @@ differs costs it no hashing).
 from __future__ import annotations
 
 import hashlib
-import tarfile
+import threading
 import zlib
-from collections.abc import Awaitable, Callable, Iterable
-from functools import lru_cache
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import AgentError, RpcError
+from . import tarindex
 from .delta import Contents, Inventory, Unit, unit_of
+from .tarbytes import tar_bytes
 from .terms import show, text
 
 Rpc = Callable[..., Awaitable[Any]]
 
 
 def contents_of(path: Path) -> Contents:
+    """The tarball's units (inspect_tarball computed them already when it read this very
+    file: then from the cache)."""
+    key = _key(path)
+    with _reading(key):
+        if key not in _CACHE:
+            data = tar_bytes(Path(path).read_bytes())
+            try:
+                entries = tarindex.scan(data)
+            except tarindex.Unsupported:
+                entries = _tarfile_entries(data)
+            remember(key, contents_from(entries, data, key[1]))
+        return _CACHE[key]
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[Callable[[Contents], None] | None]:
+    """For a reader of the whole tarball (inspect_tarball): while it reads, contents_of of
+    the same file waits for it instead of reading it too (ship.Prefetch runs beside it).
+    Yields a function to hand it the contents, or None when they are known already."""
+    key = _key(path)
+    with _reading(key):
+        yield (lambda c: remember(key, c)) if key not in _CACHE else None
+
+
+def remember(key: tuple[str, int, int], contents: Contents) -> None:
+    while len(_CACHE) >= 8:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = contents
+
+
+# (resolved path, size, mtime_ns) -> Contents: a file changed on disk is read again
+_CACHE: dict[tuple[str, int, int], Contents] = {}
+_LOCKS: dict[tuple[str, int, int], threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _reading(key: tuple[str, int, int]) -> Iterator[None]:
+    with _LOCKS_LOCK:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        yield
+
+
+def _key(path: Path) -> tuple[str, int, int]:
     st = Path(path).stat()
-    return _contents(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    return str(Path(path).resolve()), st.st_size, st.st_mtime_ns
 
 
-@lru_cache(maxsize=8)
-def _contents(path: str, size: int, mtime_ns: int) -> Contents:
-    del mtime_ns    # part of the cache key only
+def _tarfile_entries(data: bytes) -> list[tarindex.Entry]:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        return tarindex.from_tarfile(tar.getmembers())
+
+
+def contents_from(entries: Iterable[tarindex.Entry], data: bytes | memoryview, size: int) -> Contents:
+    """Pure: the units of a tar (its entries and uncompressed bytes); size: the file's."""
+    view = memoryview(data)
     files: dict[str, list[tuple[str, int, bytes, bytes]]] = {}
-    with tarfile.open(path, "r:gz") as tar:
-        for m in tar:
-            u = unit_of(m.name)
-            if u is None or not m.isfile():
-                continue
-            f = tar.extractfile(m)
-            data = f.read() if f else b""
-            files.setdefault(u, []).append((m.name.strip("/")[len(u) + 1:], m.size,
-                                            zlib.crc32(data).to_bytes(4, "big"), hashlib.sha1(data).digest()))
+    for e in entries:
+        u = unit_of(e.name)
+        if u is None or e.kind != tarindex.FILE:
+            continue
+        body = view[e.offset:e.offset + e.size]
+        files.setdefault(u, []).append((e.name.strip("/")[len(u) + 1:], e.size,
+                                        zlib.crc32(body).to_bytes(4, "big"), hashlib.sha1(body).digest()))
     units = []
     for name, fs in files.items():
         fs.sort(key=lambda x: x[0])

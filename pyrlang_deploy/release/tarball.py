@@ -6,7 +6,6 @@ before anything is uploaded.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import tarfile
@@ -17,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PreflightError
+from . import tarindex
 from .layouts import Layout, detect, unsafe_entry
 from .relup import Relup, parse_relup
+from .tarbytes import gunzip
 from .terms import text as _text
 
 
@@ -88,43 +89,56 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
     One read of the file: digests of the bytes, then the whole gzip stream
     decompressed in memory (its CRC and length checked: tarfile alone stops quietly
     at a damaged header and would call a corrupt file "no .rel inside"), then the
-    tar parsed from memory.
+    tar indexed in memory (tarindex.py). The units' digests the delta needs are taken
+    from the same bytes and kept (inventory.remember): ship.py does not read it again.
     """
     path = Path(path)
     if not path.is_file():
         raise PreflightError(f"tarball {path} does not exist")
-    try:
-        raw = path.read_bytes()
-        size, sha, md5 = len(raw), hashlib.sha256(raw).hexdigest(), hashlib.md5(raw).hexdigest()
-        data = gzip.decompress(raw)
-        del raw
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            members = tar.getmembers()
-            names = [m.name for m in members]
-            for m in members:   # before anything is read: release_handler would half-unpack it
-                link = m.linkname if (m.issym() or m.islnk()) else None
-                why = unsafe_entry(m.name, link=link, hardlink=m.islnk())
+    from .inventory import contents_from, reading
+
+    with reading(path) as keep:
+        try:
+            raw = path.read_bytes()
+            size, sha, md5 = len(raw), hashlib.sha256(raw).hexdigest(), hashlib.md5(raw).hexdigest()
+            data = gunzip(raw)
+            del raw
+            try:
+                entries = tarindex.scan(data)
+            except tarindex.Unsupported:      # tarfile reads what the index does not, or words why not
+                with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+                    entries = tarindex.from_tarfile(tar.getmembers())
+            names = [e.name for e in entries]
+            for e in entries:   # before anything is read: release_handler would half-unpack it
+                link = e.linkname if e.kind in (tarindex.SYMLINK, tarindex.HARDLINK) else None
+                why = unsafe_entry(e.name, link=link, hardlink=e.kind == tarindex.HARDLINK)
                 if why:
-                    raise PreflightError(f"{path.name}: unsafe entry {m.name!r} ({why}): refused, "
+                    raise PreflightError(f"{path.name}: unsafe entry {e.name!r} ({why}): refused, "
                                          "no node was changed")
+            short = [e.name for e in entries if e.kind == tarindex.FILE and e.offset + e.size > len(data)]
+            if short:
+                raise PreflightError(f"{path.name}: corrupt release tarball ({short[0]} is truncated)")
+            by_name = {e.name: e for e in entries if e.kind == tarindex.FILE}
+
+            def read(name: str) -> str:
+                e = by_name[name]
+                return data[e.offset:e.offset + e.size].decode("utf-8")
+
             rels = [n for n in names if n.startswith("releases/") and n.endswith(".rel") and n.count("/") == 2]
             if not rels:
                 raise PreflightError(f"{path.name}: not a release tarball (no releases/VSN/NAME.rel inside)")
             rel_name = rels[0]
-            rel = parse_consult(tar.extractfile(rel_name).read().decode("utf-8"))
+            rel = parse_consult(read(rel_name))
             relup_name = f"{rel_name.rsplit('/', 1)[0]}/relup"
-            relup = None
-            if relup_name in names:
-                relup = parse_relup(parse_consult(tar.extractfile(relup_name).read().decode("utf-8")))
-            short = [m.name for m in members if m.isfile() and m.offset_data + m.size > len(data)]
-            if short:
-                raise PreflightError(f"{path.name}: corrupt release tarball ({short[0]} is truncated)")
-    except PreflightError:
-        raise
-    except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
-        raise PreflightError(f"{path.name}: corrupt release tarball ({e})") from None
-    except Exception as e:  # term syntax errors in .rel/relup
-        raise PreflightError(f"{path.name}: unreadable .rel or relup ({e})") from None
+            relup = parse_relup(parse_consult(read(relup_name))) if relup_name in by_name else None
+            if keep is not None:    # what ship.py needs of it too (unit digests), from this one read
+                keep(contents_from(entries, data, size))
+        except PreflightError:
+            raise
+        except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+            raise PreflightError(f"{path.name}: corrupt release tarball ({e})") from None
+        except Exception as e:  # term syntax errors in .rel/relup
+            raise PreflightError(f"{path.name}: unreadable .rel or relup ({e})") from None
     try:
         _, (name, vsn), (_, erts), apps = rel[0], rel[1], rel[2], rel[3]
         app_versions = {str(a[0]): _text(a[1]) for a in apps}
@@ -132,7 +146,7 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
         raise PreflightError(f"{path.name}: malformed .rel file {rel_name}") from None
     info = TarballInfo(path=path, name=_text(name), vsn=_text(vsn), erts=_text(erts), apps=app_versions,
                        relup=relup, size=size, sha256=sha, md5=md5, members=names,
-                       unpacked_size=sum(m.size for m in members if m.isfile()))
+                       unpacked_size=sum(e.size for e in entries if e.kind == tarindex.FILE))
     info.layout = detect(names, info.name, info.vsn)
     if expect_vsn is not None and info.vsn != expect_vsn:
         raise PreflightError(f"{path.name} holds release {info.name} {info.vsn}, not {expect_vsn}")

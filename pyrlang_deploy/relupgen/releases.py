@@ -27,8 +27,8 @@ from typing import Any
 
 from ..errors import ReleaseError
 from ..release import tarindex
+from ..release.tarbytes import tar_bytes
 from ..release.tarindex import FILE, HARDLINK, SYMLINK, Entry
-from .tarbytes import tar_bytes
 
 
 class ReleaseReadError(ReleaseError):

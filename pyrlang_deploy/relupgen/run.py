@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReleaseError
+from ..release.tarbytes import Prefetch
 from .local_erl import LocalErl, RelupResult, path_erl
 from .make_relup import Inputs, carried_erts, collect_inputs
 from .package import OutWriter, already_there
 from .plan import UpgradePlan, build_plan
 from .releases import open_release
-from .tarbytes import Prefetch
 
 
 class Background:

@@ -1,4 +1,4 @@
-"""A release tarball's bytes, uncompressed, and reading both of the command's early.
+"""A release tarball's bytes, uncompressed (tar_bytes), and files read ahead (Prefetch).
 
 `erldeploy relup` waits on two things: the erl that runs systools booting, and our reading
 of OLD and NEW. Most of the reading is zlib, which lets go of the GIL, so `Prefetch` starts
