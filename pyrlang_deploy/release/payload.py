@@ -1,15 +1,17 @@
 """The file a Delta stands for: the original tarball when it is full, else a new
-gzip'd tar of its members (the same headers and bytes), written once per Delta."""
+gzip'd tar of its members (the same headers and bytes: each kept member's blocks copied
+as they are, tarindex.py), written once per Delta."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import tarindex
 from .delta import Delta
+from .tarbytes import tar_bytes
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,26 @@ def build(tar_path: Path, delta: Delta, out_dir: Path, index: int, *, sha256: st
     if delta.full:
         return Payload(Path(tar_path), Path(tar_path).stat().st_size, sha256, md5, delta)
     out = Path(out_dir) / f"delta-{index}.tar.gz"
-    # mtime 0 in the gzip header: the same delta is the same bytes (and digest) every run
+    tar = memoryview(tar_bytes(Path(tar_path).read_bytes()))
+    try:
+        entries = tarindex.scan(tar)
+    except tarindex.Unsupported:
+        _through_tarfile(tar_path, delta, out)
+    else:
+        kept = [tar[e.start:e.end] for e in entries if delta.keeps(e.name)]
+        # mtime 0 in the gzip header: the same delta is the same bytes (and digest) every run
+        out.write_bytes(gzip.compress(b"".join([*kept, bytes(2 * tarindex.BLOCK)]), mtime=0))
+    data = out.read_bytes()
+    return Payload(out, len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), delta)
+
+
+def _through_tarfile(tar_path: Path, delta: Delta, out: Path) -> None:
+    """An archive tarindex does not read (inspect_tarball let tarfile read it)."""
+    import tarfile
+
     with tarfile.open(tar_path, "r:gz") as src, open(out, "wb") as raw, \
             gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as dst:
         for m in src:
-            if delta.keeps(m.name):
+            if delta.keeps(m.name.removeprefix("./")):
                 dst.addfile(m, src.extractfile(m) if m.isfile() else None)
-    data = out.read_bytes()
-    return Payload(out, len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), delta)

@@ -45,11 +45,14 @@ class Unsupported(ValueError):
 class Entry:
     """One member; `offset` is where its data starts in the archive (files only have data)."""
 
-    __slots__ = ("name", "kind", "size", "offset", "linkname", "_header", "_mode", "_mtime")
+    __slots__ = ("name", "kind", "size", "offset", "linkname", "start", "_header", "_mode", "_mtime")
 
     def __init__(self, name: str, kind: str, size: int, offset: int, linkname: str = "",
-                 header: bytes = b"", mode: int | None = None, mtime: int | None = None):
+                 header: bytes = b"", mode: int | None = None, mtime: int | None = None, start: int = -1):
         self.name, self.kind, self.size, self.offset, self.linkname = name, kind, size, offset, linkname
+        # where its records begin (its long-name or pax records, then its header): the
+        # member's bytes in the archive are [start, end); -1 when not known (from_tarfile)
+        self.start = start
         # mode and mtime are read from the header when asked (for the few members copied)
         self._header, self._mode, self._mtime = header, mode, mtime
 
@@ -60,6 +63,11 @@ class Entry:
     @property
     def mtime(self) -> int:
         return self._mtime if self._mtime is not None else _octal(self._header[136:148])
+
+    @property
+    def end(self) -> int:
+        """Just past its data's padding."""
+        return self.offset + (self.size + BLOCK - 1) // BLOCK * BLOCK
 
     def __repr__(self) -> str:
         return f"Entry({self.name!r}, {self.kind}, {self.size} bytes at {self.offset})"
@@ -105,7 +113,8 @@ def _pax(record: bytes) -> dict[str, str]:
 
 
 def scan(data: bytes | memoryview) -> list[Entry]:
-    """Every member (files, dirs, links; never the long-name or pax records themselves)."""
+    """Every member (files, dirs, links; never the long-name or pax records themselves, but
+    each entry's [start, end) spans them: copying those bytes copies the member whole)."""
     view = memoryview(data)
     total = len(view)
     entries: list[Entry] = []
@@ -113,6 +122,7 @@ def scan(data: bytes | memoryview) -> list[Entry]:
     long_name: str | None = None
     long_link: str | None = None
     pax: dict[str, str] = {}
+    first = 0                                       # where the current member's records began
     while pos + BLOCK <= total:
         h = bytes(view[pos:pos + BLOCK])
         if h.count(0) == BLOCK:
@@ -134,7 +144,8 @@ def scan(data: bytes | memoryview) -> list[Entry]:
             pax.update(_pax(bytes(view[start:start + size])))
             continue
         if flag == b"g":
-            continue                                # global defaults: nothing we read
+            first = pos                             # global defaults: nothing we read, nor copy
+            continue
         kind = _KINDS.get(flag)
         if kind is None:
             raise Unsupported(f"tar member type {flag!r}")
@@ -147,7 +158,8 @@ def scan(data: bytes | memoryview) -> list[Entry]:
         name = name.removeprefix("./")
         if kind == DIR:
             name = name.rstrip("/")
-        entries.append(Entry(name, kind, size if kind == FILE else 0, start, linkname, h, None, mtime))
+        entries.append(Entry(name, kind, size if kind == FILE else 0, start, linkname, h, None, mtime, first))
+        first = pos
         long_name = long_link = None
         pax = {}
     return entries

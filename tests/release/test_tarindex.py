@@ -120,3 +120,17 @@ def test_any_names_and_sizes(files, fmt):
     data = _archive(fmt, members)
     entries = _same_as_tarfile(data)
     assert [bytes(data[e.offset:e.offset + e.size]) for e in entries] == [b for _, _, b in members]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT], ids=["gnu", "pax"])
+def test_a_members_bytes_carry_its_long_name(fmt):
+    """payload.py copies [start, end) of each kept member: alone, it must still read back
+    as that member, long name and all."""
+    data = _archive(fmt, MEMBERS)
+    for e in tarindex.scan(data):
+        alone = data[e.start:e.end] + bytes(2 * tarindex.BLOCK)
+        with tarfile.open(fileobj=io.BytesIO(alone)) as t:
+            (m,) = t.getmembers()
+            assert m.name.rstrip("/") == e.name
+            if m.isreg():
+                assert t.extractfile(m).read() == data[e.offset:e.offset + e.size]
