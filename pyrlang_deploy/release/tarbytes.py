@@ -44,8 +44,8 @@ class Prefetch:
     get(path) waits for that file: its tar bytes, or None when anything went wrong (the
     normal path then reads it again and words the error)."""
 
-    def __init__(self, paths: list[Path]) -> None:
-        self._paths = [os.fspath(p) for p in paths]
+    def __init__(self, paths: list[Path | str]) -> None:
+        self._paths = [_key(p) for p in paths]
         self._done: dict[str, bytes | None] = {}
         self._ready = {p: threading.Event() for p in self._paths}
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -60,10 +60,15 @@ class Prefetch:
                 self._done[p] = None
             self._ready[p].set()
 
-    def get(self, path: Path) -> bytes | None:
-        key = os.fspath(path)
+    def get(self, path: Path | str) -> bytes | None:
+        key = _key(path)
         ev = self._ready.get(key)
         if ev is None:
             return None
         ev.wait()
         return self._done.pop(key, None)
+
+
+def _key(path: Path | str) -> str:
+    # one spelling for "./old.tar.gz" (argv) and Path("old.tar.gz") (what the command passes on)
+    return os.path.normpath(os.fspath(path))
