@@ -259,6 +259,7 @@ def epmd_names(port: int, host: str = "127.0.0.1") -> dict[str, int]:
 
 # --- talking to nodes ------------------------------------------------------------
 
+CONNECT_ATTEMPTS = 3
 _RESULT = re.compile(r'\{ok, \{(value|raised), "([0-9A-F]*)"\}\}')
 
 
@@ -279,12 +280,19 @@ def erl_eval(node: str, expr: str, *, env: dict[str, str], names: str = "long",
         'element(2, erl_eval:exprs(Exprs__, [])) of R__ -> {value, Fmt__(R__)} '
         'catch C__:E__ -> {raised, Fmt__({C__, E__})} end.\n')
     flag = "-name" if names == "long" else "-sname"
-    try:
-        proc = subprocess.run(["erl_call", flag, node, "-e"], input=wrapped, env=env,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise ClusterError(f"{node}: no answer within {timeout:g}s") from None
-    out = (proc.stdout + proc.stderr).strip()
+    deadline = time.monotonic() + timeout
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            proc = subprocess.run(["erl_call", flag, node, "-e"], input=wrapped, env=env,
+                                  capture_output=True, text=True, timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise ClusterError(f"{node}: no answer within {timeout:g}s") from None
+        out = (proc.stdout + proc.stderr).strip()
+        # erl_call's own connect, on a loaded 2-core machine, now and then gives up at once:
+        # asked again it gets through (the expression never ran, so it runs once)
+        if proc.returncode == 0 or "failed to connect" not in out or attempt == CONNECT_ATTEMPTS - 1:
+            break
+        time.sleep(0.2 * (attempt + 1))
     match = _RESULT.search(out)
     if proc.returncode != 0 or match is None:
         raise ClusterError(f"{node}: erl_call failed (exit {proc.returncode}): {out[:300]}")
