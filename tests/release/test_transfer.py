@@ -181,3 +181,18 @@ async def test_inventories_taken_during_preflight_leave_no_agent_when_nothing_ru
         assert demo.eval(n, "[M || {M, _} <- code:all_loaded(), "
                             "lists:prefix(\"erldeploy\", atom_to_list(M))]") == "[]"
         assert releases_of(demo, n) == {"0.0.1": "permanent"}
+
+
+async def test_inventories_on_one_host_go_as_many_at_once_as_it_has_cores(demo):
+    """The three demo nodes share this host: their cold digests are gated by its cores, read
+    from a node (not from here); a node alone on its host is not gated."""
+    import os
+
+    async with api(demo) as c:
+        gate = await ship_mod.per_host_gate(c, list(c.members))
+        sems = {n: gate(n) for n in c.members}
+        assert len({id(s) for s in sems.values()}) == 1                  # one gate for the host
+        assert all(isinstance(s, asyncio.Semaphore) for s in sems.values())
+        assert next(iter(sems.values()))._value == len(os.sched_getaffinity(0))
+        alone = await ship_mod.per_host_gate(c, [c.members[0]])
+        assert not isinstance(alone(c.members[0]), asyncio.Semaphore)
