@@ -37,7 +37,7 @@ from .call import STOP_GRACE, STOP_SOURCE, RpcCall, check_timeout, encode_call_f
 from .debuglog import get_logger
 from .epmd import port_please_blocking
 from .flags import DFlag
-from .framing import TICK_FRAME, FrameReader, FrameTooLarge, data_frame
+from .framing import TICK_FRAME, FrameReader, data_frame
 from .handshake import ClientHandshake, State
 from .inbound import InboundFrames, Waiters
 from .names import split_node
@@ -199,15 +199,9 @@ class BlockingConnection(InboundFrames, Waiters):
 
     def _take(self, data: bytes) -> None:
         self._last_read = time.monotonic()
-        try:
-            frames = self._reader.feed(data)
-        except FrameTooLarge as exc:
-            self.abort(f"{self.peer} sent {exc}")
-            return
+        frames = self.feed(self._reader, data)
         if frames:
             self._frames.extend(frames)
-        else:
-            self._reads += 1
 
     # --- closing --------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from ..term import encode
 from . import control as ctl
 from .debuglog import get_logger
 from .flags import DFlag
-from .framing import TICK_FRAME, FrameReader, FrameTooLarge, data_frame
+from .framing import TICK_FRAME, FrameReader, data_frame
 from .handshake import ClientHandshake, HandshakeResult, State
 from .inbound import InboundFrames, Waiters
 
@@ -331,15 +331,9 @@ class _DistProtocol(asyncio.Protocol):
         if conn is not None:
             if conn.closed:
                 return  # aborted: whatever else arrives is not read
-            try:
-                frames = self._reader.feed(data)
-            except FrameTooLarge as exc:
-                conn.abort(f"{conn.peer} sent {exc}")
-                return
+            frames = conn.feed(self._reader, data)
             if frames:
                 conn.on_frames(frames)
-            else:
-                conn._reads += 1
             return
         hs = self.handshake
         if hs.state is State.CONNECTED:

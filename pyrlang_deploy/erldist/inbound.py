@@ -21,7 +21,7 @@ from ..errors import DecodeError
 from ..term import decode
 from . import control as ctl
 from .debuglog import get_logger
-from .framing import TICK_FRAME
+from .framing import TICK_FRAME, FrameTooLarge
 from .wire import send_target
 
 TYPE_CHECKING = False  # typing is not imported at run time: see cli/fastpath.py
@@ -33,6 +33,19 @@ log = get_logger(__name__)
 
 class InboundFrames:
     __slots__ = ()
+
+    def feed(self, reader: Any, data: bytes) -> list[bytes]:
+        """The complete frames in what the socket gave (a framing.FrameReader); a frame over
+        the limit aborts the connection, and bytes that complete no frame still count as a
+        read (the tick check's sign of life)."""
+        try:
+            frames = reader.feed(data)
+        except FrameTooLarge as exc:
+            self.abort(f"{self.peer} sent {exc}")
+            return []
+        if not frames:
+            self._reads += 1
+        return frames
 
     def on_frames(self, frames: list[bytes]) -> None:
         self._reads += 1
