@@ -35,11 +35,7 @@ def contents_of(path: Path) -> Contents:
     with _reading(key):
         if key not in _CACHE:
             data = tar_bytes(Path(path).read_bytes())
-            try:
-                entries = tarindex.scan(data)
-            except tarindex.Unsupported:
-                entries = _tarfile_entries(data)
-            remember(key, contents_from(entries, data, key[1]))
+            remember(key, contents_from(tarindex.read(data), data, key[1]))
         return _CACHE[key]
 
 
@@ -76,14 +72,6 @@ def _reading(key: tuple[str, int, int]) -> Iterator[None]:
 def _key(path: Path) -> tuple[str, int, int]:
     st = Path(path).stat()
     return str(Path(path).resolve()), st.st_size, st.st_mtime_ns
-
-
-def _tarfile_entries(data: bytes) -> list[tarindex.Entry]:
-    import io
-    import tarfile
-
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        return tarindex.from_tarfile(tar.getmembers())
 
 
 def contents_from(entries: Iterable[tarindex.Entry], data: bytes | memoryview, size: int) -> Contents:

@@ -29,9 +29,8 @@ def build(tar_path: Path, delta: Delta, out_dir: Path, index: int, *, sha256: st
         return Payload(Path(tar_path), Path(tar_path).stat().st_size, sha256, md5, delta)
     out = Path(out_dir) / f"delta-{index}.tar.gz"
     tar = memoryview(tar_bytes(Path(tar_path).read_bytes()))
-    try:
-        entries = tarindex.scan(tar)
-    except tarindex.Unsupported:
+    entries = tarindex.read(tar)
+    if any(e.start < 0 for e in entries):      # read by tarfile: its member bytes unknown
         _through_tarfile(tar_path, delta, out)
     else:
         kept = [tar[e.start:e.end] for e in entries if delta.keeps(e.name)]

@@ -7,7 +7,6 @@ before anything is uploaded.
 from __future__ import annotations
 
 import hashlib
-import io
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -103,11 +102,7 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
             size, sha, md5 = len(raw), hashlib.sha256(raw).hexdigest(), hashlib.md5(raw).hexdigest()
             data = gunzip(raw)
             del raw
-            try:
-                entries = tarindex.scan(data)
-            except tarindex.Unsupported:      # tarfile reads what the index does not, or words why not
-                with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-                    entries = tarindex.from_tarfile(tar.getmembers())
+            entries = tarindex.read(data)     # tarfile reads what the index does not, or words why not
             names = [e.name for e in entries]
             for e in entries:   # before anything is read: release_handler would half-unpack it
                 link = e.linkname if e.kind in (tarindex.SYMLINK, tarindex.HARDLINK) else None
@@ -135,7 +130,7 @@ def inspect_tarball(path: Path, expect_vsn: str | None = None) -> TarballInfo:
                 keep(contents_from(entries, data, size))
         except PreflightError:
             raise
-        except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+        except (tarfile.TarError, tarindex.Unsupported, OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
             raise PreflightError(f"{path.name}: corrupt release tarball ({e})") from None
         except Exception as e:  # term syntax errors in .rel/relup
             raise PreflightError(f"{path.name}: unreadable .rel or relup ({e})") from None

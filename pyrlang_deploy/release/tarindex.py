@@ -1,6 +1,6 @@
 """The members of an uncompressed tar archive held in memory: names, kinds, where the data is.
 
-    entries = scan(data)            # [Entry, ...] in archive order; data: bytes or memoryview
+    entries = read(data)            # [Entry, ...] in archive order; data: bytes or memoryview
     e.name, e.kind, e.size, e.offset, e.mode, e.mtime, e.linkname
     bytes(data[e.offset:e.offset + e.size])
 
@@ -23,8 +23,8 @@ that command's CPU. This reads only what we use. One member is a header block an
 Long names come before their member: a GNU "L" (name) or "K" (link name) record whose data
 is the name, or a pax "x" record of "LEN key=value\\n" lines (path, linkpath, size, mtime).
 Anything else that changes how to read the archive (sparse files, multi-volume, a pax
-record this does not read, a damaged header) raises Unsupported: the caller hands that
-archive to tarfile, which reads (or refuses, and words it) the rest.
+record this does not read, a damaged header) makes scan() raise Unsupported; read() then
+hands that archive to tarfile, which reads it (or refuses, and words why).
 """
 
 from __future__ import annotations
@@ -165,8 +165,23 @@ def scan(data: bytes | memoryview) -> list[Entry]:
     return entries
 
 
-def from_tarfile(members: list) -> list[Entry]:
-    """tarfile's members as entries (for an archive scan() refused and tarfile read)."""
+def read(data: bytes | memoryview) -> list[Entry]:
+    """scan(data), or, for an archive it refuses, tarfile's reading of it as entries (their
+    `start` unknown). Raises tarfile.TarError (or Unsupported: a sparse member) when neither
+    can read it: the caller words it for its user."""
+    try:
+        return scan(data)
+    except Unsupported:
+        pass
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        return _from_tarfile(tar.getmembers())
+
+
+def _from_tarfile(members: list) -> list[Entry]:
+    """tarfile's members as entries."""
     kinds = ((lambda m: m.isreg(), FILE), (lambda m: m.islnk(), HARDLINK), (lambda m: m.issym(), SYMLINK),
              (lambda m: m.isdir(), DIR))
     out = []

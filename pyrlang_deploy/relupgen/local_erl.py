@@ -91,10 +91,6 @@ class LocalErl:
         self._tmp: Any = None       # the work dir, from start() to result()
         self._work: Path | None = None
 
-    def run(self, inputs: Inputs, timeout: float = 300.0) -> RelupResult:
-        self.start(inputs)
-        return self.result(timeout)
-
     def start(self, inputs: Inputs) -> None:
         """Hand systools its inputs; it runs while we do other work (result() waits)."""
         import tempfile

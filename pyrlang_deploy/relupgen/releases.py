@@ -18,7 +18,6 @@ before upload; this one needs every ebin file of both releases and the layout to
 
 from __future__ import annotations
 
-import io
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -91,10 +90,7 @@ class Files:
             data = raw if gunzipped else tar_bytes(raw)
         except (OSError, EOFError, zlib.error) as e:
             raise ReleaseReadError(f"{origin.name}: not a readable tarball ({e})") from None
-        try:
-            entries = tarindex.scan(data)
-        except tarindex.Unsupported:
-            entries = _tarfile_entries(origin, data)     # tarfile reads it, or words why not
+        entries = _entries(origin, data)
         if not entries:
             raise ReleaseReadError(f"{origin.name}: not a readable tarball (no members)")
         return cls(origin, entries, data)
@@ -104,12 +100,11 @@ class Files:
         return cls(root, None)
 
 
-def _tarfile_entries(origin: Path, data: bytes) -> list[Entry]:
+def _entries(origin: Path, data: bytes) -> list[Entry]:
     import tarfile
 
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            return tarindex.from_tarfile(tar.getmembers())
+        return tarindex.read(data)      # tarfile reads what the index does not, or words why not
     except (tarfile.TarError, tarindex.Unsupported, OSError, EOFError) as e:
         raise ReleaseReadError(f"{origin.name}: not a readable tarball ({e})") from None
 

@@ -134,3 +134,24 @@ def test_a_members_bytes_carry_its_long_name(fmt):
             assert m.name.rstrip("/") == e.name
             if m.isreg():
                 assert t.extractfile(m).read() == data[e.offset:e.offset + e.size]
+
+
+def test_read_hands_what_scan_refuses_to_tarfile():
+    """A member type the scan does not know (here a GNU volume header) goes to tarfile:
+    read() still gives every member, marked as read by tarfile (start -1, so payload.py
+    rewrites rather than copies)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        vol = tarfile.TarInfo("volume-label")
+        vol.type = b"V"
+        t.addfile(vol)
+        info = tarfile.TarInfo("lib/a-1/ebin/a.app")
+        info.size = 3
+        t.addfile(info, io.BytesIO(b"abc"))
+    data = buf.getvalue()
+    with pytest.raises(tarindex.Unsupported):
+        tarindex.scan(data)
+    entries = tarindex.read(data)
+    assert "lib/a-1/ebin/a.app" in [e.name for e in entries]
+    app = next(e for e in entries if e.name.endswith("a.app"))
+    assert data[app.offset:app.offset + app.size] == b"abc" and app.start == -1
