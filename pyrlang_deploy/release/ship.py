@@ -90,8 +90,7 @@ async def ship(ops: NodeOps, client: AgentClient, nodes: Iterable[str], tar: Tar
     if rest:
         deltas += (Delta(every, frozenset(), rest),)
     with tempfile.TemporaryDirectory(prefix="erldeploy-delta-") as tmp:
-        payloads = [payload_.build(tar.path, d, Path(tmp), i, sha256=tar.sha256, md5=tar.md5)
-                    for i, d in enumerate(deltas)]
+        payloads = payload_.build_all(tar.path, deltas, Path(tmp), sha256=tar.sha256, md5=tar.md5)
         sender = _Sender(ops, client, name, progress, on_delivery)
         for res in await asyncio.gather(*(sender.send(p, seeds) for p in payloads)):
             out.update(res)
